@@ -1,0 +1,99 @@
+"""The one exception tree of the runner.
+
+::
+
+    RunnerError                 base of everything the runner raises on purpose
+    ├── UsageError              bad usage or input, found before the first request   (exit 2)
+    │   ├── ConfigError         an invalid option or combination of options
+    │   ├── InputError          the dataset: missing, unreadable, bad column or row
+    │   └── ResultsDirError     OUT is not empty, or does not match on resume
+    ├── RunAborted              the API said no for every row: auth, credit, daily cap (exit 3)
+    ├── RunInterrupted          Ctrl-C or SIGTERM; finished work is committed       (exit 130)
+    ├── GateFailed              a regression gate failed                            (exit 1)
+    ├── ShardsError             shards that cannot be merged                         (exit 1)
+    └── AttemptError            one HTTP attempt failed (internal to client/retry/pipeline)
+
+A failed *row* is not an exception: the pipeline turns the last ``AttemptError`` of a row into
+a result row with ``status = 'error'``. Only ``RunAborted`` stops a run from the server side.
+"""
+
+from __future__ import annotations
+
+
+class RunnerError(Exception):
+    """Base class of every error the runner raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(RunnerError):
+    """Bad usage or input, detected before any request was sent."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """An option, or a combination of options, is invalid."""
+
+
+class InputError(UsageError):
+    """The dataset cannot be used: names the file, and where known the row and column."""
+
+
+class ResultsDirError(UsageError):
+    """The output directory cannot be used for this run (not empty, or a resume mismatch)."""
+
+
+class RunAborted(RunnerError):
+    """The server refused in a way that would fail every row; the run stopped early."""
+
+    exit_code = 3
+
+
+class RunInterrupted(RunnerError):
+    """The run was interrupted by a signal after committing its finished work."""
+
+    exit_code = 130
+
+
+class GateFailed(RunnerError):
+    """A regression gate failed."""
+
+    exit_code = 1
+
+
+class ShardsError(RunnerError):
+    """A set of shard directories is incomplete or inconsistent."""
+
+    exit_code = 1
+
+
+class AttemptError(RunnerError):
+    """One attempt at one request failed.
+
+    ``error_type`` is a short stable label (``http_502``, ``timeout``, ``stream_cut`` …) that
+    reports group by; ``retryable`` and ``fatal`` come from :mod:`runner.retry`'s decision.
+    """
+
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        *,
+        http_status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+        request_id: str | None = None,
+        latency_ms: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.http_status = http_status
+        self.code = code
+        self.retry_after = retry_after
+        self.request_id = request_id
+        self.latency_ms = latency_ms
+
+    def __repr__(self) -> str:
+        return f"AttemptError({self.error_type!r}, {self.message!r}, http_status={self.http_status})"

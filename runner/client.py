@@ -1,0 +1,278 @@
+"""One HTTP attempt against the invoke API, JSON or SSE, turned into an ``Answer``.
+
+Every failure leaves this module as an :class:`~runner.errors.AttemptError` with a stable
+``error_type``; no httpx exception escapes it. The API key is sent in a header and scrubbed from
+any text that could reach a log or a result (a server echoing it back, say).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Final
+
+import anyio
+import httpx
+
+from runner.errors import AttemptError
+from runner.records import Answer
+from runner.retry import parse_retry_after
+
+INVOKE_PATH: Final = "/prompt/invoke"
+_MAX_ERROR_TEXT: Final = 500
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_usage(usage: Any) -> tuple[int | None, int | None, int | None]:
+    """Token counts from either usage shape: nested ``{"total_tokens": n}`` or flat ints."""
+    if not isinstance(usage, dict):
+        return None, None, None
+
+    def count(value: Any) -> int | None:
+        if isinstance(value, dict):
+            return _int(value.get("total_tokens"))
+        return _int(value)
+
+    prompt = count(usage.get("prompt_tokens"))
+    completion = count(usage.get("completion_tokens"))
+    total = _int(usage.get("total_tokens"))
+    if total is None and prompt is not None and completion is not None:
+        total = prompt + completion
+    return prompt, completion, total
+
+
+def error_from_body(status: int, text: str) -> tuple[str | None, str]:
+    """(code, message) from an error body, read defensively (it may be HTML or empty)."""
+    code: str | None = None
+    message = ""
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        raw_code = body.get("error_code") or body.get("code")
+        code = str(raw_code) if raw_code is not None else None
+        raw_message = body.get("message") or body.get("error")
+        message = str(raw_message) if raw_message is not None else ""
+    if not message:
+        message = " ".join(text.split())[:_MAX_ERROR_TEXT] or f"HTTP {status} with an empty body"
+    return code, message
+
+
+class InvokeClient:
+    """Sends invoke requests; one instance per run, shared by every worker.
+
+    ``transport`` is injectable: tests pass ``httpx.MockTransport``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 120.0,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._timeout = timeout
+        self._url = base_url.rstrip("/") + INVOKE_PATH
+        self._http = httpx.AsyncClient(
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+                "User-Agent": "fetchhive-runner",
+            },
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,  # a redirect could carry the key to another host
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> InvokeClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._api_key, "[REDACTED]") if self._api_key else text
+
+    async def invoke(self, body: bytes, *, stream: bool) -> Answer:
+        """Send one request (``body`` is the JSON-encoded request) and return its answer."""
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(self._timeout):
+                return await self._send(body, stream, started)
+        except AttemptError as exc:
+            exc.latency_ms = exc.latency_ms or _elapsed_ms(started)
+            exc.message = self.redact(exc.message)
+            raise
+        except TimeoutError as exc:
+            raise AttemptError(
+                "timeout",
+                f"no complete answer within {self._timeout:g} s",
+                latency_ms=_elapsed_ms(started),
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise AttemptError(
+                "timeout", f"{type(exc).__name__}: the server did not answer in time",
+                latency_ms=_elapsed_ms(started),
+            ) from exc  # fmt: skip
+        except httpx.ConnectError as exc:
+            raise AttemptError(
+                "connect_error", self.redact(f"cannot connect: {exc}"),
+                latency_ms=_elapsed_ms(started),
+            ) from exc  # fmt: skip
+        except httpx.RemoteProtocolError as exc:
+            kind = "stream_cut" if stream else "network_error"
+            raise AttemptError(
+                kind, self.redact(f"connection broken: {exc}"), latency_ms=_elapsed_ms(started)
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise AttemptError(
+                "network_error", self.redact(f"{type(exc).__name__}: {exc}"),
+                latency_ms=_elapsed_ms(started),
+            ) from exc  # fmt: skip
+
+    async def _send(self, body: bytes, stream: bool, started: float) -> Answer:
+        request = self._http.build_request("POST", self._url, content=body)
+        response = await self._http.send(request, stream=True)
+        try:
+            if response.status_code != 200:
+                await response.aread()
+                raise self._status_error(response, started)
+            if stream:
+                return await _read_sse(response, started)
+            await response.aread()
+            return _parse_json_answer(response, started)
+        finally:
+            await response.aclose()
+
+    def _status_error(self, response: httpx.Response, started: float) -> AttemptError:
+        status = response.status_code
+        if 300 <= status < 400:
+            where = response.headers.get("location", "?")
+            code, message = None, f"redirect to {where} not followed"
+        else:
+            code, message = error_from_body(status, response.text)
+        return AttemptError(
+            f"http_{status}",
+            message,
+            http_status=status,
+            code=code,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            latency_ms=_elapsed_ms(started),
+        )
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _parse_json_answer(response: httpx.Response, started: float) -> Answer:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise AttemptError(
+            "invalid_response", "HTTP 200 with a body that is not JSON", http_status=200
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("response"), str):
+        raise AttemptError(
+            "invalid_response", "HTTP 200 without a 'response' text field", http_status=200
+        )
+    prompt, completion, total = parse_usage(data.get("usage"))
+    return Answer(
+        output=data["response"],
+        model=_str_or_none(data.get("model")),
+        request_id=_str_or_none(data.get("request_id")),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=total,
+        latency_ms=_elapsed_ms(started),
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class _SseState:
+    """What a stream has said so far."""
+
+    __slots__ = ("answer", "done", "model", "reasoning", "request_id", "ttft_ms", "usage")
+
+    def __init__(self) -> None:
+        self.answer: list[str] = []
+        self.reasoning: list[str] = []
+        self.model: str | None = None
+        self.request_id: str | None = None
+        self.usage: Any = None
+        self.ttft_ms: float | None = None
+        self.done = False
+
+
+async def _read_sse(response: httpx.Response, started: float) -> Answer:
+    state = _SseState()
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue  # blank separators, ": comments", event:/id: lines
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            state.done = True
+            break
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            continue  # a malformed event must not sink a good answer
+        if isinstance(event, dict):
+            _apply_event(state, event, started)
+    if not state.done and state.usage is None:
+        raise AttemptError(
+            "stream_cut", "stream ended before its usage event and [DONE]", http_status=None
+        )
+    prompt, completion, total = parse_usage(state.usage)
+    return Answer(
+        output="".join(state.answer),
+        reasoning="".join(state.reasoning) or None,
+        model=state.model,
+        request_id=state.request_id,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=total,
+        latency_ms=_elapsed_ms(started),
+        ttft_ms=state.ttft_ms,
+    )
+
+
+def _apply_event(state: _SseState, event: dict[str, Any], started: float) -> None:
+    kind = event.get("type")
+    state.request_id = state.request_id or _str_or_none(event.get("request_id"))
+    state.model = state.model or _str_or_none(event.get("model"))
+    piece = event.get("response")
+    if kind == "response" and isinstance(piece, str):
+        if state.ttft_ms is None:
+            state.ttft_ms = _elapsed_ms(started)
+        state.answer.append(piece)
+    elif kind == "reasoning" and isinstance(piece, str):
+        state.reasoning.append(piece)
+    elif kind == "usage":
+        state.usage = event.get("usage") or {}
+    elif kind == "error":
+        raw_code = event.get("error_code") or event.get("code")
+        message = event.get("message") or event.get("error") or "error event in stream"
+        raise AttemptError(
+            "stream_error",
+            str(message),
+            code=str(raw_code) if raw_code is not None else None,
+            request_id=state.request_id,
+        )

@@ -1,0 +1,289 @@
+"""The bounded fan-out: rows × variants × repeats → calls → outcomes in the journal.
+
+One task group holds a producer and ``concurrency`` workers joined by a bounded memory stream,
+so at most ``concurrency`` requests are ever in flight (retries included: a worker keeps its
+call through every attempt and backoff) and memory does not grow with the dataset. The
+producer emits the variants of one row next to each other (row 1 A, row 1 B, row 2 A …) so an
+A/B comparison does not confound variant with time of day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from tenacity import RetryCallState
+
+from runner.client import InvokeClient
+from runner.config import RunConfig
+from runner.errors import AttemptError, RunAborted
+from runner.progress import Counters
+from runner.records import STATUS_ERROR, STATUS_OK, Answer, Call, Outcome, Row
+from runner.results import DoneKeys, Journal, key_frame
+from runner.retry import Decision, RetryPolicy, decide
+
+
+def shard_of(row_id: str, count: int) -> int:
+    """The shard a row belongs to: a stable hash of its id, the same on every machine."""
+    digest = hashlib.blake2b(row_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count
+
+
+def request_body(config: RunConfig, run_id: str, call: Call) -> bytes:
+    """The JSON body of one invoke request, metadata flat and tagged for the experiment."""
+    metadata: dict[str, Any] = dict(config.tags)
+    metadata.update(call.row.metadata)
+    if config.experiment is not None:
+        metadata["experiment"] = config.experiment
+    metadata["run_id"] = run_id
+    metadata["row_id"] = call.row.row_id
+    metadata["variant"] = call.variant
+    metadata["repeat"] = call.repeat
+    body: dict[str, Any] = {
+        "deployment": config.deployment,
+        "variant": call.variant,
+        "inputs": call.row.inputs,
+        "streaming": config.stream,
+        "metadata": metadata,
+    }
+    if config.user is not None:
+        body["user"] = config.user
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def expected_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class _Abandoned(Exception):
+    """A call given up because the run is stopping; it stays pending for a resume."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Timing:
+    started_at: str
+    t0: float
+
+
+class Pipeline:
+    """Runs the calls of one run session through the client into the journal."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        run_id: str,
+        client: InvokeClient,
+        journal: Journal,
+        done: DoneKeys,
+        counters: Counters,
+        policy: RetryPolicy,
+    ) -> None:
+        self.config = config
+        self.run_id = run_id
+        self.client = client
+        self.journal = journal
+        self.done = done
+        self.counters = counters
+        self.policy = replace(policy, sleep=self._sleep)
+        self._retry_sleep = policy.sleep
+        self.stopping = anyio.Event()
+        self.aborted: RunAborted | None = None
+        self.planned = 0
+        """Calls the dataset asks for in this shard, done ones included (exact once produced)."""
+        self.produced_all = False
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def run(self, batches: Iterator[list[Row]]) -> None:
+        """Send every call not already done; return when all are done, or on stop/abort."""
+        send, receive = anyio.create_memory_object_stream[Call](
+            max_buffer_size=self.config.concurrency
+        )
+        async with anyio.create_task_group() as tg:
+            self._work_scope = tg.cancel_scope
+            tg.start_soon(self._produce, batches, send)
+            for _ in range(self.config.concurrency):
+                tg.start_soon(self._work, receive.clone())
+            receive.close()
+        if self.aborted is not None:
+            raise self.aborted
+
+    def stop(self) -> None:
+        """Stop sending: no new call starts; calls in flight may finish."""
+        self.stopping.set()
+
+    def cancel(self) -> None:
+        """Cancel everything still in flight (after the grace period)."""
+        self.stopping.set()
+        self._work_scope.cancel()
+
+    # -- producer -------------------------------------------------------------------------
+
+    def _calls(self, rows: list[Row]) -> list[Call]:
+        shard = self.config.shard
+        if shard is not None:
+            rows = [row for row in rows if shard_of(row.row_id, shard[1]) == shard[0]]
+        calls = [
+            Call(row, variant, repeat)
+            for row in rows
+            for repeat in range(self.config.repeat)
+            for variant in self.config.variants
+        ]
+        self.planned += len(calls)
+        if len(self.done) and calls:
+            keys = key_frame(
+                (c.row.row_id for c in calls), (c.variant for c in calls), (c.repeat for c in calls)
+            )
+            mask = self.done.contains(keys)
+            calls = [c for c, skip in zip(calls, mask, strict=True) if not skip]
+        return calls
+
+    async def _produce(self, batches: Iterator[list[Row]], send: ObjectSendStream[Call]) -> None:
+        async with send:
+            while not self.stopping.is_set():
+                rows = await anyio.to_thread.run_sync(next, batches, None)
+                if rows is None:
+                    self.produced_all = True
+                    return
+                for call in self._calls(rows):
+                    if self.stopping.is_set():
+                        return
+                    await send.send(call)
+
+    # -- workers --------------------------------------------------------------------------
+
+    async def _work(self, receive: ObjectReceiveStream[Call]) -> None:
+        async with receive:
+            async for call in receive:
+                if self.stopping.is_set():
+                    return
+                outcome = await self._run_call(call)
+                if outcome is None:
+                    continue
+                self.journal.append(outcome)
+                self.counters.record(outcome.status)
+
+    async def _run_call(self, call: Call) -> Outcome | None:
+        body = request_body(self.config, self.run_id, call)
+        timing = _Timing(now_iso(), time.perf_counter())
+        attempts = 0
+        try:
+            async for attempt in self.policy.retrying(before_sleep=self._count_retry):
+                with attempt:
+                    if attempts and self.stopping.is_set():
+                        raise _Abandoned
+                    attempts += 1
+                    answer = await self._attempt(body)
+        except _Abandoned:
+            return None
+        except AttemptError as error:
+            if decide(error) is Decision.ABORT:
+                self._abort(error)
+                return None
+            return self._error_outcome(call, error, attempts, timing)
+        return self._ok_outcome(call, answer, attempts, timing)
+
+    async def _attempt(self, body: bytes) -> Answer:
+        c = self.counters
+        c.in_flight += 1
+        c.attempts += 1
+        c.max_in_flight = max(c.max_in_flight, c.in_flight)
+        try:
+            return await self.client.invoke(body, stream=self.config.stream)
+        finally:
+            c.in_flight -= 1
+
+    def _count_retry(self, _state: RetryCallState) -> None:
+        self.counters.retries += 1
+
+    async def _sleep(self, seconds: float) -> None:
+        """Backoff that ends early when the run stops (the call is then abandoned)."""
+        if self._retry_sleep is not anyio.sleep:  # an injected sleep (tests) decides alone
+            await self._retry_sleep(seconds)
+            return
+        with anyio.move_on_after(seconds):
+            await self.stopping.wait()
+
+    def _abort(self, error: AttemptError) -> None:
+        if self.aborted is None:
+            self.aborted = RunAborted(abort_message(error))
+        self.cancel()
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _base(self, call: Call, timing: _Timing, attempts: int) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "row_id": call.row.row_id,
+            "variant": call.variant,
+            "deployment": self.config.deployment,
+            "repeat": call.repeat,
+            "attempts": attempts,
+            "total_ms": (time.perf_counter() - timing.t0) * 1000.0,
+            "started_at": timing.started_at,
+            "finished_at": now_iso(),
+            "inputs": json.dumps(call.row.inputs, ensure_ascii=False),
+            "expected": expected_text(call.row.expected),
+        }
+
+    def _ok_outcome(self, call: Call, answer: Answer, attempts: int, timing: _Timing) -> Outcome:
+        return Outcome(
+            status=STATUS_OK,
+            output=answer.output,
+            reasoning=answer.reasoning,
+            model=answer.model,
+            request_id=answer.request_id,
+            http_status=answer.http_status,
+            error_type=None,
+            error_message=None,
+            latency_ms=answer.latency_ms,
+            ttft_ms=answer.ttft_ms,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            total_tokens=answer.total_tokens,
+            **self._base(call, timing, attempts),
+        )
+
+    def _error_outcome(
+        self, call: Call, error: AttemptError, attempts: int, timing: _Timing
+    ) -> Outcome:
+        return Outcome(
+            status=STATUS_ERROR,
+            output=None,
+            reasoning=None,
+            model=None,
+            request_id=error.request_id,
+            http_status=error.http_status,
+            error_type=error.error_type,
+            error_message=error.message,
+            latency_ms=error.latency_ms,
+            ttft_ms=None,
+            prompt_tokens=None,
+            completion_tokens=None,
+            total_tokens=None,
+            **self._base(call, timing, attempts),
+        )
+
+
+def abort_message(error: AttemptError) -> str:
+    """Why the run stopped early, in words a user can act on."""
+    detail = f"HTTP {error.http_status}: {error.message}"
+    if error.http_status == 401:
+        return f"the API refused the key ({detail}); check FETCH_HIVE_API_KEY"
+    if error.http_status == 402:
+        return f"the plan's credit limit is reached ({detail})"
+    return f"the plan's daily API limit is reached ({detail}); it resets at midnight UTC"
+

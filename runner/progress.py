@@ -1,0 +1,132 @@
+"""Live counters of a run and the ways they are shown: a rich bar, plain lines, or nothing."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from runner.records import STATUS_OK
+
+
+@dataclass
+class Counters:
+    """What the pipeline has done so far; read by the displays and the manifest."""
+
+    total: int = 0
+    done: int = 0
+    ok: int = 0
+    errors: int = 0
+    retries: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    attempts: int = 0
+    concurrency: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def record(self, status: str) -> None:
+        self.done += 1
+        if status == STATUS_OK:
+            self.ok += 1
+        else:
+            self.errors += 1
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        rate = self.rate
+        remaining = max(0, self.total - self.done)
+        eta = f"{remaining / rate:.0f}s" if rate > 0 else "?"
+        return (
+            f"{self.done}/{self.total} done, {rate:.1f}/s, {self.errors} errors, "
+            f"{self.retries} retries, {self.in_flight} in flight, ETA {eta}"
+        )
+
+
+class Display:
+    """Shows counters; the base class shows nothing (library use, tests)."""
+
+    def start(self, counters: Counters) -> None:
+        self.counters = counters
+
+    def tick(self) -> None:
+        """Called about twice a second while the run goes."""
+
+    def stop(self) -> None:
+        pass
+
+
+class PlainDisplay(Display):
+    """One progress line every ``every`` seconds, for logs and CI."""
+
+    def __init__(self, stream: TextIO | None = None, every: float = 5.0) -> None:
+        self._stream = stream or sys.stderr
+        self._every = every
+        self._last = 0.0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            print(f"progress: {self.counters.line()}", file=self._stream, flush=True)
+
+    def stop(self) -> None:
+        print(f"progress: {self.counters.line()}", file=self._stream, flush=True)
+
+
+class RichDisplay(Display):
+    """A live bar on a terminal: done/total, rate, errors, retries, ETA."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console or Console(stderr=True),
+            refresh_per_second=4,
+        )
+        self._task: TaskID | None = None
+
+    def start(self, counters: Counters) -> None:
+        super().start(counters)
+        self._progress.start()
+        self._task = self._progress.add_task("run", total=counters.total, info="")
+
+    def tick(self) -> None:
+        if self._task is None:
+            return
+        c = self.counters
+        info = (
+            f"{c.rate:6.1f}/s  err {c.errors}  retry {c.retries}  "
+            f"in flight {c.in_flight}/{c.concurrency}"
+        )
+        self._progress.update(self._task, completed=c.done, total=c.total, info=info)
+
+    def stop(self) -> None:
+        self.tick()
+        self._progress.stop()
+
+
+def auto_display(stream: TextIO | None = None) -> Display:
+    """A rich bar on a terminal, plain lines elsewhere."""
+    stream = stream or sys.stderr
+    return RichDisplay() if stream.isatty() else PlainDisplay(stream)

@@ -1,0 +1,169 @@
+"""The retry decision over the protocol table, Retry-After parsing, and bounded backoff."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import anyio
+import pytest
+
+from runner.errors import AttemptError
+from runner.retry import (
+    Decision,
+    RetryPolicy,
+    backoff_seconds,
+    decide,
+    decide_status,
+    no_sleep,
+    parse_retry_after,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (400, None, Decision.FAIL),
+        (401, None, Decision.ABORT),
+        (402, "insufficient_hosted_llm_credits", Decision.ABORT),
+        (403, None, Decision.FAIL),
+        (404, None, Decision.FAIL),
+        (422, "validation_error", Decision.FAIL),
+        (429, "too_many_requests", Decision.RETRY),
+        (429, None, Decision.RETRY),
+        (429, "api_rate_limit_exceeded", Decision.ABORT),
+        (408, None, Decision.RETRY),
+        (500, "internal_server_error", Decision.RETRY),
+        (502, None, Decision.RETRY),
+        (503, None, Decision.RETRY),
+        (504, None, Decision.RETRY),
+    ],
+)
+def test_decide_status_follows_the_protocol_table(
+    status: int, code: str | None, expected: Decision
+) -> None:
+    assert decide_status(status, code) is expected
+
+
+@pytest.mark.parametrize(
+    ("error_type", "expected"),
+    [
+        ("timeout", Decision.RETRY),
+        ("connect_error", Decision.RETRY),
+        ("network_error", Decision.RETRY),
+        ("stream_cut", Decision.RETRY),
+        ("stream_error", Decision.RETRY),
+        ("invalid_response", Decision.RETRY),
+        ("something_else", Decision.FAIL),
+    ],
+)
+def test_decide_network_failures(error_type: str, expected: Decision) -> None:
+    assert decide(AttemptError(error_type, "x")) is expected
+
+
+def test_decide_uses_status_over_type() -> None:
+    assert decide(AttemptError("http_404", "nope", http_status=404)) is Decision.FAIL
+    assert decide(AttemptError("http_502", "bad gateway", http_status=502)) is Decision.RETRY
+
+
+def test_retry_after_in_seconds() -> None:
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 0 ") == 0.0
+    assert parse_retry_after("1.5") == 1.5
+
+
+def test_retry_after_as_http_date() -> None:
+    now = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+    header = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(header, now=now) == pytest.approx(30.0)
+
+
+def test_retry_after_in_the_past_or_garbage() -> None:
+    now = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+    past = format_datetime(now - timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(past, now=now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("") is None
+
+
+def test_backoff_is_full_jitter_under_an_exponential_ceiling() -> None:
+    rng = random.Random(1)
+    for attempt, ceiling in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0)):
+        waits = [backoff_seconds(attempt, initial=0.5, cap=30, rng=rng) for _ in range(200)]
+        assert all(0 <= w <= ceiling for w in waits)
+        assert max(waits) > ceiling * 0.8  # jitter spreads over the whole range
+        assert min(waits) < ceiling * 0.2
+
+
+def test_backoff_is_capped() -> None:
+    rng = random.Random(2)
+    assert all(backoff_seconds(20, initial=1, cap=5, rng=rng) <= 5 for _ in range(100))
+
+
+def test_retry_after_is_a_floor_but_the_cap_still_holds() -> None:
+    assert backoff_seconds(1, initial=0.1, cap=30, retry_after=3) >= 3
+    assert backoff_seconds(1, initial=0.1, cap=2, retry_after=60) == 2
+
+
+def _run_policy(policy: RetryPolicy, errors: list[AttemptError | None]) -> tuple[int, object]:
+    calls = 0
+
+    async def attempt() -> str:
+        nonlocal calls
+        error = errors[min(calls, len(errors) - 1)]
+        calls += 1
+        if error is not None:
+            raise error
+        return "ok"
+
+    async def main() -> object:
+        try:
+            async for state in policy.retrying():
+                with state:
+                    result = await attempt()
+            return result
+        except AttemptError as exc:
+            return exc
+
+    result = anyio.run(main)
+    return calls, result
+
+
+def test_policy_retries_transient_until_success() -> None:
+    policy = RetryPolicy(max_attempts=4, sleep=no_sleep)
+    err = AttemptError("http_502", "bad", http_status=502)
+    calls, result = _run_policy(policy, [err, err, None])
+    assert (calls, result) == (3, "ok")
+
+
+def test_policy_is_bounded_by_attempts() -> None:
+    policy = RetryPolicy(max_attempts=3, sleep=no_sleep)
+    err = AttemptError("http_503", "down", http_status=503)
+    calls, result = _run_policy(policy, [err])
+    assert calls == 3
+    assert result is err
+
+
+def test_policy_never_retries_permanent_errors() -> None:
+    policy = RetryPolicy(max_attempts=5, sleep=no_sleep)
+    for status in (400, 401, 402, 404, 422):
+        err = AttemptError(f"http_{status}", "no", http_status=status)
+        calls, result = _run_policy(policy, [err])
+        assert (calls, result) == (1, err)
+
+
+def test_policy_is_bounded_by_elapsed_time() -> None:
+    """With a 0.05 s budget and 1 s backoffs, no second attempt is started."""
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    policy = RetryPolicy(max_attempts=10, initial=1.0, cap=1.0, max_elapsed=0.05, sleep=record)
+    err = AttemptError("http_502", "bad", http_status=502, retry_after=1.0)
+    calls, result = _run_policy(policy, [err])
+    assert calls == 1
+    assert result is err
+    assert slept == []

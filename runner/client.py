@@ -17,6 +17,7 @@ import httpx
 from runner.errors import AttemptError
 from runner.records import Answer
 from runner.retry import parse_retry_after
+from runner.transport import AiohttpTransport
 
 INVOKE_PATH: Final = "/prompt/invoke"
 _MAX_ERROR_TEXT: Final = 500
@@ -65,7 +66,8 @@ def error_from_body(status: int, text: str) -> tuple[str | None, str]:
 class InvokeClient:
     """Sends invoke requests; one instance per run, shared by every worker.
 
-    ``transport`` is injectable: tests pass ``httpx.MockTransport``.
+    ``transport`` is injectable: tests pass ``httpx.MockTransport``. The default sends over
+    aiohttp's connection pool (see :mod:`runner.transport` for why).
     """
 
     def __init__(
@@ -79,21 +81,23 @@ class InvokeClient:
     ) -> None:
         self._api_key = api_key
         self._timeout = timeout
-        self._url = base_url.rstrip("/") + INVOKE_PATH
-        self._http = httpx.AsyncClient(
-            headers={
+        self._url = httpx.URL(base_url.rstrip("/") + INVOKE_PATH)
+        self._headers = httpx.Headers(
+            {
+                "Host": self._url.netloc.decode("ascii"),
                 "Authorization": f"Bearer {api_key}",
                 "Content-Type": "application/json",
                 "Accept": "application/json, text/event-stream",
                 "User-Agent": "fetchhive-runner",
-            },
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            follow_redirects=False,  # a redirect could carry the key to another host
-            transport=transport,
+            }
         )
+        self._extensions = {
+            "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        }
+        # The transport is driven directly: the runner needs none of httpx.AsyncClient's cookie
+        # jar, auth flow or redirect handling (redirects are never followed: a redirect could
+        # carry the key to another host), and they cost more CPU than the request itself.
+        self._transport = transport or AiohttpTransport(limit=max_connections)
 
     async def __aenter__(self) -> InvokeClient:
         return self
@@ -102,7 +106,7 @@ class InvokeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
 
     def redact(self, text: str) -> str:
         return text.replace(self._api_key, "[REDACTED]") if self._api_key else text
@@ -145,8 +149,10 @@ class InvokeClient:
             ) from exc  # fmt: skip
 
     async def _send(self, body: bytes, stream: bool, started: float) -> Answer:
-        request = self._http.build_request("POST", self._url, content=body)
-        response = await self._http.send(request, stream=True)
+        request = httpx.Request(
+            "POST", self._url, headers=self._headers, content=body, extensions=self._extensions
+        )
+        response = await self._transport.handle_async_request(request)
         try:
             if response.status_code != 200:
                 await response.aread()

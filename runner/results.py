@@ -14,7 +14,6 @@ a torn last line, which is cut off when the journal is opened again.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Iterable
@@ -27,7 +26,7 @@ import polars as pl
 
 from runner.errors import ResultsDirError
 from runner.fsutil import atomic_path, atomic_write_json
-from runner.records import KEY_COLUMNS, RESULT_SCHEMA, STATUS_OK, Outcome
+from runner.records import KEY_COLUMNS, RESULT_COLUMNS, RESULT_SCHEMA, STATUS_OK, Outcome
 
 MANIFEST: Final = "manifest.json"
 JOURNAL: Final = "journal.jsonl"
@@ -115,7 +114,11 @@ class Journal:
         self.appended = 0
 
     def append(self, outcome: Outcome) -> None:
-        line = json.dumps(dataclasses.asdict(outcome), ensure_ascii=False, separators=(",", ":"))
+        line = json.dumps(
+            {name: getattr(outcome, name) for name in RESULT_COLUMNS},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
         os.write(self._fd, (line + "\n").encode("utf-8"))
         self.appended += 1
 

@@ -40,9 +40,12 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
         raise ConfigError(f"--shard {text!r} is not I/N (for example 0/4)") from None
 
 
-def _resume_command(argv: list[str]) -> str:
-    args = [a for a in argv if a != "--resume"]
-    return shlex.join(["runner", *args, "--resume"])
+def resume_command(run_args: list[str], out_dir: Path) -> str:
+    """The exact command that resumes a run started with ``runner run RUN_ARGS``."""
+    args = [a for a in run_args if a != "--resume"]
+    if not any(a in ("--out", "-o") or a.startswith("--out=") for a in args):
+        args += ["--out", str(out_dir)]
+    return shlex.join(["runner", "run", *args, "--resume"])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -153,11 +156,9 @@ def build_config(params: dict[str, Any]) -> RunConfig:
     )
 
 
-def execute_run(config: RunConfig, argv: list[str] | None = None) -> RunResult:
+def execute_run(config: RunConfig, run_args: list[str]) -> RunResult:
     """Run a job with a terminal display; errors propagate to the caller."""
-    resume = _resume_command(argv) if argv is not None else None
-    if resume is not None and "--out" not in argv and "-o" not in (argv or []):
-        resume = shlex.join(["runner", *argv, "--out", str(config.out_dir), "--resume"])
+    resume = resume_command(run_args, config.out_dir)
     return run_job(
         config,
         api_key=os.environ.get(API_KEY_ENV) or None,
@@ -172,7 +173,15 @@ def print_run_summary(result: RunResult) -> None:
     print_summary(result.out_dir)
 
 
-@main.command()
+class _KeepArgs(click.Command):
+    """Keeps the raw arguments, so an interrupted run can print its exact resume command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["run_args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_KeepArgs)
 @run_options
 def run(**params: Any) -> None:
     """Invoke every row of DATASET against each --variant and record every outcome.
@@ -187,7 +196,7 @@ def run(**params: Any) -> None:
     """
     try:
         config = build_config(params)
-        result = execute_run(config, sys.argv[2:])
+        result = execute_run(config, click.get_current_context().meta["run_args"])
     except RunInterrupted as exc:
         click.echo(str(exc), err=True)
         sys.exit(exc.exit_code)

@@ -38,6 +38,7 @@ def run_demo(out: Path, *, rows: int = 200, dataset: Path = SAMPLE) -> RunResult
             deployment="support-reply",
             variants=("baseline", "candidate"),
             expected_column="expected",
+            metadata_columns=("plan",),
             limit=rows,
             experiment="demo",
             tags={"source": "runner-demo"},

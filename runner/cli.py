@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from runner.config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, RunConfig, parse_tag
-from runner.errors import ConfigError, RunnerError, RunInterrupted
+from runner.errors import ConfigError, RunInterrupted, RunnerError
 from runner.job import RunResult, run_job
 from runner.progress import auto_display
 
@@ -210,8 +210,13 @@ def run(**params: Any) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback only.")
 @click.option("--latency-ms", type=float, default=50.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--fault", "faults", multiple=True, metavar="KIND=RATE",
-              help="Inject a fault on a share of first attempts, e.g. http_502=0.1; repeatable.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND=RATE",
+    help="Inject a fault on a share of first attempts, e.g. http_502=0.1; repeatable.",
+)
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path),
               help="JSON file with SimulatorConfig fields.")  # fmt: skip
 def simulate(
@@ -251,8 +256,9 @@ def simulate(
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/demo"),
-              show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True
+)
 @click.option("--rows", type=int, default=200, show_default=True)
 def demo(out: Path, rows: int) -> None:
     """Run two variants over the sample dataset on the built-in simulator, with streaming

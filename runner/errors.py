@@ -96,4 +96,6 @@ class AttemptError(RunnerError):
         self.latency_ms = latency_ms
 
     def __repr__(self) -> str:
-        return f"AttemptError({self.error_type!r}, {self.message!r}, http_status={self.http_status})"
+        return (
+            f"AttemptError({self.error_type!r}, {self.message!r}, http_status={self.http_status})"
+        )

@@ -286,4 +286,3 @@ def abort_message(error: AttemptError) -> str:
     if error.http_status == 402:
         return f"the plan's credit limit is reached ({detail})"
     return f"the plan's daily API limit is reached ({detail}); it resets at midnight UTC"
-

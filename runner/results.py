@@ -43,7 +43,9 @@ def journal_schema() -> dict[str, pl.DataType]:
     return schema
 
 
-def key_frame(row_ids: Iterable[str], variants: Iterable[str], repeats: Iterable[int]) -> pl.DataFrame:
+def key_frame(
+    row_ids: Iterable[str], variants: Iterable[str], repeats: Iterable[int]
+) -> pl.DataFrame:
     return pl.DataFrame(
         {"row_id": list(row_ids), "variant": list(variants), "repeat": list(repeats)},
         schema={"row_id": pl.String(), "variant": pl.String(), "repeat": pl.Int32()},
@@ -75,7 +77,8 @@ class DoneKeys:
         probe = key_hashes(keys)
         where = np.searchsorted(self._hashes, probe)
         where[where >= self._hashes.size] = 0
-        return self._hashes[where] == probe
+        found: npt.NDArray[np.bool_] = self._hashes[where] == probe
+        return found
 
 
 def repair_journal(path: Path) -> int:
@@ -176,9 +179,7 @@ def compact(out_dir: Path, variants: tuple[str, ...]) -> dict[str, int]:
     )
     with atomic_path(target) as tmp:
         frame.sink_parquet(tmp, compression="zstd")
-    counts = (
-        pl.scan_parquet(target).group_by("status").len().collect().rows()
-    )
+    counts = pl.scan_parquet(target).group_by("status").len().collect().rows()
     return {str(status): int(n) for status, n in counts}
 
 

@@ -26,7 +26,9 @@ def dataset(tmp_path: Path) -> Path:
         {
             "id": [str(i) for i in range(120)],
             "ticket": [f"{topics[i % 4]} #{i}" for i in range(120)],
-            "expected": [["billing", "account", "technical", "shipping"][i % 4] for i in range(120)],
+            "expected": [
+                ["billing", "account", "technical", "shipping"][i % 4] for i in range(120)
+            ],
         }
     ).write_ndjson(path)
     return path

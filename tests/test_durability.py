@@ -25,7 +25,10 @@ CONCURRENCY = 8
 def dataset(tmp_path: Path) -> Path:
     path = tmp_path / "rows.parquet"
     pl.DataFrame(
-        {"id": [f"r{i}" for i in range(ROWS)], "ticket": [f"refund please {i}" for i in range(ROWS)]}
+        {
+            "id": [f"r{i}" for i in range(ROWS)],
+            "ticket": [f"refund please {i}" for i in range(ROWS)],
+        }
     ).write_parquet(path)
     return path
 
@@ -42,8 +45,8 @@ def start(args: list[str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]
     return subprocess.Popen(
         [sys.executable, "-m", "runner", *args],
         env=env,
-        stdout=open(tmp_path / f"{name}.out", "wb"),  # noqa: SIM115
-        stderr=open(tmp_path / f"{name}.err", "wb"),  # noqa: SIM115
+        stdout=open(tmp_path / f"{name}.out", "wb"),
+        stderr=open(tmp_path / f"{name}.err", "wb"),
     )
 
 
@@ -122,7 +125,9 @@ def test_sigint_commits_marks_interrupted_and_resume_completes(
     assert sum(1 for n in sim.stats.requests_per_key.values() if n > 1) == 0  # drained cleanly
 
 
-def test_sigterm_is_handled_like_ctrl_c(sim: SimulatorServer, dataset: Path, tmp_path: Path) -> None:
+def test_sigterm_is_handled_like_ctrl_c(
+    sim: SimulatorServer, dataset: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     proc = start(run_args(sim, dataset, out), tmp_path, "first")
     wait_for_lines(out / JOURNAL, 50, proc)

@@ -63,6 +63,18 @@ def main() -> None:
     """
 
 
+score_option = click.option(
+    "--score",
+    metavar="SCORER",
+    help="How outputs are scored against --expected-column: exact, normalized, contains, "
+    "regex:PATTERN, json, number, or module:function (default exact when there is an "
+    "expected column).",
+)
+baseline_option = click.option(
+    "--baseline-variant", help="The variant others are compared with (default: the first)."
+)
+
+
 def run_options(func: F) -> F:
     options = [
         click.argument("dataset", nargs=-1, required=True),
@@ -113,7 +125,12 @@ def run_options(func: F) -> F:
                      help="With --resume: send again the calls that ended in an error."),
         click.option("--grace-period", type=float, default=10.0, show_default=True,
                      help="Seconds requests in flight may finish after Ctrl-C."),
-        click.option("--shard", metavar="I/N", help="Process only shard I of N (0-based)."),
+        click.option("--shard", metavar="I/N", help="Process only shard I of N (0-based), "
+                     "into OUT/shards/shard-I-of-N; combine them with 'runner merge OUT'."),
+        click.option("--run-id", help="Run id of a new run (default: random; for shards, "
+                     "derived from the dataset and config so every shard agrees)."),
+        score_option,
+        baseline_option,
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -153,6 +170,7 @@ def build_config(params: dict[str, Any]) -> RunConfig:
         resume=params["resume"],
         retry_errors=params["retry_errors"],
         shard=_parse_shard(params["shard"]),
+        run_id=params.get("run_id"),
     )
 
 
@@ -167,10 +185,52 @@ def execute_run(config: RunConfig, run_args: list[str]) -> RunResult:
     )
 
 
-def print_run_summary(result: RunResult) -> None:
-    from runner.summary import print_summary
+def executor_options(func: F) -> F:
+    options = [
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True, help="local: this process. ray: shards as Ray tasks "
+                     "(needs runner[ray]), merged into --out at the end."),
+        click.option("--ray-address", help="Ray cluster to run on (default: $RAY_ADDRESS, "
+                     "else a cluster started with 'ray start', else a new local one)."),
+        click.option("--ray-tasks", type=int, default=4, show_default=True,
+                     help="Shards, one Ray task each, sharing --concurrency and --rps."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
 
-    print_summary(result.out_dir)
+
+def execute_on_ray(config: RunConfig, params: dict[str, Any], run_args: list[str]) -> RunResult:
+    """Run a job as Ray tasks with a terminal display; errors propagate to the caller."""
+    from runner.ray_executor import RayOptions, run_on_ray
+
+    options = RayOptions(address=params["ray_address"], tasks=params["ray_tasks"])
+    return run_on_ray(
+        config,
+        api_key=os.environ.get(API_KEY_ENV) or None,
+        options=options,
+        display=auto_display(),
+        resume_command=resume_command(run_args, config.out_dir),
+    )
+
+
+def write_and_print_reports(out_dir: Path, score: str | None, baseline: str | None) -> None:
+    """Build every report of ``out_dir`` and print the compact table and the verdicts."""
+    import polars as pl
+    from rich.console import Console
+
+    from runner.report import build_reports, summary_table, verdict_lines
+
+    paths = build_reports(out_dir, score=score, baseline=baseline)
+    console = Console()
+    console.print(summary_table(pl.read_parquet(paths.summary), title=f"results in {out_dir}"))
+    for line in verdict_lines(pl.read_parquet(paths.comparison)):
+        console.print(line)
+    console.print(f"report: {paths.html}")
+
+
+def _default_score(config: RunConfig, score: str | None) -> str | None:
+    return score or ("exact" if config.expected_column else None)
 
 
 class _KeepArgs(click.Command):
@@ -183,6 +243,7 @@ class _KeepArgs(click.Command):
 
 @main.command(cls=_KeepArgs)
 @run_options
+@executor_options
 def run(**params: Any) -> None:
     """Invoke every row of DATASET against each --variant and record every outcome.
 
@@ -196,13 +257,23 @@ def run(**params: Any) -> None:
     """
     try:
         config = build_config(params)
-        result = execute_run(config, click.get_current_context().meta["run_args"])
+        if params["score"]:
+            from runner.scoring import parse_scorer
+
+            parse_scorer(params["score"])  # a bad scorer is found before the first request
+        run_args = click.get_current_context().meta["run_args"]
+        if params["executor"] == "ray":
+            result = execute_on_ray(config, params, run_args)
+        else:
+            result = execute_run(config, run_args)
+        write_and_print_reports(
+            result.out_dir, _default_score(config, params["score"]), params["baseline_variant"]
+        )
     except RunInterrupted as exc:
         click.echo(str(exc), err=True)
         sys.exit(exc.exit_code)
     except RunnerError as exc:
         _fail(exc)
-    print_run_summary(result)
 
 
 @main.command()
@@ -256,6 +327,32 @@ def simulate(
 
 
 @main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+def merge(out: Path) -> None:
+    """Check the shards in OUT/shards and merge them into OUT: results, manifest, reports.
+
+    Every shard of the split must be complete and every (row, variant, repeat) must be in
+    exactly one shard; otherwise it says which shard and how many results are missing or
+    duplicated, writes nothing and exits 1.
+    """
+    from runner.merge import merge_shards
+    from runner.report import build_reports
+    from runner.summary import print_summary
+
+    try:
+        report = merge_shards(out)
+        paths = build_reports(out)
+    except RunnerError as exc:
+        _fail(exc)
+    click.echo(
+        f"merged {report.shards} shards of run {report.run_id}: {sum(report.counts.values())} "
+        f"results in {out}; report: {paths.html}",
+        err=True,
+    )
+    print_summary(out)
+
+
+@main.command()
 @click.option(
     "--out", type=click.Path(path_type=Path), default=Path("reports/demo"), show_default=True
 )
@@ -267,6 +364,78 @@ def demo(out: Path, rows: int) -> None:
 
     try:
         result = run_demo(out, rows=rows)
+        write_and_print_reports(result.out_dir, "contains", None)
     except RunnerError as exc:
         _fail(exc)
-    print_run_summary(result)
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@score_option
+@baseline_option
+def report(out: Path, score: str | None, baseline_variant: str | None) -> None:
+    """Rebuild every report of a run directory OUT from its results.parquet, without calling
+    the API: summary, comparison and side-by-side Parquet files and report.html.
+
+    Pass --score to score again with another scorer.
+    """
+    try:
+        write_and_print_reports(out, score, baseline_variant)
+    except RunnerError as exc:
+        _fail(exc)
+
+
+@main.command()
+@click.argument("baseline_out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("candidate_out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Where regression.parquet and regression.md go (default CANDIDATE_OUT).")
+@click.option("--max-error-rate-increase", type=float, metavar="POINTS",
+              help="Fail if a variant's error rate rises by more than POINTS percentage points.")
+@click.option("--max-p95-latency-increase", type=float, metavar="PERCENT",
+              help="Fail if a variant's p95 latency rises by more than PERCENT %.")
+@click.option("--max-score-drop", type=float, metavar="POINTS",
+              help="Fail if a variant's mean score falls by more than POINTS points (0-100).")
+@click.option("--min-agreement", type=float, metavar="SHARE",
+              help="Fail if fewer than SHARE (0-1) of outputs are identical to the baseline run.")
+@click.option("--require-significance", type=float, metavar="ALPHA",
+              help="Score and error gates fail only when the change is significant at ALPHA.")
+@score_option
+def compare(
+    baseline_out: Path,
+    candidate_out: Path,
+    out: Path | None,
+    max_error_rate_increase: float | None,
+    max_p95_latency_increase: float | None,
+    max_score_drop: float | None,
+    min_agreement: float | None,
+    require_significance: float | None,
+    score: str | None,
+) -> None:
+    """Compare run CANDIDATE_OUT against run BASELINE_OUT, row by row and variant by variant,
+    and gate on the result: exit 1 when a gate fails, 0 otherwise.
+
+    \b
+    Nightly CI example:
+      runner compare reports/last-night reports/tonight \\
+          --max-score-drop 2 --max-error-rate-increase 1 --require-significance 0.05
+      cat reports/tonight/regression.md >> "$GITHUB_STEP_SUMMARY"
+    """
+    from runner.compare import Gates
+    from runner.report import write_regression
+
+    try:
+        gates = Gates(
+            max_error_rate_increase=max_error_rate_increase,
+            max_p95_latency_increase_pct=max_p95_latency_increase,
+            max_score_drop_points=max_score_drop,
+            min_agreement=min_agreement,
+            require_significance=require_significance,
+        )
+        target = out or candidate_out
+        target.mkdir(parents=True, exist_ok=True)
+        result = write_regression(baseline_out, candidate_out, target, gates, score=score)
+        click.echo((target / "regression.md").read_text(encoding="utf-8"))
+        result.raise_if_failed()
+    except RunnerError as exc:
+        _fail(exc)

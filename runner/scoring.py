@@ -1,0 +1,268 @@
+"""Scoring outputs against the expected column, chosen with ``--score``.
+
+Built-in scorers (all give 0 or 1):
+
+``exact``       output equals expected, character for character
+``normalized``  equal after folding case, punctuation and runs of whitespace
+``contains``    output contains expected (literal, case-sensitive)
+``regex:PAT``   output matches PAT anywhere (Rust regex syntax); needs no expected value
+``json``        output parses as JSON and, where expected is given, equals it as JSON
+``number[:TOL]`` the output's number equals expected's within TOL (absolute, default 1e-6);
+                the whole output is read as a number, else the last number in it
+
+A custom scorer is ``module:function``, a function ``(output, expected, row) -> float`` in
+[0, 1] where ``row`` is the result row as a dict with ``inputs`` decoded. A score is null when
+the call errored, or when the scorer needs an expected value and the row has none.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import numbers
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar, overload
+
+import polars as pl
+
+from runner.errors import ConfigError
+from runner.records import STATUS_OK
+
+CustomScoreFn = Callable[[str, "str | None", Mapping[str, Any]], float]
+ExprScorer = Callable[[pl.Expr, pl.Expr], pl.Expr]
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
+
+SCORE_COLUMN: Final = "score"
+DEFAULT_NUMBER_TOLERANCE: Final = 1e-6
+
+# Unicode punctuation and symbols; folding them keeps "Paris." equal to "paris".
+_PUNCTUATION: Final = r"[\p{P}\p{S}]"
+_NUMBER: Final = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+@dataclass(frozen=True, slots=True)
+class Scorer:
+    """A parsed ``--score`` spec: either a polars expression builder or a row function."""
+
+    spec: str
+    """The spec as given, e.g. ``exact`` or ``regex:^\\d+$``; goes into reports."""
+    label: str
+    """How reports name the score: ``exact match``, ``score (mod:fn)``."""
+    needs_expected: bool = True
+    """When True, rows without an expected value get a null score."""
+    expr: ExprScorer | None = None
+    """Vectorised scorer: ``(output, expected) -> Float64`` expression."""
+    func: CustomScoreFn | None = None
+    """Row scorer, called once per scorable row (custom scorers)."""
+
+
+def _exact(output: pl.Expr, expected: pl.Expr) -> pl.Expr:
+    return (output == expected).cast(pl.Float64)
+
+
+def _fold(text: pl.Expr) -> pl.Expr:
+    return (
+        text.str.to_lowercase()
+        .str.replace_all(_PUNCTUATION, "")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars()
+    )
+
+
+def _normalized(output: pl.Expr, expected: pl.Expr) -> pl.Expr:
+    return (_fold(output) == _fold(expected)).cast(pl.Float64)
+
+
+def _contains(output: pl.Expr, expected: pl.Expr) -> pl.Expr:
+    return output.str.contains(expected, literal=True).cast(pl.Float64)
+
+
+def _regex(pattern: str) -> ExprScorer:
+    def score(output: pl.Expr, expected: pl.Expr) -> pl.Expr:
+        return output.str.contains(pattern).cast(pl.Float64)
+
+    return score
+
+
+def _as_number(text: pl.Expr) -> pl.Expr:
+    whole = (
+        text.str.strip_chars().str.replace_all(r"(\d),(\d)", "$1$2").cast(pl.Float64, strict=False)
+    )
+    last = text.str.replace_all(r"(\d),(\d)", "$1$2").str.extract_all(_NUMBER).list.last()
+    return pl.coalesce(whole, last.cast(pl.Float64, strict=False))
+
+
+def _number(tolerance: float) -> ExprScorer:
+    def score(output: pl.Expr, expected: pl.Expr) -> pl.Expr:
+        want = expected.str.strip_chars().cast(pl.Float64, strict=False)
+        got = _as_number(output)
+        close = ((got - want).abs() <= tolerance).fill_null(False)
+        # An expected value that is not a number cannot be scored numerically.
+        return pl.when(want.is_null()).then(None).otherwise(close.cast(pl.Float64))
+
+    return score
+
+
+_MISSING: Final = object()
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return _MISSING
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _MISSING
+
+
+def json_score(output: str, expected: str | None, row: Mapping[str, Any]) -> float:
+    """1.0 when ``output`` is JSON and (if ``expected`` is given) equal to it as JSON."""
+    got = _loads(output)
+    if got is _MISSING:
+        return 0.0
+    if expected is None:
+        return 1.0
+    want = _loads(expected)
+    # Plain-text expected values ("Paris") stand for the JSON string "Paris".
+    return float(got == (expected if want is _MISSING else want))
+
+
+_BUILTINS: Final[dict[str, Scorer]] = {
+    "exact": Scorer("exact", "exact match", expr=_exact),
+    "normalized": Scorer("normalized", "normalized match", expr=_normalized),
+    "contains": Scorer("contains", "contains expected", expr=_contains),
+    "json": Scorer("json", "JSON match", needs_expected=False, func=json_score),
+    "number": Scorer("number", "numeric match", expr=_number(DEFAULT_NUMBER_TOLERANCE)),
+}
+
+_HELP: Final = (
+    "use exact, normalized, contains, json, number[:TOL], regex:PATTERN, or module:function"
+)
+
+
+def parse_scorer(spec: str) -> Scorer:
+    """Turn a ``--score`` spec into a :class:`Scorer`, or raise :class:`ConfigError`."""
+    spec = spec.strip()
+    if spec in _BUILTINS:
+        return _BUILTINS[spec]
+    head, sep, tail = spec.partition(":")
+    if not sep or not head or not tail:
+        raise ConfigError(f"--score {spec!r} is not a known scorer; {_HELP}")
+    if head == "regex":
+        return Scorer(spec, "regex match", needs_expected=False, expr=_regex(_check_regex(tail)))
+    if head == "number":
+        return Scorer(spec, "numeric match", expr=_number(_tolerance(tail)))
+    return Scorer(spec, f"score ({spec})", func=_import_function(head, tail))
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        pl.Series([""], dtype=pl.String).str.contains(pattern)
+    except pl.exceptions.PolarsError as exc:
+        raise ConfigError(f"--score regex:{pattern!r} is not a valid regex: {exc}") from exc
+    return pattern
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"--score number:{text}: tolerance must be a number >= 0")
+    return value
+
+
+def _import_function(module_name: str, attr: str) -> CustomScoreFn:
+    where = f"--score {module_name}:{attr}"
+    try:
+        module = _import(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"{where}: cannot import module {module_name!r}: {exc}") from exc
+    func = getattr(module, attr, None)
+    if func is None:
+        raise ConfigError(f"{where}: module {module_name!r} has no attribute {attr!r}")
+    if not callable(func):
+        raise ConfigError(f"{where}: {attr!r} is not callable")
+    return func  # type: ignore[no-any-return]
+
+
+def _import(module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # The `runner` script, unlike `python -m runner`, does not put the working directory
+        # on sys.path; a scorer module next to the dataset should import either way.
+        cwd = os.getcwd()
+        if exc.name != module_name.split(".")[0] or cwd in sys.path:
+            raise
+        sys.path.insert(0, cwd)
+        return importlib.import_module(module_name)
+
+
+@overload
+def score_results(frame: pl.DataFrame, scorer: Scorer) -> pl.DataFrame: ...
+@overload
+def score_results(frame: pl.LazyFrame, scorer: Scorer) -> pl.LazyFrame: ...
+def score_results(frame: Frame, scorer: Scorer) -> Frame:
+    """Return ``frame`` with a Float64 ``score`` column (replacing any), null where unscorable.
+
+    Built-in scorers are polars expressions. Row scorers run once per scorable row; on a
+    DataFrame in a plain loop, so an error from user code reaches the caller as raised
+    (polars would rewrite its message).
+    """
+    if scorer.expr is None:
+        call = _row_scorer(scorer)
+        if isinstance(frame, pl.DataFrame):
+            scores = [call(row) for row in frame.iter_rows(named=True)]
+            return frame.with_columns(pl.Series(SCORE_COLUMN, scores, dtype=pl.Float64))
+        udf = pl.struct(pl.all()).map_elements(call, return_dtype=pl.Float64, skip_nulls=False)
+        return frame.with_columns(udf.alias(SCORE_COLUMN))
+    output, expected = pl.col("output").fill_null(""), pl.col("expected")
+    scorable = pl.col("status") == STATUS_OK
+    if scorer.needs_expected:
+        scorable = scorable & expected.is_not_null()
+    raw = scorer.expr(output, expected)
+    return frame.with_columns(
+        pl.when(scorable).then(raw).otherwise(None).cast(pl.Float64).alias(SCORE_COLUMN)
+    )
+
+
+def _row_scorer(scorer: Scorer) -> Callable[[dict[str, Any]], float | None]:
+    func = scorer.func
+    assert func is not None, "a Scorer has an expr or a func"
+
+    def call(row: dict[str, Any]) -> float | None:
+        if row["status"] != STATUS_OK or (scorer.needs_expected and row["expected"] is None):
+            return None
+        try:
+            value = func(row["output"] or "", row["expected"], _decoded(row))
+        except Exception as exc:  # user code: any failure becomes one clear error
+            raise ConfigError(
+                f"--score {scorer.spec} raised {type(exc).__name__}: {exc} "
+                f"on row {row['row_id']!r} (variant {row['variant']!r})"
+            ) from exc
+        return _checked(scorer.spec, row, value)
+
+    return call
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    try:
+        inputs = json.loads(row["inputs"]) if row.get("inputs") else {}
+    except ValueError:
+        inputs = row["inputs"]
+    return {**row, "inputs": inputs}
+
+
+def _checked(spec: str, row: Mapping[str, Any], value: object) -> float:
+    if isinstance(value, numbers.Real) and 0.0 <= float(value) <= 1.0:
+        return float(value)
+    raise ConfigError(
+        f"--score {spec}: returned {value!r} for row {row.get('row_id')!r} "
+        f"(variant {row.get('variant')!r}); a scorer must return a number in [0, 1]"
+    )

@@ -1,0 +1,385 @@
+"""Summaries, variant comparisons, side by side and run-against-run gates on hand-built frames."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from conftest_reports import frame, paired, row, with_scores
+from polars.testing import assert_frame_equal
+
+from runner import stats
+from runner.compare import (
+    COMPARISON_SCHEMA,
+    GateResult,
+    Gates,
+    compare_runs,
+    compare_variants,
+    side_by_side,
+    summarize,
+)
+from runner.errors import ConfigError, GateFailed
+
+ERRORS_BY_TYPE = pl.List(pl.Struct({"error_type": pl.String, "count": pl.Int64}))
+
+
+def _summary_input() -> pl.DataFrame:
+    rows = [
+        row("r1", "a", "xx", expected="e", latency_ms=100, total_tokens=10),
+        row("r2", "a", "xxxx", expected="e", latency_ms=200, total_tokens=20),
+        row("r3", "a", "x", expected="e", latency_ms=300, total_tokens=30),
+        row("r4", "a", status="error", error_type="http_502", attempts=3),
+        row("r1", "b", "yyy", expected="e", latency_ms=400, ttft_ms=50, attempts=2),
+        row("r2", "b", status="error", error_type="timeout", attempts=4),
+        row("r3", "b", status="error", error_type="http_502", attempts=4),
+        row("r4", "b", status="error", error_type="timeout", attempts=4),
+    ]
+    return with_scores(frame(rows), [1, 0, 1, None, 1, None, None, None])
+
+
+def test_summary_per_variant_worked_by_hand() -> None:
+    """Latency percentiles interpolate linearly: p90 of 100/200/300 is 200 + 0.8·100."""
+    wilson_a, wilson_b = stats.wilson_interval(2, 3), stats.wilson_interval(1, 1)
+    expected = pl.DataFrame(
+        {
+            "variant": ["a", "b"],
+            "rows": [4, 4],
+            "ok": [3, 1],
+            "errors": [1, 3],
+            "error_rate": [0.25, 0.75],
+            "errors_by_type": [
+                [{"error_type": "http_502", "count": 1}],
+                [{"error_type": "timeout", "count": 2}, {"error_type": "http_502", "count": 1}],
+            ],
+            "retries": [2, 10],
+            "latency_mean_ms": [200.0, 400.0],
+            "latency_p50_ms": [200.0, 400.0],
+            "latency_p90_ms": [280.0, 400.0],
+            "latency_p95_ms": [290.0, 400.0],
+            "latency_p99_ms": [298.0, 400.0],
+            "ttft_p50_ms": [None, 50.0],
+            "ttft_p95_ms": [None, 50.0],
+            "tokens_mean": [20.0, None],
+            "tokens_total": [60, None],
+            "output_chars_mean": [7 / 3, 3.0],
+            "scored": [3, 1],
+            "score_mean": [2 / 3, 1.0],
+            "score_ci_low": [wilson_a[0], wilson_b[0]],
+            "score_ci_high": [wilson_a[1], wilson_b[1]],
+            "score_ci_method": ["wilson", "wilson"],
+            "consistency_rows": [None, None],
+            "consistency_rate": [None, None],
+        },
+        schema_overrides={
+            "errors_by_type": ERRORS_BY_TYPE,
+            "ttft_p50_ms": pl.Float64,
+            "ttft_p95_ms": pl.Float64,
+            "tokens_mean": pl.Float64,
+            "consistency_rows": pl.Int64,
+            "consistency_rate": pl.Float64,
+        },
+    )
+    assert_frame_equal(summarize(_summary_input()), expected)
+
+
+def test_summary_follows_the_given_variant_order() -> None:
+    summary = summarize(_summary_input(), variants=["b", "a"])
+    assert summary["variant"].to_list() == ["b", "a"]
+
+
+def test_summary_without_scores_has_null_score_columns() -> None:
+    results = _summary_input().drop("score")
+    summary = summarize(results)
+    assert summary["scored"].to_list() == [0, 0]
+    assert summary["score_mean"].null_count() == 2
+    assert summary["score_ci_method"].null_count() == 2
+
+
+def test_graded_scores_get_a_bootstrap_interval() -> None:
+    results = with_scores(
+        frame([row(f"r{i}", "a", "o", expected="e") for i in range(4)]), [0.5, 0.25, 1.0, 0.75]
+    )
+    summary = summarize(results)
+    assert summary["score_ci_method"].to_list() == ["bootstrap"]
+    low, high = summary.select("score_ci_low", "score_ci_high").row(0)
+    assert (low, high) == stats.bootstrap_mean_ci([0.5, 0.25, 1.0, 0.75])
+
+
+def test_consistency_is_the_share_of_repeated_rows_whose_outputs_agree() -> None:
+    """r1 agrees over 3 repeats, r2 does not; r3 has one ok repeat only and does not count."""
+    rows = [
+        *(row("r1", "a", "same", repeat=k) for k in range(3)),
+        row("r2", "a", "one", repeat=0),
+        row("r2", "a", "two", repeat=1),
+        row("r3", "a", "x", repeat=0),
+        row("r3", "a", status="error", repeat=1),
+    ]
+    summary = summarize(frame(rows))
+    assert summary.select("consistency_rows", "consistency_rate").row(0) == (2, 0.5)
+
+
+# ----------------------------------------------------------------------- compare_variants
+
+BINARY_PAIRS = (
+    [1.0] * 10 + [0.0] * 2 + [1.0] * 5 + [0.0] * 3,
+    [0.0] * 10 + [1.0] * 2 + [1.0] * 5 + [0.0] * 3,
+)
+
+
+def test_binary_scores_use_mcnemar_exact() -> None:
+    """10 rows lost and 2 won: p = 158/4096; the mean falls from 15/20 to 7/20."""
+    comparison = compare_variants(paired(*BINARY_PAIRS), "base")
+    expected = pl.DataFrame(
+        {
+            "baseline": ["base"],
+            "variant": ["cand"],
+            "scored_pairs": [20],
+            "wins": [2],
+            "losses": [10],
+            "ties": [8],
+            "baseline_score": [0.75],
+            "candidate_score": [0.35],
+            "score_test": ["mcnemar_exact"],
+            "score_p_value": [158 / 4096],
+        }
+    )
+    assert_frame_equal(comparison.select(expected.columns), expected)
+    assert comparison["score_diff"][0] == pytest.approx(-0.4)
+
+
+def test_score_difference_interval_is_the_paired_bootstrap() -> None:
+    comparison = compare_variants(paired(*BINARY_PAIRS), "base")
+    low, high = stats.paired_bootstrap_diff_ci(*BINARY_PAIRS)
+    assert comparison.select("score_diff_ci_low", "score_diff_ci_high").row(0) == (low, high)
+    assert low < -0.4 < high < 0
+
+
+def test_graded_scores_use_wilcoxon_or_the_paired_t_test() -> None:
+    base, cand = [0.2, 0.4, 0.5, 0.1, 0.3], [0.3, 0.6, 0.8, 0.5, 0.8]
+    wilcoxon = compare_variants(paired(base, cand), "base")
+    assert wilcoxon.select("score_test", "score_p_value").row(0) == ("wilcoxon", 0.0625)
+    from runner.compare import StatOptions
+
+    t_test = compare_variants(paired(base, cand), "base", options=StatOptions(graded_test="t"))
+    assert t_test.select("score_test", "score_p_value").row(0) == (
+        "paired_t",
+        stats.paired_t_test(base, cand),
+    )
+
+
+def test_error_rates_compare_with_mcnemar_on_the_error_indicators() -> None:
+    """Baseline fails r0, r1; candidate r1 to r4: discordant 1 and 3, p = 2·5/16."""
+    base = [None, None, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    cand = [1.0, None, None, None, None, 1.0, 1.0, 1.0, 1.0, 1.0]
+    comparison = compare_variants(paired(base, cand), "base")
+    assert comparison.select(
+        "pairs", "both_ok", "baseline_error_rate", "candidate_error_rate", "error_test"
+    ).row(0) == (10, 5, 0.2, 0.4, "mcnemar_exact")
+    assert comparison["error_rate_diff"][0] == pytest.approx(0.2)
+    assert comparison["error_p_value"][0] == pytest.approx(10 / 16)
+
+
+def _timed(latencies: list[float], variant: str, tokens: int, outputs: list[str]) -> list[dict]:
+    return [
+        row(f"r{i}", variant, out, latency_ms=ms, total_tokens=tokens)
+        for i, (ms, out) in enumerate(zip(latencies, outputs, strict=True))
+    ]
+
+
+def test_latency_tokens_and_agreement_on_rows_ok_in_both() -> None:
+    """Nearest-rank p50 of 4 values is the 2nd, p95 the 4th; 3 of 4 outputs are identical."""
+    rows = [
+        *_timed([100, 200, 300, 400], "base", 10, ["a", "b", "c", "d"]),
+        *_timed([150, 250, 350, 450], "cand", 15, ["a", "b", "c", "D"]),
+    ]
+    comparison = compare_variants(frame(rows), "base")
+    expected = pl.DataFrame(
+        {
+            "identical_share": [0.75],
+            "baseline_latency_p50_ms": [200.0],
+            "candidate_latency_p50_ms": [250.0],
+            "latency_p50_diff_ms": [50.0],
+            "baseline_latency_p95_ms": [400.0],
+            "candidate_latency_p95_ms": [450.0],
+            "latency_p95_diff_ms": [50.0],
+            "p95_latency_increase_pct": [12.5],
+            "tokens_mean_diff": [5.0],
+            "scored_pairs": [0],
+            "score_diff": [None],
+            "score_test": [None],
+        },
+        schema_overrides={"score_diff": pl.Float64, "score_test": pl.String},
+    )
+    assert_frame_equal(comparison.select(expected.columns), expected)
+    low, high = comparison.select("latency_p50_diff_ci_low", "latency_p50_diff_ci_high").row(0)
+    assert low <= 50.0 <= high
+
+
+def test_comparison_has_one_row_per_candidate_and_a_fixed_schema() -> None:
+    results = pl.concat([paired([1.0], [0.0]), paired([1.0], [1.0], names=("base", "third"))])
+    comparison = compare_variants(results, "base")
+    assert comparison["variant"].to_list() == ["cand", "third"]
+    assert dict(comparison.schema) == {
+        "baseline": pl.String(),
+        "variant": pl.String(),
+        **COMPARISON_SCHEMA,
+    }
+
+
+def test_one_variant_gives_an_empty_comparison() -> None:
+    comparison = compare_variants(frame([row("r1", "only", "x")]), "only")
+    assert comparison.height == 0
+    assert "score_p_value" in comparison.columns
+
+
+def test_unknown_baseline_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="baseline variant 'nope'"):
+        compare_variants(paired([1.0], [1.0]), "nope")
+
+
+# ---------------------------------------------------------------------------- side by side
+
+
+def test_side_by_side_puts_regressions_first() -> None:
+    """r2 and r5 regress (wrong answer, error), r3 improves, r4 changes, r1 stays."""
+    cases = {  # row: (base output, base score, cand output, cand score); None = error
+        "r1": ("A", 1.0, "A", 1.0),
+        "r2": ("B", 1.0, "b?", 0.0),
+        "r3": ("c?", 0.0, "C", 1.0),
+        "r4": ("D", 1.0, "D.", 1.0),
+        "r5": ("E", 1.0, None, None),
+    }
+    rows, scores = [], []
+    for variant, out_i, score_i in (("base", 0, 1), ("cand", 2, 3)):
+        for row_id, case in cases.items():
+            status = "ok" if case[out_i] is not None else "error"
+            rows.append(
+                row(row_id, variant, case[out_i], expected=row_id, status=status, latency_ms=10)
+            )
+            scores.append(case[score_i])
+    table = side_by_side(with_scores(frame(rows), scores), "base")
+    order = ["r2", "r5", "r3", "r4", "r1"]
+    expected = pl.DataFrame(
+        {
+            "row_id": order,
+            "repeat": pl.Series([0] * 5, dtype=pl.Int32),
+            "inputs": [f'{{"q": "{r}"}}' for r in order],
+            "expected": order,
+            "output_base": [cases[r][0] for r in order],
+            "status_base": ["ok"] * 5,
+            "score_base": [cases[r][1] for r in order],
+            "latency_ms_base": [10.0] * 5,
+            "output_cand": [cases[r][2] for r in order],
+            "status_cand": ["ok", "error", "ok", "ok", "ok"],
+            "score_cand": [cases[r][3] for r in order],
+            "latency_ms_cand": [10.0, None, 10.0, 10.0, 10.0],
+            "changed": [True, True, True, True, False],
+            "regression": [True, True, False, False, False],
+            "improvement": [False, False, True, False, False],
+        }
+    )
+    assert_frame_equal(table, expected)
+
+
+# ------------------------------------------------------------------------- run against run
+
+
+def _run(scores: list[float | None], latency: float = 100.0, suffix: str = "") -> pl.DataFrame:
+    rows = []
+    for i, score in enumerate(scores):
+        status = "ok" if score is not None else "error"
+        out = f"out{i}" + (suffix if score == 0.0 else "")
+        rows.append(row(f"r{i}", "v", out, expected="e", status=status, latency_ms=latency))
+    return with_scores(frame(rows), scores)
+
+
+ALL_GATES = Gates(
+    max_error_rate_increase=2.0,
+    max_p95_latency_increase_pct=20.0,
+    max_score_drop_points=5.0,
+    min_agreement=0.9,
+)
+
+
+def test_an_unchanged_rerun_passes_every_gate() -> None:
+    base = _run([1.0] * 15 + [0.0] * 5)
+    report = compare_runs(base, base, ALL_GATES)
+    assert report.passed
+    assert [(g.gate, g.measured, g.passed) for g in report.gates] == [
+        ("max_error_rate_increase", 0.0, True),
+        ("max_p95_latency_increase_pct", 0.0, True),
+        ("max_score_drop_points", 0.0, True),
+        ("min_agreement", 1.0, True),
+    ]
+    assert report.metrics["passed"].to_list() == [True]
+
+
+def test_a_seeded_regression_fails_the_gates_it_breaks() -> None:
+    """On the 18 rows scored in both: 15 → 9 right (-33.3 points); +2 errors in 20 rows
+    (+10 points); p95 100 → 150 ms (+50 %); 9 of 18 outputs identical."""
+    base = _run([1.0] * 15 + [0.0] * 5)
+    cand = _run([1.0] * 9 + [0.0] * 9 + [None] * 2, latency=150.0, suffix="!")
+    report = compare_runs(base, cand, ALL_GATES)
+    assert not report.passed
+    failed = {g.gate: g for g in report.failures}
+    assert set(failed) == set(ALL_GATES.__slots__) - {"require_significance"}
+    assert failed["max_score_drop_points"].measured == pytest.approx(100 * 6 / 18)
+    assert failed["max_error_rate_increase"].measured == pytest.approx(10.0)
+    assert failed["max_p95_latency_increase_pct"].measured == pytest.approx(50.0)
+    assert failed["min_agreement"].measured == pytest.approx(9 / 18)
+    assert report.metrics["passed"].to_list() == [False]
+
+
+def test_a_failed_gate_names_its_measured_value_and_limit() -> None:
+    gate = GateResult("max_score_drop_points", "v", 30.0, 5.0, passed=False)
+    assert (
+        gate.describe() == "--max-score-drop on v: measured +30.00 points, limit 5.00 points: FAIL"
+    )
+
+
+def test_raise_if_failed_raises_gate_failed_naming_the_gate() -> None:
+    report = compare_runs(_run([1.0] * 10), _run([0.0] * 10, suffix="!"), ALL_GATES)
+    with pytest.raises(GateFailed, match=r"--max-score-drop on v: measured \+100\.00 points"):
+        report.raise_if_failed()
+
+
+def test_require_significance_lets_a_non_significant_drop_pass() -> None:
+    """One row of 20 lost: -5 points, over a 2-point limit, but McNemar p = 1."""
+    base, cand = _run([1.0] * 20), _run([1.0] * 19 + [0.0], suffix="!")
+    strict = compare_runs(base, cand, Gates(max_score_drop_points=2.0))
+    lenient = compare_runs(base, cand, Gates(max_score_drop_points=2.0, require_significance=0.05))
+    assert not strict.passed
+    assert lenient.passed
+    assert lenient.gates[0].note == "not significant at 0.05"
+    assert lenient.gates[0].p_value == pytest.approx(1.0)
+
+
+def test_a_gate_that_cannot_be_measured_fails() -> None:
+    base = _run([1.0] * 3).with_columns(pl.lit(None, dtype=pl.Float64).alias("score"))
+    report = compare_runs(base, base, Gates(max_score_drop_points=1.0))
+    assert not report.passed
+    assert report.gates[0].measured is None
+    assert "not measurable" in report.gates[0].describe()
+
+
+def test_rows_and_variants_without_a_partner_are_counted() -> None:
+    base = pl.concat([_run([1.0] * 5), paired([1.0], [1.0], names=("old", "older"))])
+    cand = _run([1.0] * 3)
+    report = compare_runs(base, cand, Gates())
+    assert report.unmatched_baseline == 4
+    assert report.unmatched_candidate == 0
+    assert report.only_in_baseline == ("old", "older")
+    assert report.metrics["variant"].to_list() == ["v"]
+
+
+@pytest.mark.parametrize(
+    "gates",
+    [
+        {"max_score_drop_points": -1.0},
+        {"min_agreement": 1.5},
+        {"require_significance": 0.0},
+        {"max_p95_latency_increase_pct": float("nan")},
+    ],
+)
+def test_gates_reject_impossible_limits(gates: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        Gates(**gates)

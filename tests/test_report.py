@@ -1,0 +1,287 @@
+"""Report files from a run directory, their wording, and report.html rendered in Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest_reports import frame, row, write_run
+from rich.console import Console
+
+from runner.compare import COMPARISON_SCHEMA, Gates
+from runner.errors import ConfigError, GateFailed
+from runner.records import RESULT_SCHEMA
+from runner.report import build_reports, summary_table, verdict_lines, write_regression
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def _answers(variant: str, right: int, total: int = 10, latency_ms: float = 100.0) -> list[dict]:
+    """Rows r0.. of one variant: the first ``right`` answer "Paris", the others "paris"."""
+    return [
+        row(
+            f"r{i}",
+            variant,
+            "Paris" if i < right else "paris",
+            expected="Paris",
+            latency_ms=latency_ms,
+        )
+        for i in range(total)
+    ]
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """base: 4 of 10 exactly right, 9 of 10 once case is folded; cand: 9 right, 1 error."""
+    rows = [
+        *_answers("base", 4, total=9, latency_ms=200.0),
+        row("r9", "base", "<script>alert(1)</script>", expected="Paris", latency_ms=200.0),
+        *_answers("cand", 9, total=9, latency_ms=260.0),
+        row("r9", "cand", status="error", error_type="timeout"),
+    ]
+    return write_run(tmp_path / "run", frame(rows), variants=["base", "cand"])
+
+
+def test_build_reports_writes_every_report(run_dir: Path) -> None:
+    paths = build_reports(run_dir, score="exact")
+    for path in (paths.summary, paths.comparison, paths.side_by_side, paths.html):
+        assert path.is_file() and path.parent == run_dir
+    assert pl.read_parquet(paths.summary)["variant"].to_list() == ["base", "cand"]
+    assert pl.read_parquet(paths.side_by_side).height == 10
+
+
+def test_scores_land_in_results_parquet_with_the_result_types(run_dir: Path) -> None:
+    build_reports(run_dir, score="exact")
+    schema = pq.read_schema(run_dir / "results.parquet")
+    assert schema.remove_metadata() == RESULT_SCHEMA.append(pa.field("score", pa.float64()))
+    assert (schema.metadata or {})[b"runner.score"] == b"exact"
+    results = pl.read_parquet(run_dir / "results.parquet")
+    null_scores = results.group_by("status").agg(pl.col("score").null_count())
+    assert dict(null_scores.iter_rows()) == {"ok": 0, "error": 1}
+
+
+def test_another_scorer_rebuilds_the_reports(run_dir: Path) -> None:
+    exact = pl.read_parquet(build_reports(run_dir, score="exact").summary)
+    folded = pl.read_parquet(build_reports(run_dir, score="normalized").summary)
+    assert exact["score_mean"].to_list() == [0.4, 1.0]
+    assert folded["score_mean"].to_list() == [0.9, 1.0]  # only the <script> answer is wrong
+
+
+def test_without_score_the_stored_scores_and_their_scorer_are_kept(run_dir: Path) -> None:
+    build_reports(run_dir, score="normalized")
+    paths = build_reports(run_dir)
+    assert pl.read_parquet(paths.summary)["score_mean"].to_list() == [0.9, 1.0]
+    assert "normalized match" in paths.html.read_text(encoding="utf-8")
+
+
+def test_unscored_results_still_report(run_dir: Path) -> None:
+    paths = build_reports(run_dir)
+    summary = pl.read_parquet(paths.summary)
+    assert summary["scored"].to_list() == [0, 0]
+    assert "no score to compare" in paths.html.read_text(encoding="utf-8")
+
+
+def test_baseline_defaults_to_the_first_configured_variant(tmp_path: Path) -> None:
+    out = write_run(
+        tmp_path / "run", frame(_answers("a", 5) + _answers("b", 6)), variants=["b", "a"]
+    )
+    comparison = pl.read_parquet(build_reports(out).comparison)
+    assert comparison.select("baseline", "variant").row(0) == ("b", "a")
+
+
+def test_baseline_variant_can_be_chosen(run_dir: Path) -> None:
+    comparison = pl.read_parquet(build_reports(run_dir, baseline="cand").comparison)
+    assert comparison.select("baseline", "variant").row(0) == ("cand", "base")
+
+
+def test_unknown_baseline_variant_is_a_config_error(run_dir: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--baseline-variant 'nope'.*base, cand"):
+        build_reports(run_dir, baseline="nope")
+
+
+def test_report_files_carry_the_run_provenance(run_dir: Path) -> None:
+    paths = build_reports(run_dir, score="exact")
+    for path in (paths.summary, paths.comparison, paths.side_by_side):
+        metadata = pq.read_schema(path).metadata or {}
+        prov = json.loads(metadata[b"runner.provenance"])
+        assert (prov["run_id"], prov["dataset_fingerprint"], prov["scorer"]) == (
+            "r-test",
+            "fp-1",
+            "exact",
+        )
+        assert prov["versions"] == {"runner": "0.1.0"}
+    html = paths.html.read_text(encoding="utf-8")
+    assert "r-test" in html and "fp-1" in html
+
+
+def test_report_html_is_self_contained_and_escapes_outputs(run_dir: Path) -> None:
+    html = build_reports(run_dir, score="exact").html.read_text(encoding="utf-8")
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)</script>" not in html
+    assert html.count("Plotly.newPlot(") == 3
+
+
+def test_a_single_variant_reports_without_a_comparison(tmp_path: Path) -> None:
+    out = write_run(tmp_path / "run", frame(_answers("solo", 7)))
+    paths = build_reports(out, score="exact")
+    assert pl.read_parquet(paths.comparison).height == 0
+    assert pl.read_parquet(paths.side_by_side)["changed"].to_list() == [False] * 10
+    assert "nothing to compare" in paths.html.read_text(encoding="utf-8")
+
+
+def _comparison_row(**values: object) -> pl.DataFrame:
+    base = dict.fromkeys(COMPARISON_SCHEMA)
+    base.update(values)
+    return pl.DataFrame([{"baseline": "base", "variant": "candidate", **base}])
+
+
+def test_verdict_reads_as_the_issue_says() -> None:
+    comparison = _comparison_row(
+        score_diff=0.061,
+        score_diff_ci_low=0.023,
+        score_diff_ci_high=0.098,
+        score_p_value=0.0021,
+        error_rate_diff=0.0,
+        latency_p95_diff_ms=140.2,
+    )
+    assert verdict_lines(comparison, score_label="exact match") == [
+        "candidate: +6.1 points exact match, 95 % CI [+2.3, +9.8], p = 0.002; p95 latency +140 ms"
+    ]
+
+
+def test_verdict_mentions_error_rate_changes_and_missing_scores() -> None:
+    comparison = _comparison_row(error_rate_diff=0.05, error_p_value=0.0004)
+    assert verdict_lines(comparison) == [
+        "candidate: no score to compare; error rate +5.0 points (p < 0.001)"
+    ]
+
+
+def test_summary_table_prints_one_line_per_variant(run_dir: Path) -> None:
+    summary = pl.read_parquet(build_reports(run_dir, score="exact").summary)
+    console = Console(record=True, width=120)
+    console.print(summary_table(summary, title="run r-test"))
+    text = console.export_text()
+    assert "run r-test" in text
+    assert re.search(r"base .* 10 .* 0 \(0\.0 %\) .* 200 .* 40\.0 \[", text)
+    assert re.search(r"cand .* 10 .* 1 \(10\.0 %\) .* 260 .* 100\.0 \[", text)
+
+
+# ------------------------------------------------------------------------------ regression
+
+
+def _two_runs(tmp_path: Path, cand_right: int) -> tuple[Path, Path]:
+    base = write_run(tmp_path / "base", frame(_answers("v", 18, total=20)), run_id="r-base")
+    cand = write_run(tmp_path / "cand", frame(_answers("v", cand_right, total=20)), run_id="r-cand")
+    return base, cand
+
+
+def test_compare_passes_an_unchanged_rerun(tmp_path: Path) -> None:
+    base, cand = _two_runs(tmp_path, cand_right=18)
+    gates = Gates(max_score_drop_points=2.0, min_agreement=0.95)
+    report = write_regression(base, cand, tmp_path / "out", gates, score="exact")
+    assert report.passed
+    report.raise_if_failed()
+    assert (tmp_path / "out" / "regression.md").read_text().startswith("## Regression check: PASS")
+
+
+def test_compare_fails_a_seeded_regression_and_names_gate_value_and_limit(tmp_path: Path) -> None:
+    """18 → 8 right of 20: -50 points, McNemar on 10 discordant pairs p = 0.002."""
+    base, cand = _two_runs(tmp_path, cand_right=8)
+    gates = Gates(max_score_drop_points=2.0, min_agreement=0.95, require_significance=0.05)
+    report = write_regression(base, cand, tmp_path / "out", gates, score="exact")
+    assert not report.passed
+    markdown = (tmp_path / "out" / "regression.md").read_text(encoding="utf-8")
+    assert markdown.startswith("## Regression check: FAIL")
+    assert "| `--max-score-drop` | v | +50.00 points | 2.00 points | 0.002 | **FAIL** |" in markdown
+    assert "| `--min-agreement` | v | 0.500 | 0.950 |  | **FAIL** |" in markdown
+    assert "`r-base`" in markdown and "`r-cand`" in markdown
+    with pytest.raises(GateFailed, match="--max-score-drop on v: measured"):
+        report.raise_if_failed()
+    metrics = pl.read_parquet(tmp_path / "out" / "regression.parquet")
+    assert metrics.select("variant", "pairs", "passed").row(0) == ("v", 20, False)
+    prov = json.loads(
+        (pq.read_schema(tmp_path / "out" / "regression.parquet").metadata or {})[
+            b"runner.provenance"
+        ]
+    )
+    assert prov["baseline"]["run_id"] == "r-base"
+    assert prov["gates"]["max_score_drop_points"] == 2.0
+
+
+def test_compare_warns_when_the_datasets_differ(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "base", frame(_answers("v", 5)), fingerprint="fp-1")
+    cand = write_run(tmp_path / "cand", frame(_answers("v", 5)), fingerprint="fp-2")
+    write_regression(base, cand, tmp_path / "out", Gates())
+    markdown = (tmp_path / "out" / "regression.md").read_text(encoding="utf-8")
+    assert "dataset fingerprints differ" in markdown
+    assert "No gate was set." in markdown
+
+
+def test_compare_refuses_runs_scored_differently(tmp_path: Path) -> None:
+    base, cand = _two_runs(tmp_path, cand_right=18)
+    build_reports(base, score="exact")
+    build_reports(cand, score="normalized")
+    with pytest.raises(ConfigError, match="scored differently"):
+        write_regression(base, cand, tmp_path / "out", Gates(max_score_drop_points=1.0))
+
+
+# ----------------------------------------------------------------------- headless Chromium
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+)
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        pytest.fail(
+            "chromium is not installed, so report.html cannot be rendered: "
+            "`apt-get install chromium` (./dev test installs it where it can)"
+        )
+    profile = tmp_path / f"chromium-profile-{len(list(tmp_path.iterdir()))}"
+    command = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+
+
+@pytest.mark.slow
+def test_report_html_renders_its_charts_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
+    """The three plotly charts draw their SVG, the console stays clean, and a screenshot is kept."""
+    url = build_reports(run_dir, score="exact").html.as_uri()
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "report.png"
+    screenshot.unlink(missing_ok=True)
+    page = _chromium(
+        tmp_path,
+        "--window-size=1280,2400",
+        "--virtual-time-budget=5000",
+        f"--screenshot={screenshot}",
+        "--dump-dom",
+        url,
+    )
+    assert page.returncode == 0, page.stderr[-2000:]
+    console = [line for line in page.stderr.splitlines() if ":CONSOLE" in line]
+    errors = [line for line in console if re.search(r"error|uncaught|failed", line, re.I)]
+    assert not errors, "console errors:\n" + "\n".join(console)
+    charts = page.stdout.split('id="chart-')[1:]
+    assert [c.split('"', 1)[0] for c in charts] == ["latency", "score", "errors"]
+    for chart in charts:
+        assert 'class="main-svg"' in chart, f"chart-{chart[:20]} drew no SVG"
+    assert screenshot.stat().st_size > 20_000

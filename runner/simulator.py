@@ -525,7 +525,7 @@ class SimulatorServer:
         thread, loop, stop = self._thread, self._loop, self._stop
         if thread is None:
             return
-        if loop is not None and stop is not None:
+        if loop is not None and stop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(stop.set)
         thread.join()
         self._thread = self._loop = self._stop = None

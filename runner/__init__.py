@@ -10,25 +10,50 @@ The library's one public door; the CLI (``runner.cli``) is a thin shell over it:
     build_reports(result.out_dir, score="exact")
 """
 
-from runner.config import RunConfig
-from runner.errors import (
-    AttemptError,
-    ConfigError,
-    GateFailed,
-    InputError,
-    ResultsDirError,
-    RunAborted,
-    RunInterrupted,
-    RunnerError,
-    ShardsError,
-    UsageError,
-)
-from runner.inputs import Dataset, open_dataset
-from runner.job import RunResult, run_job
-from runner.records import RESULT_SCHEMA, Answer, Call, Outcome, Row
-from runner.report import build_reports, write_regression
-from runner.retry import RetryPolicy
-from runner.simulator import SimulatorConfig, SimulatorServer
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Names load on first use: `import runner` (and so every CLI command) must not pay for scipy,
+# plotly or aiohttp unless it uses them.
+_EXPORTS = {
+    "RunConfig": "runner.config",
+    "AttemptError": "runner.errors",
+    "ConfigError": "runner.errors",
+    "GateFailed": "runner.errors",
+    "InputError": "runner.errors",
+    "ResultsDirError": "runner.errors",
+    "RunAborted": "runner.errors",
+    "RunInterrupted": "runner.errors",
+    "RunnerError": "runner.errors",
+    "ShardsError": "runner.errors",
+    "UsageError": "runner.errors",
+    "Dataset": "runner.inputs",
+    "open_dataset": "runner.inputs",
+    "RunResult": "runner.job",
+    "run_job": "runner.job",
+    "RESULT_SCHEMA": "runner.records",
+    "Answer": "runner.records",
+    "Call": "runner.records",
+    "Outcome": "runner.records",
+    "Row": "runner.records",
+    "build_reports": "runner.report",
+    "write_regression": "runner.report",
+    "RetryPolicy": "runner.retry",
+    "SimulatorConfig": "runner.simulator",
+    "SimulatorServer": "runner.simulator",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -222,7 +222,7 @@ def write_and_print_reports(out_dir: Path, score: str | None, baseline: str | No
     from runner.report import build_reports, summary_table, verdict_lines
 
     paths = build_reports(out_dir, score=score, baseline=baseline)
-    console = Console()
+    console = Console(highlight=False)
     console.print(summary_table(pl.read_parquet(paths.summary), title=f"results in {out_dir}"))
     for line in verdict_lines(pl.read_parquet(paths.comparison)):
         console.print(line)
@@ -328,28 +328,28 @@ def simulate(
 
 @main.command()
 @click.argument("out", type=click.Path(path_type=Path))
-def merge(out: Path) -> None:
+@score_option
+@baseline_option
+def merge(out: Path, score: str | None, baseline_variant: str | None) -> None:
     """Check the shards in OUT/shards and merge them into OUT: results, manifest, reports.
 
     Every shard of the split must be complete and every (row, variant, repeat) must be in
     exactly one shard; otherwise it says which shard and how many results are missing or
-    duplicated, writes nothing and exits 1.
+    duplicated, writes nothing and exits 1. Scoring is as for 'run': give the shards' --score.
     """
     from runner.merge import merge_shards
-    from runner.report import build_reports
-    from runner.summary import print_summary
 
     try:
-        report = merge_shards(out)
-        paths = build_reports(out)
+        merged = merge_shards(out)
+        click.echo(
+            f"merged {merged.shards} shards of run {merged.run_id}: "
+            f"{sum(merged.counts.values())} results in {out}",
+            err=True,
+        )
+        expected = merged.manifest["config"].get("expected_column")
+        write_and_print_reports(out, score or ("exact" if expected else None), baseline_variant)
     except RunnerError as exc:
         _fail(exc)
-    click.echo(
-        f"merged {report.shards} shards of run {report.run_id}: {sum(report.counts.values())} "
-        f"results in {out}; report: {paths.html}",
-        err=True,
-    )
-    print_summary(out)
 
 
 @main.command()

@@ -28,6 +28,16 @@ RESERVED_METADATA: Final = frozenset({"run_id", "row_id", "variant", "repeat", "
 
 InputFormat = Literal["auto", "csv", "parquet", "jsonl"]
 
+#: Where the shards of a run live under its ``--out``: ``OUT/shards/shard-000-of-004`` …
+SHARDS_DIR: Final = "shards"
+
+
+def shard_dir_name(index: int, count: int) -> str:
+    """``shard-001-of-004``: zero-padded so a listing sorts in shard order."""
+    width = max(3, len(str(count)))
+    return f"shard-{index:0{width}d}-of-{count:0{width}d}"
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 
 
@@ -141,6 +151,8 @@ class RunConfig:
     """With resume: send again the calls whose outcome was an error."""
     shard: tuple[int, int] | None = None
     """``(index, count)``: process only the rows whose key hashes to this shard."""
+    run_id: str | None = None
+    """Run id of a new run; default random, or for a shard derived from dataset and config."""
 
     def __post_init__(self) -> None:
         if not self.dataset:
@@ -183,6 +195,8 @@ class RunConfig:
             index, count = self.shard
             if count < 1 or not 0 <= index < count:
                 raise ConfigError(f"--shard {index}/{count}: need 0 <= I < N")
+        if self.run_id is not None and not _NAME.match(self.run_id):
+            raise ConfigError(f"--run-id {self.run_id!r}: use letters, digits and . _ : / -")
         object.__setattr__(self, "base_url", check_base_url(self.base_url))
         tags = dict(self.tags)
         check_metadata(tags, "--tag")
@@ -243,6 +257,14 @@ class RunConfig:
         )  # fmt: skip
         full = self.to_dict()
         return {name: full[name] for name in names}
+
+    @property
+    def run_dir(self) -> Path:
+        """This session's directory: ``out_dir``, or for a shard ``out_dir/shards/shard-I-of-N``,
+        so each shard keeps its own journal and manifest and resumes on its own."""
+        if self.shard is None:
+            return self.out_dir
+        return self.out_dir / SHARDS_DIR / shard_dir_name(*self.shard)
 
     @property
     def baseline_variant(self) -> str:

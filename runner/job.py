@@ -57,13 +57,35 @@ def versions() -> dict[str, str]:
     return out
 
 
-def config_fingerprint(config: RunConfig) -> str:
-    canonical = json.dumps(config.work_fields(), sort_keys=True, separators=(",", ":"))
+def work_fingerprint(work: dict[str, Any]) -> str:
+    """A stable digest of :meth:`RunConfig.work_fields` (as stored in a manifest's ``work``)."""
+    canonical = json.dumps(work, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+def config_fingerprint(config: RunConfig) -> str:
+    return work_fingerprint(config.work_fields())
 
 
 def new_run_id() -> str:
     return f"r-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def shared_run_id(config: RunConfig, dataset_fingerprint: str) -> str:
+    """The run id every shard of one run agrees on without talking to the others: a digest
+    of the dataset and of the config without its shard (``--run-id`` tells apart two runs
+    of the same config and data)."""
+    work = {**config.work_fields(), "shard": None}
+    seed = f"{dataset_fingerprint}:{work_fingerprint(work)}"
+    return f"r-{hashlib.sha256(seed.encode('utf-8')).hexdigest()[:12]}"
+
+
+def _choose_run_id(config: RunConfig, dataset_fingerprint: str) -> str:
+    if config.run_id is not None:
+        return config.run_id
+    if config.shard is not None:
+        return shared_run_id(config, dataset_fingerprint)
+    return new_run_id()
 
 
 def resolve_api_key(config: RunConfig, api_key: str | None) -> str:
@@ -110,9 +132,15 @@ def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     ]
 
 
+def _shard_info(config: RunConfig) -> dict[str, int] | None:
+    if config.shard is None:
+        return None
+    return {"index": config.shard[0], "count": config.shard[1]}
+
+
 def prepare_out_dir(config: RunConfig, dataset: Dataset) -> _Prepared:
     """Create ``OUT`` for a new run, or check that a resume matches what is there."""
-    out = config.out_dir
+    out = config.run_dir
     fingerprint = {"dataset": dataset.fingerprint, "config": config_fingerprint(config)}
     if out.exists() and not out.is_dir():
         raise ResultsDirError(f"--out {out} exists and is not a directory")
@@ -123,7 +151,7 @@ def prepare_out_dir(config: RunConfig, dataset: Dataset) -> _Prepared:
                 "or choose a new --out directory; existing results are never overwritten."
             )
         out.mkdir(parents=True, exist_ok=True)
-        run_id = new_run_id()
+        run_id = _choose_run_id(config, dataset.fingerprint)
         manifest: dict[str, Any] = {
             "run_id": run_id,
             "status": "running",
@@ -134,6 +162,15 @@ def prepare_out_dir(config: RunConfig, dataset: Dataset) -> _Prepared:
         if not (out / MANIFEST).exists():
             raise ResultsDirError(f"--resume: {out} holds no {MANIFEST}; nothing to resume")
         manifest = read_manifest(out)
+        if config.shard is None and "shards" in manifest:
+            raise ResultsDirError(
+                f"--resume: {out} holds shards merged by `runner merge`; resume a shard with "
+                "--shard I/N --resume, then merge again"
+            )
+        if config.run_id is not None and config.run_id != manifest.get("run_id"):
+            raise ResultsDirError(
+                f"--resume: {out} holds run {manifest.get('run_id')}, not --run-id {config.run_id}"
+            )
         old = manifest.get("fingerprint", {})
         if old.get("dataset") != fingerprint["dataset"]:
             raise ResultsDirError(
@@ -156,6 +193,7 @@ def prepare_out_dir(config: RunConfig, dataset: Dataset) -> _Prepared:
             "config": config.to_dict(),
             "work": config.work_fields(),
             "fingerprint": fingerprint,
+            "shard": _shard_info(config),
             "dataset": {
                 "files": [str(f) for f in dataset.files],
                 "format": dataset.format,
@@ -219,7 +257,7 @@ class _Session:
 
     async def run(self, handle_signals: bool, resume_command: str | None) -> RunResult:
         config, manifest = self.config, self.prepared.manifest
-        out = config.out_dir
+        out = config.run_dir
         started = time.monotonic()
         session_info: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat()}
         manifest["sessions"].append(session_info)

@@ -1,0 +1,411 @@
+"""Merge the shards of one run into the run itself, as if it had been one process.
+
+``runner run … --shard I/N --out OUT`` writes ``OUT/shards/shard-I-of-N``: a complete run
+directory (journal, results, manifest) for the rows whose id hashes to shard I
+(:func:`runner.pipeline.shard_of`). :func:`merge_shards` checks the set and only then writes
+``OUT/results.parquet`` and ``OUT/manifest.json``, each atomically. It checks that:
+
+* every shard ``0 … N-1`` of one split is present, and each is ``complete``;
+* they are one run: the same run id, dataset fingerprint and work config (the shard aside);
+* every (row, variant, repeat) is in exactly one shard: each shard holds exactly the keys its
+  rows hash to, as many as it planned, none twice.
+
+Otherwise it raises :class:`~runner.errors.ShardsError` listing every problem it found, with
+the shard and how many results are missing or duplicated, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from runner.config import SHARDS_DIR, shard_dir_name
+from runner.errors import ResultsDirError, ShardsError
+from runner.fsutil import atomic_path
+from runner.job import versions, work_fingerprint
+from runner.pipeline import shard_of
+from runner.records import KEY_COLUMNS, RESULT_COLUMNS
+from runner.results import JOURNAL, RESULTS, read_manifest, write_manifest
+
+#: A shard directory's name; the numbers may be zero-padded.
+SHARD_DIR_PATTERN: Final = re.compile(r"^shard-(\d+)-of-(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One shard directory and its manifest."""
+
+    index: int
+    count: int
+    path: Path
+    manifest: dict[str, Any] = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"shard {self.index} of {self.count} ({self.path})"
+
+    @property
+    def planned(self) -> int:
+        return int(self.manifest.get("planned") or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeReport:
+    """What :func:`merge_shards` wrote into ``out_dir``."""
+
+    out_dir: Path
+    run_id: str
+    shards: int
+    counts: dict[str, int]
+    planned: int
+    manifest: dict[str, Any] = field(repr=False)
+
+
+def merge_shards(out_dir: Path) -> MergeReport:
+    """Verify the shards in ``out_dir/shards`` and merge them into ``out_dir``.
+
+    Raises :class:`ShardsError` (nothing written) when the set is incomplete or inconsistent.
+    """
+    shards = _load(out_dir)
+    _check_keys(out_dir, shards)
+    return _write(out_dir, shards)
+
+
+# ------------------------------------------------------------------------------- finding
+
+
+def find_shard_dirs(out_dir: Path) -> dict[tuple[int, int], Path]:
+    """Shard directories under ``out_dir/shards`` by ``(index, count)``; empty when none."""
+    root = out_dir / SHARDS_DIR
+    if not root.is_dir():
+        return {}
+    found: dict[tuple[int, int], Path] = {}
+    for path in sorted(root.iterdir()):
+        match = SHARD_DIR_PATTERN.match(path.name)
+        if match and path.is_dir():
+            found[(int(match[1]), int(match[2]))] = path
+    return found
+
+
+def _split(out_dir: Path) -> tuple[int, dict[tuple[int, int], Path]]:
+    """The one split (N) in ``out_dir``, or a ShardsError that says why there is none."""
+    if (out_dir / JOURNAL).exists():
+        raise ShardsError(
+            f"{out_dir} holds an unsharded run (it has a {JOURNAL}); merging shards there "
+            "would replace its results"
+        )
+    found = find_shard_dirs(out_dir)
+    if not found:
+        raise ShardsError(
+            f"{out_dir / SHARDS_DIR} holds no shard directory (shard-I-of-N): nothing to merge. "
+            f"Shards are written by: runner run … --shard I/N --out {out_dir}"
+        )
+    counts = sorted({count for _, count in found})
+    if len(counts) > 1:
+        raise ShardsError(
+            f"{out_dir / SHARDS_DIR} mixes splits into {' and '.join(map(str, counts))} shards; "
+            "one run is split one way: remove the directories of the other split"
+        )
+    return counts[0], found
+
+
+def _load(out_dir: Path) -> list[Shard]:
+    """Every shard of the split, read and checked for completeness and sameness."""
+    count, found = _split(out_dir)
+    problems = [
+        f"{path.name} is not a shard of a {count}-way split (index {index} is not below {count})"
+        for (index, _), path in sorted(found.items())
+        if index >= count
+    ]
+    shards: list[Shard] = []
+    missing: list[int] = []
+    for index in range(count):
+        path = found.get((index, count))
+        if path is None:
+            missing.append(index)
+            continue
+        try:
+            shards.append(Shard(index, count, path, read_manifest(path)))
+        except ResultsDirError as exc:
+            problems.append(f"shard {index} of {count}: {exc}")
+    problems += [p for p in map(_status_problem, shards) if p is not None]
+    problems += _sameness_problems(shards)
+    if missing:
+        problems.insert(0, _missing_problem(out_dir, missing, count, shards, clean=not problems))
+    _raise_if(out_dir, problems)
+    return shards
+
+
+def _missing_problem(
+    out_dir: Path, missing: list[int], count: int, shards: list[Shard], *, clean: bool
+) -> str:
+    names = ", ".join(str(out_dir / SHARDS_DIR / shard_dir_name(i, count)) for i in missing)
+    which = ", ".join(map(str, missing))
+    text = f"shard(s) {which} of {count} missing: no {names}"
+    expected = _expected_calls(shards[0].manifest) if shards else None
+    if clean and expected is not None:  # the present shards' plans are exact only when complete
+        have = sum(shard.planned for shard in shards)
+        text += f"; {expected - have} of the run's {expected} calls are in no shard"
+    return text
+
+
+def _expected_calls(manifest: dict[str, Any]) -> int | None:
+    """Calls the whole run asks for: rows × variants × repeats, from a shard's manifest."""
+    rows = (manifest.get("dataset") or {}).get("num_rows")
+    work = manifest.get("work") or {}
+    if rows is None or not work.get("variants"):
+        return None
+    return int(rows) * len(work["variants"]) * int(work.get("repeat", 1))
+
+
+def _status_problem(shard: Shard) -> str | None:
+    status = shard.manifest.get("status")
+    if status == "complete" and shard.manifest.get("planned") is not None:
+        return None
+    done = _journal_lines(shard.path / JOURNAL)
+    planned = shard.manifest.get("planned")
+    progress = f"{done} of {planned} calls done" if planned else f"{done} calls done so far"
+    return (
+        f"{shard.label} is {status}: {progress}; finish it with "
+        f"runner run … --shard {shard.index}/{shard.count} --resume"
+    )
+
+
+def _journal_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
+def _sameness_problems(shards: list[Shard]) -> list[str]:
+    """Each shard against the first: one run id, one dataset, one work config, its own index."""
+    if not shards:
+        return []
+    ref = shards[0]
+    problems = []
+    for shard in shards:
+        m, r = shard.manifest, ref.manifest
+        if m.get("run_id") != r.get("run_id"):
+            problems.append(
+                f"{shard.label} belongs to run {m.get('run_id')}, "
+                f"shard {ref.index} to run {r.get('run_id')}"
+            )
+        old, new = _dataset_fp(r), _dataset_fp(m)
+        if old != new:
+            problems.append(f"{shard.label} ran on another dataset (fingerprint {new}, not {old})")
+        diff = _diff(_unsharded_work(r), _unsharded_work(m))
+        if diff:
+            problems.append(f"{shard.label} ran with another configuration: {'; '.join(diff)}")
+        stated = (m.get("work") or {}).get("shard")
+        if stated != [shard.index, shard.count]:
+            problems.append(f"{shard.label}: its manifest says it is shard {stated}")
+    return problems
+
+
+def _dataset_fp(manifest: dict[str, Any]) -> Any:
+    return (manifest.get("fingerprint") or {}).get("dataset")
+
+
+def _unsharded_work(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {**(manifest.get("work") or {}), "shard": None}
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return [
+        f"{name}: {old.get(name)!r} → {new.get(name)!r}"
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
+    ]
+
+
+def _raise_if(out_dir: Path, problems: list[str]) -> None:
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ShardsError(f"cannot merge the shards of {out_dir}; nothing was written:\n{lines}")
+
+
+# ---------------------------------------------------------------------------------- keys
+
+
+def _check_keys(out_dir: Path, shards: list[Shard]) -> None:
+    """Every key in exactly one shard: the shard its row hashes to, as many as it planned."""
+    problems: list[str] = []
+    strays: list[pl.DataFrame] = []
+    for shard in shards:
+        path = shard.path / RESULTS
+        if not path.exists():
+            problems.append(f"{shard.label} has no {RESULTS}")
+            continue
+        keys = _with_owner(pl.read_parquet(path, columns=list(KEY_COLUMNS)), shard)
+        problems += _count_problems(shard, keys)
+        strays.append(keys.filter(pl.col("owner") != shard.index))
+    if strays:
+        problems += _stray_problems(pl.concat(strays), shards)
+    _raise_if(out_dir, problems)
+
+
+def _with_owner(keys: pl.DataFrame, shard: Shard) -> pl.DataFrame:
+    """Key rows with ``owner`` (the shard the row hashes to) and ``found_in`` (this shard)."""
+    row_ids = keys["row_id"].unique().to_list()
+    owners = pl.DataFrame(
+        {"row_id": row_ids, "owner": [shard_of(r, shard.count) for r in row_ids]},
+        schema={"row_id": pl.String(), "owner": pl.Int64()},
+    )
+    return keys.join(owners, on="row_id", how="left").with_columns(
+        pl.lit(shard.index, dtype=pl.Int64).alias("found_in")
+    )
+
+
+def _count_problems(shard: Shard, keys: pl.DataFrame) -> list[str]:
+    problems = []
+    twice = keys.height - keys.select(KEY_COLUMNS).n_unique()
+    if twice:
+        problems.append(f"{shard.label} holds {twice} result(s) for a key it already has")
+    own = keys.filter(pl.col("owner") == shard.index).select(KEY_COLUMNS).n_unique()
+    if own < shard.planned:
+        problems.append(
+            f"{shard.label}: {shard.planned - own} of its {shard.planned} planned results "
+            "are missing"
+        )
+    elif own > shard.planned:
+        problems.append(
+            f"{shard.label}: {own - shard.planned} result(s) more than the {shard.planned} "
+            "it planned"
+        )
+    return problems
+
+
+def _stray_problems(strays: pl.DataFrame, shards: list[Shard]) -> list[str]:
+    """Results found in a shard their row does not hash to: duplicates, or misplaced."""
+    by_index = {shard.index: shard for shard in shards}
+    problems = []
+    for (found_in, owner), group in strays.group_by("found_in", "owner", maintain_order=True):
+        home = by_index[int(owner)]
+        twins = (
+            pl.scan_parquet(home.path / RESULTS)
+            .select(KEY_COLUMNS)
+            .join(group.lazy().select(KEY_COLUMNS), on=list(KEY_COLUMNS), how="semi")
+            .collect()
+        )
+        label = by_index[int(found_in)].label
+        if twins.height:
+            problems.append(
+                f"{label}: {twins.height} result(s) duplicate keys of shard {owner}, "
+                f"e.g. {_example(twins.row(0, named=True))}"
+            )
+        if group.height > twins.height:
+            problems.append(
+                f"{label}: {group.height - twins.height} result(s) belong to shard {owner} "
+                f"(their rows hash there) and are not in it, e.g. "
+                f"{_example(group.row(0, named=True))}"
+            )
+    return problems
+
+
+def _example(key: dict[str, Any]) -> str:
+    return f"row_id={key['row_id']!r} variant={key['variant']!r} repeat={key['repeat']}"
+
+
+# ------------------------------------------------------------------------------- writing
+
+
+def _write(out_dir: Path, shards: list[Shard]) -> MergeReport:
+    """``results.parquet`` then ``manifest.json``, each atomically; a merge can be redone."""
+    variants = tuple((shards[0].manifest.get("work") or {}).get("variants") or ())
+    frame = _in_run_order(
+        pl.concat(pl.scan_parquet(s.path / RESULTS).select(RESULT_COLUMNS) for s in shards),
+        variants,
+    )
+    target = out_dir / RESULTS
+    with atomic_path(target) as tmp:
+        frame.sink_parquet(tmp, compression="zstd")
+    rows = pl.scan_parquet(target).group_by("status").len().collect().rows()
+    counts = {str(status): int(n) for status, n in rows}
+    manifest = merged_manifest(out_dir, shards, counts)
+    write_manifest(out_dir, manifest)
+    return MergeReport(
+        out_dir, str(manifest["run_id"]), len(shards), counts, int(manifest["planned"]), manifest
+    )
+
+
+def _in_run_order(frame: pl.LazyFrame, variants: tuple[str, ...]) -> pl.LazyFrame:
+    """The order :func:`runner.results.compact` gives one run: numeric ids, then variants."""
+    order = {v: i for i, v in enumerate(variants)}
+    return (
+        frame.with_columns(
+            pl.col("row_id").cast(pl.Int64, strict=False).alias("_num"),
+            pl.col("variant").replace_strict(order, default=len(order)).alias("_var"),
+        )
+        .sort(["_num", "row_id", "_var", "repeat"], nulls_last=True)
+        .drop("_num", "_var")
+    )
+
+
+def merged_manifest(out_dir: Path, shards: list[Shard], counts: dict[str, int]) -> dict[str, Any]:
+    """The manifest of the whole run: shard 0's, unsharded, with every shard's sessions."""
+    ref = shards[0].manifest
+    work = _unsharded_work(ref)
+    return {
+        "run_id": ref["run_id"],
+        "status": "complete",
+        "created_at": min(_all(shards, "created_at")),
+        "sessions": [{**s, "shard": sh.index} for sh in shards for s in sh.manifest["sessions"]],
+        "deployment": ref.get("deployment"),
+        "variants": ref.get("variants"),
+        "config": _run_config(out_dir, shards),
+        "work": work,
+        # The fingerprint of the unsharded config: what one process would have recorded.
+        "fingerprint": {"dataset": _dataset_fp(ref), "config": work_fingerprint(work)},
+        "shard": None,
+        "dataset": ref.get("dataset"),
+        "dataset_fingerprint": ref.get("dataset_fingerprint"),
+        "versions": ref.get("versions"),
+        "counts": {"ok": counts.get("ok", 0), "error": counts.get("error", 0)},
+        "planned": sum(shard.planned for shard in shards),
+        "finished_at": max(_all(shards, "finished_at")),
+        "merged_at": datetime.now(UTC).isoformat(),
+        "merged_with": versions(),
+        "shards": [_shard_entry(out_dir, shard) for shard in shards],
+    }
+
+
+def _all(shards: Iterable[Shard], name: str) -> list[str]:
+    return [str(shard.manifest[name]) for shard in shards if shard.manifest.get(name)] or [""]
+
+
+def _run_config(out_dir: Path, shards: list[Shard]) -> dict[str, Any]:
+    """Shard 0's config as one run's: its limits are the sums of the shards' limits, since
+    that is how many requests the whole run had in flight, and how fast it could start them."""
+    configs = [shard.manifest["config"] for shard in shards]
+    rates = [c.get("rps") for c in configs]
+    return {
+        **configs[0],
+        "out_dir": str(out_dir),
+        "shard": None,
+        "resume": False,
+        "retry_errors": False,
+        "concurrency": sum(int(c["concurrency"]) for c in configs),
+        "rps": sum(rates) if all(r is not None for r in rates) else None,
+    }
+
+
+def _shard_entry(out_dir: Path, shard: Shard) -> dict[str, Any]:
+    m = shard.manifest
+    return {
+        "index": shard.index,
+        "count": shard.count,
+        "dir": str(shard.path.relative_to(out_dir)),
+        "planned": shard.planned,
+        "counts": m.get("counts"),
+        "created_at": m.get("created_at"),
+        "finished_at": m.get("finished_at"),
+        "sessions": len(m.get("sessions") or []),
+        "versions": m.get("versions"),
+    }

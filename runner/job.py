@@ -138,13 +138,21 @@ def _shard_info(config: RunConfig) -> dict[str, int] | None:
     return {"index": config.shard[0], "count": config.shard[1]}
 
 
+def _resuming(config: RunConfig, out: Path) -> bool:
+    """Whether to continue ``out``. A shard's ``--resume`` also starts a shard that has not
+    started, so one command serves a pod's first run and its restarts (an Indexed Job)."""
+    if config.shard is not None and not (out / MANIFEST).exists():
+        return False
+    return config.resume
+
+
 def prepare_out_dir(config: RunConfig, dataset: Dataset) -> _Prepared:
     """Create ``OUT`` for a new run, or check that a resume matches what is there."""
     out = config.run_dir
     fingerprint = {"dataset": dataset.fingerprint, "config": config_fingerprint(config)}
     if out.exists() and not out.is_dir():
         raise ResultsDirError(f"--out {out} exists and is not a directory")
-    if not config.resume:
+    if not _resuming(config, out):
         if out.exists() and not _is_empty_dir(out):
             raise ResultsDirError(
                 f"--out {out} is not empty. Add --resume to continue the run stored there, "
@@ -310,6 +318,7 @@ class _Session:
             retries=counters.retries,
             outcomes=counters.done,
             max_in_flight=counters.max_in_flight,
+            concurrency={"live": counters.concurrency, "min": counters.min_concurrency},
         )
         manifest.update(
             status=status,

@@ -24,6 +24,7 @@ from tenacity import RetryCallState
 from runner.client import InvokeClient
 from runner.config import RunConfig
 from runner.errors import AttemptError, RunAborted
+from runner.limits import Limits, Ticket
 from runner.progress import Counters
 from runner.records import STATUS_ERROR, STATUS_OK, Answer, Call, Outcome, Row
 from runner.results import DoneKeys, Journal, key_frame
@@ -90,6 +91,8 @@ class Pipeline:
         done: DoneKeys,
         counters: Counters,
         policy: RetryPolicy,
+        *,
+        limits: Limits | None = None,
     ) -> None:
         self.config = config
         self.run_id = run_id
@@ -99,6 +102,11 @@ class Pipeline:
         self.counters = counters
         self.policy = replace(policy, sleep=self._sleep)
         self._retry_sleep = policy.sleep
+        counters.concurrency = counters.min_concurrency = config.concurrency
+        if limits is None:
+            limits = Limits.for_run(config.rps, config.adaptive, config.concurrency, counters)
+        self.limits = limits if limits.active else None
+        """``--rps`` and ``--adaptive``, held around every attempt; None when neither is set."""
         self.stopping = anyio.Event()
         self.aborted: RunAborted | None = None
         self.planned = 0
@@ -179,32 +187,68 @@ class Pipeline:
     async def _run_call(self, call: Call) -> Outcome | None:
         body = request_body(self.config, self.run_id, call)
         timing = _Timing(now_iso(), time.perf_counter())
-        attempts = 0
+        # The first attempt runs bare: building tenacity's controller costs more CPU than the
+        # request itself, and most calls succeed at once. A retryable failure is handed to
+        # tenacity, which replays it as attempt 1, so the policy decides exactly as before.
         try:
-            async for attempt in self.policy.retrying(before_sleep=self._count_retry):
+            answer = await self._attempt(body)
+        except AttemptError as error:
+            if decide(error) is Decision.RETRY:
+                return await self._retry_call(call, body, timing, error)
+            return self._failed(call, error, 1, timing)
+        return self._ok_outcome(call, answer, 1, timing)
+
+    async def _retry_call(
+        self, call: Call, body: bytes, timing: _Timing, first: AttemptError
+    ) -> Outcome | None:
+        spent = time.perf_counter() - timing.t0  # the elapsed bound counts the first attempt
+        policy = replace(self.policy, max_elapsed=self.policy.max_elapsed - spent)
+        replay: AttemptError | None = first
+        attempts = 1
+        try:
+            async for attempt in policy.retrying(before_sleep=self._count_retry):
                 with attempt:
-                    if attempts and self.stopping.is_set():
+                    if replay is not None:
+                        error, replay = replay, None
+                        raise error
+                    if self.stopping.is_set():
                         raise _Abandoned
                     attempts += 1
                     answer = await self._attempt(body)
         except _Abandoned:
             return None
         except AttemptError as error:
-            if decide(error) is Decision.ABORT:
-                self._abort(error)
-                return None
-            return self._error_outcome(call, error, attempts, timing)
+            return self._failed(call, error, attempts, timing)
         return self._ok_outcome(call, answer, attempts, timing)
 
+    def _failed(
+        self, call: Call, error: AttemptError, attempts: int, timing: _Timing
+    ) -> Outcome | None:
+        if decide(error) is Decision.ABORT:
+            self._abort(error)
+            return None
+        return self._error_outcome(call, error, attempts, timing)
+
     async def _attempt(self, body: bytes) -> Answer:
+        limits = self.limits
+        ticket: Ticket | None = await limits.acquire() if limits is not None else None
         c = self.counters
         c.in_flight += 1
         c.attempts += 1
-        c.max_in_flight = max(c.max_in_flight, c.in_flight)
+        if c.in_flight > c.max_in_flight:
+            c.max_in_flight = c.in_flight
+        throttled = ok = False
         try:
-            return await self.client.invoke(body, stream=self.config.stream)
+            answer = await self.client.invoke(body, stream=self.config.stream)
+            ok = True
+            return answer
+        except AttemptError as error:
+            throttled = error.http_status == 429 and decide(error) is Decision.RETRY
+            raise
         finally:
             c.in_flight -= 1
+            if limits is not None:
+                limits.release(ticket, throttled=throttled, ok=ok)
 
     def _count_retry(self, _state: RetryCallState) -> None:
         self.counters.retries += 1

@@ -34,6 +34,9 @@ class Counters:
     max_in_flight: int = 0
     attempts: int = 0
     concurrency: int = 0
+    """The live limit on requests in flight (``--adaptive`` lowers it on 429s)."""
+    min_concurrency: int = 0
+    """The lowest the live limit went."""
     started: float = field(default_factory=time.monotonic)
 
     def record(self, status: str) -> None:
@@ -54,7 +57,7 @@ class Counters:
         eta = f"{remaining / rate:.0f}s" if rate > 0 else "?"
         return (
             f"{self.done}/{self.total} done, {rate:.1f}/s, {self.errors} errors, "
-            f"{self.retries} retries, {self.in_flight} in flight, ETA {eta}"
+            f"{self.retries} retries, {self.in_flight}/{self.concurrency} in flight, ETA {eta}"
         )
 
 

@@ -38,7 +38,7 @@ from runner.inputs import open_dataset
 from runner.job import RunResult, resolve_api_key, run_job
 from runner.merge import find_shard_dirs, merge_shards
 from runner.progress import Counters, Display
-from runner.results import JOURNAL, MANIFEST
+from runner.results import JOURNAL
 
 INSTALL_HINT: Final = "--executor ray needs Ray: pip install 'runner[ray]'"
 
@@ -100,12 +100,10 @@ def shard_configs(config: RunConfig, tasks: int) -> list[RunConfig]:
 def run_shard(values: dict[str, Any], api_key: str | None) -> dict[str, Any]:
     """The body of one Ray task: run or resume one shard to the end; errors come back as data.
 
-    Whether to resume is decided here, from the shard's own directory, so that Ray's retry
-    of a task whose worker died continues what the first attempt committed.
+    A shard's ``resume`` starts it when it has not started (:func:`runner.job.prepare_out_dir`),
+    so Ray's retry of a task whose worker died continues what the first attempt committed.
     """
-    config = RunConfig.from_mapping(values)
-    started = (config.run_dir / MANIFEST).exists()
-    config = replace(config, resume=started, retry_errors=config.retry_errors and started)
+    config = replace(RunConfig.from_mapping(values), resume=True)
     index = config.shard[0] if config.shard else 0
     try:
         result = run_job(
@@ -213,8 +211,10 @@ def _outcome(ray: ModuleType, ref: Any, index: int) -> dict[str, Any]:
     try:
         outcome: dict[str, Any] = ray.get(ref)
     except ray.exceptions.RayError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return {"index": index, "status": "failed", "error": ShardsError(f"Ray: {first}")}
+        # A task's traceback ends with the error itself; a lost worker's message is one line.
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        error = ShardsError(f"shard {index} failed on Ray: {lines[-1]}")
+        return {"index": index, "status": "failed", "error": error}
     return outcome
 
 

@@ -1,0 +1,90 @@
+"""Helpers for the shard and Ray tests (imported, not a pytest conftest): a ticket dataset, CLI
+arguments against a simulator, and the check that a merged run equals a single run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+from click.testing import CliRunner, Result
+from polars.testing import assert_frame_equal
+
+from runner.cli import main
+from runner.records import KEY_COLUMNS
+from runner.report import SUMMARY, build_reports
+from runner.results import read_manifest, read_results
+
+#: What must not depend on how the run was split (timings, request ids and attempts may).
+SAME_COLUMNS = (
+    "row_id", "variant", "repeat", "deployment", "status", "output",
+    "error_type", "http_status", "inputs", "expected", "total_tokens",
+)  # fmt: skip
+
+TOPICS = ("refund for invoice", "password reset", "app crash on start", "package delivery")
+LABELS = ("billing", "account", "technical", "shipping")
+
+
+def write_tickets(path: Path, rows: int) -> Path:
+    """``rows`` support tickets as JSONL: id, ticket text, expected label."""
+    pl.DataFrame(
+        {
+            "id": [str(i) for i in range(rows)],
+            "ticket": [f"{TOPICS[i % 4]} #{i}" for i in range(rows)],
+            "expected": [LABELS[i % 4] for i in range(rows)],
+        }
+    ).write_ndjson(path)
+    return path
+
+
+def run_args(base_url: str, dataset: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "run", str(dataset), "--deployment", "support-reply", "--variant", "baseline",
+        "--variant", "candidate", "--expected-column", "expected", "--base-url", base_url,
+        "--out", str(out), *extra,
+    ]  # fmt: skip
+
+
+def invoke(args: list[str]) -> Result:
+    env = {"FETCH_HIVE_API_KEY": "", "FETCH_HIVE_BASE_URL": ""}
+    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def journal_lines(run_dir: Path) -> int:
+    path = run_dir / "journal.jsonl"
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def comparable(out: Path) -> pl.DataFrame:
+    return read_results(out).select(SAME_COLUMNS)
+
+
+def assert_same_run(merged: Path, single: Path) -> None:
+    """One result per key, and the same outputs, statuses, counts and summary as ``single``."""
+    results = read_results(merged)
+    assert results.select(KEY_COLUMNS).is_unique().all()
+    assert results["run_id"].n_unique() == 1
+    assert_frame_equal(comparable(merged), comparable(single))
+    got, want = read_manifest(merged), read_manifest(single)
+    assert got["status"] == want["status"] == "complete"
+    assert got["counts"] == want["counts"]
+    assert got["planned"] == want["planned"] == results.height
+    assert got["fingerprint"] == want["fingerprint"]
+    assert_frame_equal(_summary(merged), _summary(single))
+
+
+def _summary(out: Path) -> pl.DataFrame:
+    if not (out / SUMMARY).exists():
+        build_reports(out)
+    summary = pl.read_parquet(out / SUMMARY)
+    return summary.select(c for c in summary.columns if "latency" not in c and "ttft" not in c)

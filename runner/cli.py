@@ -388,18 +388,41 @@ def report(out: Path, score: str | None, baseline_variant: str | None) -> None:
 @main.command()
 @click.argument("baseline_out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("candidate_out", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Where regression.parquet and regression.md go (default CANDIDATE_OUT).")
-@click.option("--max-error-rate-increase", type=float, metavar="POINTS",
-              help="Fail if a variant's error rate rises by more than POINTS percentage points.")
-@click.option("--max-p95-latency-increase", type=float, metavar="PERCENT",
-              help="Fail if a variant's p95 latency rises by more than PERCENT %.")
-@click.option("--max-score-drop", type=float, metavar="POINTS",
-              help="Fail if a variant's mean score falls by more than POINTS points (0-100).")
-@click.option("--min-agreement", type=float, metavar="SHARE",
-              help="Fail if fewer than SHARE (0-1) of outputs are identical to the baseline run.")
-@click.option("--require-significance", type=float, metavar="ALPHA",
-              help="Score and error gates fail only when the change is significant at ALPHA.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where regression.parquet and regression.md go (default CANDIDATE_OUT).",
+)
+@click.option(
+    "--max-error-rate-increase",
+    type=float,
+    metavar="POINTS",
+    help="Fail if a variant's error rate rises by more than POINTS percentage points.",
+)
+@click.option(
+    "--max-p95-latency-increase",
+    type=float,
+    metavar="PERCENT",
+    help="Fail if a variant's p95 latency rises by more than PERCENT %.",
+)
+@click.option(
+    "--max-score-drop",
+    type=float,
+    metavar="POINTS",
+    help="Fail if a variant's mean score falls by more than POINTS points (0-100).",
+)
+@click.option(
+    "--min-agreement",
+    type=float,
+    metavar="SHARE",
+    help="Fail if fewer than SHARE (0-1) of outputs are identical to the baseline run.",
+)
+@click.option(
+    "--require-significance",
+    type=float,
+    metavar="ALPHA",
+    help="Score and error gates fail only when the change is significant at ALPHA.",
+)
 @score_option
 def compare(
     baseline_out: Path,

@@ -210,7 +210,9 @@ class RunConfig:
         used = [c for c in (self.id_column, self.expected_column) if c]
         overlap = sorted(set(used) & set(self.input_columns))
         if overlap:
-            raise ConfigError(f"column(s) {', '.join(overlap)} cannot be both id/expected and input")
+            raise ConfigError(
+                f"column(s) {', '.join(overlap)} cannot be both id/expected and input"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:

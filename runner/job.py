@@ -331,9 +331,7 @@ class _Session:
             raise aborted
         if status == "interrupted":
             hint = f" Resume with: {resume_command}" if resume_command else ""
-            raise RunInterrupted(
-                f"interrupted; {finished} outcomes are committed in {out}.{hint}"
-            )
+            raise RunInterrupted(f"interrupted; {finished} outcomes are committed in {out}.{hint}")
         return RunResult(
             out, self.prepared.run_id, status, counts, counters, time.monotonic() - started,
             manifest,

@@ -8,10 +8,8 @@ directory (empty, or a resume of the same dataset and config).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
-import platform
 import secrets
 import signal
 import sys
@@ -30,6 +28,7 @@ from runner.errors import ConfigError, ResultsDirError, RunAborted, RunInterrupt
 from runner.inputs import Dataset, open_dataset
 from runner.pipeline import Pipeline
 from runner.progress import Counters, Display
+from runner.provenance import package_versions
 from runner.results import (
     JOURNAL,
     MANIFEST,
@@ -48,13 +47,7 @@ _VERSIONED = ("runner", "anyio", "httpx", "polars", "pyarrow", "tenacity")
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "unknown"
-    return out
+    return package_versions(_VERSIONED)
 
 
 def work_fingerprint(work: dict[str, Any]) -> str:

@@ -16,7 +16,6 @@ files as key-value metadata ``runner.provenance``, the HTML and markdown in word
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from runner import compare
 from runner.compare import DEFAULT_OPTIONS, Gates, RegressionReport, StatOptions
 from runner.errors import ConfigError
 from runner.fsutil import atomic_write_parquet, atomic_write_text
+from runner.provenance import package_versions
 from runner.records import RESULT_SCHEMA, STATUS_OK
 from runner.report_html import render_report
 from runner.results import RESULTS, read_manifest, read_results
@@ -203,13 +203,7 @@ def _provenance(
 
 
 def _report_versions() -> dict[str, str]:
-    out = {}
-    for name in _REPORT_PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "unknown"
-    return out
+    return package_versions(_REPORT_PACKAGES)
 
 
 # ------------------------------------------------------------------------------- writing

@@ -7,10 +7,7 @@ errors anywhere, unknown columns, non-scalar metadata, missing and duplicate ids
 :meth:`Dataset.iter_batches` then streams the rows in bounded batches; no file is ever held in
 memory whole.
 
-Values are made JSON-safe here, once: dates, datetimes and times become ISO-8601 strings,
-durations seconds, decimals floats, NaN and infinities ``None``; lists, structs and maps stay
-lists and dicts. Bytes are refused (the API takes JSON, and base64 would silently send
-gibberish into a prompt).
+Values are made JSON-safe once, here at the boundary, by :mod:`runner.values`.
 
 Row numbers in messages count data rows from 1 within each file; a CSV header is not a row.
 """
@@ -26,8 +23,6 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -41,6 +36,7 @@ import pyarrow.parquet as pq
 from runner.config import RunConfig
 from runner.errors import ConfigError, InputError
 from runner.records import Row
+from runner.values import NotJsonSafe, is_text, json_values
 
 __all__ = ["Dataset", "Format", "detect_format", "open_dataset"]
 
@@ -518,7 +514,7 @@ def _json_fits(value: Any, type_: pa.DataType) -> bool:
     """Whether a parsed JSON value can be read as Arrow ``type_`` (what pyarrow checks)."""
     if value is None:
         return True
-    if _is_text(type_):
+    if is_text(type_):
         return isinstance(value, str)
     if pa.types.is_boolean(type_):
         return isinstance(value, bool)
@@ -738,88 +734,15 @@ def _rows(
     ]
 
 
-class _NotJsonSafe(Exception):
-    """A value with no JSON form (bytes); the caller adds the file, row and column."""
-
-
 def _json_values(array: pa.Array, path: Path, column: str, file_row: int) -> list[Any]:
-    """The column's values as JSON-safe Python values."""
-    type_ = array.type
-    if _is_text(type_) or pa.types.is_integer(type_) or pa.types.is_boolean(type_):
-        return list(array.to_pylist())  # already JSON-safe: skip the per-value walk
-    if pa.types.is_floating(type_):
-        return [_finite(v) for v in array.to_pylist()]
-    values = array.cast(_python_type(type_), safe=False).to_pylist(maps_as_pydicts="strict")
-    out = []
-    for i, value in enumerate(values):
-        try:
-            out.append(_json_safe(value))
-        except _NotJsonSafe as exc:
-            raise InputError(
-                f"{_show(path)}, row {file_row + i + 1}: column {column!r} holds {exc}, "
-                "which has no JSON form"
-            ) from None
-    return out
-
-
-def _json_safe(value: Any) -> Any:
-    if value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, float):
-        return _finite(value)
-    if isinstance(value, date | time):  # datetime is a date
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return _finite(float(value))
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    raise _NotJsonSafe(type(value).__name__)
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is None or math.isfinite(value) else None
-
-
-def _python_type(type_: pa.DataType) -> pa.DataType:
-    """``type_`` with nanosecond units made microseconds and dictionaries decoded.
-
-    Without pandas, pyarrow cannot turn nanoseconds into Python objects (and with it, it
-    returns pandas types); microseconds give the same output everywhere.
-    """
-    if pa.types.is_dictionary(type_):
-        return _python_type(type_.value_type)
-    if pa.types.is_timestamp(type_) and type_.unit == "ns":
-        return pa.timestamp("us", type_.tz)
-    if pa.types.is_time64(type_) and type_.unit == "ns":
-        return pa.time64("us")
-    if pa.types.is_duration(type_) and type_.unit == "ns":
-        return pa.duration("us")
-    if pa.types.is_list(type_):
-        return pa.list_(type_.value_field.with_type(_python_type(type_.value_type)))
-    if pa.types.is_large_list(type_):
-        return pa.large_list(type_.value_field.with_type(_python_type(type_.value_type)))
-    if pa.types.is_fixed_size_list(type_):
-        field_ = type_.value_field.with_type(_python_type(type_.value_type))
-        return pa.list_(field_, type_.list_size)
-    if pa.types.is_struct(type_):
-        return pa.struct([f.with_type(_python_type(f.type)) for f in type_])
-    if pa.types.is_map(type_):
-        return pa.map_(
-            _python_type(type_.key_type), type_.item_field.with_type(_python_type(type_.item_type))
-        )
-    return type_
-
-
-def _is_text(type_: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_string(type_)
-        or pa.types.is_large_string(type_)
-        or pa.types.is_string_view(type_)
-    )
+    """The column's values as JSON-safe Python values, or an error naming file, row, column."""
+    try:
+        return json_values(array)
+    except NotJsonSafe as exc:
+        raise InputError(
+            f"{_show(path)}, row {file_row + exc.index + 1}: column {column!r} holds "
+            f"{exc.kind}, which has no JSON form"
+        ) from None
 
 
 # --------------------------------------------------------------------------- provenance

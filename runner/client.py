@@ -82,15 +82,15 @@ class InvokeClient:
         self._api_key = api_key
         self._timeout = timeout
         self._url = httpx.URL(base_url.rstrip("/") + INVOKE_PATH)
-        self._headers = httpx.Headers(
-            {
-                "Host": self._url.netloc.decode("ascii"),
-                "Authorization": f"Bearer {api_key}",
-                "Content-Type": "application/json",
-                "Accept": "application/json, text/event-stream",
-                "User-Agent": "fetchhive-runner",
-            }
-        )
+        # Raw header pairs, Content-Length added per request: httpx.Request then skips its
+        # own header merging and body encoding (a quarter of the CPU of building a request).
+        self._headers: list[tuple[bytes, bytes]] = [
+            (b"Host", self._url.netloc),
+            (b"Authorization", f"Bearer {api_key}".encode()),
+            (b"Content-Type", b"application/json"),
+            (b"Accept", b"application/json, text/event-stream"),
+            (b"User-Agent", b"fetchhive-runner"),
+        ]
         self._extensions = {
             "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         }
@@ -115,8 +115,10 @@ class InvokeClient:
         """Send one request (``body`` is the JSON-encoded request) and return its answer."""
         started = time.perf_counter()
         try:
-            with anyio.fail_after(self._timeout):
+            # A bare cancel scope, not fail_after: the same deadline at half the CPU.
+            with anyio.CancelScope(deadline=anyio.current_time() + self._timeout):
                 return await self._send(body, stream, started)
+            raise TimeoutError  # the deadline cancelled the attempt
         except AttemptError as exc:
             exc.latency_ms = exc.latency_ms or _elapsed_ms(started)
             exc.message = self.redact(exc.message)
@@ -150,7 +152,11 @@ class InvokeClient:
 
     async def _send(self, body: bytes, stream: bool, started: float) -> Answer:
         request = httpx.Request(
-            "POST", self._url, headers=self._headers, content=body, extensions=self._extensions
+            "POST",
+            self._url,
+            headers=[*self._headers, (b"Content-Length", str(len(body)).encode())],
+            stream=httpx.ByteStream(body),
+            extensions=self._extensions,
         )
         response = await self._transport.handle_async_request(request)
         try:
@@ -229,19 +235,21 @@ class _SseState:
 
 async def _read_sse(response: httpx.Response, started: float) -> Answer:
     state = _SseState()
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue  # blank separators, ": comments", event:/id: lines
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            state.done = True
+    # Lines are split from the bytes here, not by aiter_lines: its text decoding and line
+    # buffering cost more than parsing the events. SSE is UTF-8; lines end in \n, \r\n or \r.
+    pending = b""
+    async for chunk in response.aiter_bytes():
+        lines = (pending + chunk).splitlines(keepends=True)
+        pending = lines.pop() if lines and lines[-1][-1:] not in (b"\n", b"\r") else b""
+        for line in lines:
+            _apply_line(state, line, started)
+            if state.done:
+                break
+        if state.done:
             break
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            continue  # a malformed event must not sink a good answer
-        if isinstance(event, dict):
-            _apply_event(state, event, started)
+    else:
+        if pending:  # a last line without its newline
+            _apply_line(state, pending, started)
     if not state.done and state.usage is None:
         raise AttemptError(
             "stream_cut", "stream ended before its usage event and [DONE]", http_status=None
@@ -258,6 +266,21 @@ async def _read_sse(response: httpx.Response, started: float) -> Answer:
         latency_ms=_elapsed_ms(started),
         ttft_ms=state.ttft_ms,
     )
+
+
+def _apply_line(state: _SseState, line: bytes, started: float) -> None:
+    if not line.startswith(b"data:"):
+        return  # blank separators, ": comments", event:/id: lines
+    payload = line[5:].strip()
+    if payload == b"[DONE]":
+        state.done = True
+        return
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        return  # a malformed event must not sink a good answer
+    if isinstance(event, dict):
+        _apply_event(state, event, started)
 
 
 def _apply_event(state: _SseState, event: dict[str, Any], started: float) -> None:

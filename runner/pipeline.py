@@ -1,7 +1,7 @@
 """The bounded fan-out: rows × variants × repeats → calls → outcomes in the journal.
 
-One task group holds a producer and ``concurrency`` workers joined by a bounded memory stream,
-so at most ``concurrency`` requests are ever in flight (retries included: a worker keeps its
+One task group holds a producer and ``concurrency`` workers joined by a bounded queue of
+calls, so at most ``concurrency`` requests are ever in flight (retries included: a worker keeps its
 call through every attempt and backoff) and memory does not grow with the dataset. The
 producer emits the variants of one row next to each other (row 1 A, row 1 B, row 2 A …) so an
 A/B comparison does not confound variant with time of day.
@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from tenacity import RetryCallState
 
 from runner.client import InvokeClient
@@ -29,6 +29,10 @@ from runner.progress import Counters
 from runner.records import STATUS_ERROR, STATUS_OK, Answer, Call, Outcome, Row
 from runner.results import DoneKeys, Journal, key_frame
 from runner.retry import Decision, RetryPolicy, decide
+
+# Module-level encoders: json.dumps with options builds a new encoder on every call.
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_INPUTS_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 def shard_of(row_id: str, count: int) -> int:
@@ -56,7 +60,7 @@ def request_body(config: RunConfig, run_id: str, call: Call) -> bytes:
     }
     if config.user is not None:
         body["user"] = config.user
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _COMPACT_JSON.encode(body).encode("utf-8")
 
 
 def expected_text(value: Any) -> str | None:
@@ -77,6 +81,52 @@ class _Abandoned(Exception):
 class _Timing:
     started_at: str
     t0: float
+
+
+class _CallQueue:
+    """The calls between the producer and the workers, in order, a batch or two at a time.
+
+    A worker takes a call without a task switch while any is queued; the producer adds a whole
+    batch once the queue has drained to ``low`` calls, and reads the next batch meanwhile. (An
+    anyio memory stream wakes the producer for every call taken, about 35 µs of CPU a call.)
+    """
+
+    def __init__(self, low: int) -> None:
+        self._calls: deque[Call] = deque()
+        self._low = low
+        self._more = anyio.Event()
+        self._space = anyio.Event()
+        self.closed = False
+
+    async def extend(self, calls: list[Call]) -> bool:
+        """Queue ``calls`` once at most ``low`` are waiting; False if closed meanwhile."""
+        while len(self._calls) > self._low and not self.closed:
+            self._space = anyio.Event()
+            await self._space.wait()
+        if self.closed:
+            return False
+        self._calls.extend(calls)
+        self._more.set()
+        self._more = anyio.Event()
+        return True
+
+    def close(self) -> None:
+        """No more calls: waiting workers get None, a waiting producer returns."""
+        self.closed = True
+        self._more.set()
+        self._space.set()
+
+    async def get(self) -> Call | None:
+        """The next call, or None once the queue is closed and empty."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        while not self._calls:
+            if self.closed:
+                return None
+            await self._more.wait()
+        call = self._calls.popleft()
+        if len(self._calls) <= self._low:
+            self._space.set()
+        return call
 
 
 class Pipeline:
@@ -112,30 +162,28 @@ class Pipeline:
         self.planned = 0
         """Calls the dataset asks for in this shard, done ones included (exact once produced)."""
         self.produced_all = False
+        self._queue = _CallQueue(low=config.concurrency)
 
     # -- the run --------------------------------------------------------------------------
 
     async def run(self, batches: Iterator[list[Row]]) -> None:
         """Send every call not already done; return when all are done, or on stop/abort."""
-        send, receive = anyio.create_memory_object_stream[Call](
-            max_buffer_size=self.config.concurrency
-        )
         async with anyio.create_task_group() as tg:
             self._work_scope = tg.cancel_scope
-            tg.start_soon(self._produce, batches, send)
+            tg.start_soon(self._produce, batches)
             for _ in range(self.config.concurrency):
-                tg.start_soon(self._work, receive.clone())
-            receive.close()
+                tg.start_soon(self._work)
         if self.aborted is not None:
             raise self.aborted
 
     def stop(self) -> None:
         """Stop sending: no new call starts; calls in flight may finish."""
         self.stopping.set()
+        self._queue.close()
 
     def cancel(self) -> None:
         """Cancel everything still in flight (after the grace period)."""
-        self.stopping.set()
+        self.stop()
         self._work_scope.cancel()
 
     # -- producer -------------------------------------------------------------------------
@@ -159,30 +207,29 @@ class Pipeline:
             calls = [c for c, skip in zip(calls, mask, strict=True) if not skip]
         return calls
 
-    async def _produce(self, batches: Iterator[list[Row]], send: ObjectSendStream[Call]) -> None:
-        async with send:
+    async def _produce(self, batches: Iterator[list[Row]]) -> None:
+        try:
             while not self.stopping.is_set():
                 rows = await anyio.to_thread.run_sync(next, batches, None)
                 if rows is None:
-                    self.produced_all = True
+                    # Done, like a stream's sender, once no more than ``low`` calls wait.
+                    self.produced_all = await self._queue.extend([])
                     return
-                for call in self._calls(rows):
-                    if self.stopping.is_set():
-                        return
-                    await send.send(call)
+                await self._queue.extend(self._calls(rows))
+        finally:
+            self._queue.close()
 
     # -- workers --------------------------------------------------------------------------
 
-    async def _work(self, receive: ObjectReceiveStream[Call]) -> None:
-        async with receive:
-            async for call in receive:
-                if self.stopping.is_set():
-                    return
-                outcome = await self._run_call(call)
-                if outcome is None:
-                    continue
-                self.journal.append(outcome)
-                self.counters.record(outcome.status)
+    async def _work(self) -> None:
+        while (call := await self._queue.get()) is not None:
+            if self.stopping.is_set():
+                return
+            outcome = await self._run_call(call)
+            if outcome is None:
+                continue
+            self.journal.append(outcome)
+            self.counters.record(outcome.status)
 
     async def _run_call(self, call: Call) -> Outcome | None:
         body = request_body(self.config, self.run_id, call)
@@ -279,7 +326,7 @@ class Pipeline:
             "total_ms": (time.perf_counter() - timing.t0) * 1000.0,
             "started_at": timing.started_at,
             "finished_at": now_iso(),
-            "inputs": json.dumps(call.row.inputs, ensure_ascii=False),
+            "inputs": _INPUTS_JSON.encode(call.row.inputs),
             "expected": expected_text(call.row.expected),
         }
 

@@ -36,6 +36,8 @@ def _mapped_errors() -> Iterator[None]:
         raise httpx.RemoteProtocolError(str(exc)) from exc
     except (aiohttp.ClientOSError, ConnectionError) as exc:
         raise httpx.ReadError(str(exc) or "connection reset") from exc
+    except (aiohttp.NonHttpUrlClientError, aiohttp.InvalidUrlClientError) as exc:
+        raise httpx.UnsupportedProtocol(str(exc)) from exc
     except aiohttp.ClientError as exc:
         raise httpx.TransportError(str(exc)) from exc
 

@@ -1,0 +1,483 @@
+"""Throughput and memory of the runner against the simulator, next to a bare client and the ideal.
+
+    .venv/bin/python -m bench.run              # everything (about 30 minutes on 2 cores)
+    .venv/bin/python -m bench.run --quick      # one run per level, small inputs (3 minutes)
+    .venv/bin/python -m bench.run --only throughput   # or: --only memory
+
+Each measurement is a separate process, started and timed from here, so that resource usage
+(``os.wait4``) and peak RSS belong to that process alone:
+
+* the simulator (``bench.simproc``, one process or several on one port), 50 ms latency;
+* the runner end to end: ``python -m runner run DATA --out DIR …``, results and summary
+  written, timed from ``exec`` to exit;
+* the bare reference (``bench.reference``): an aiohttp loop under a semaphore that only sends;
+* the ideal: ``concurrency / latency``.
+
+Runner and reference alternate level by level within each round, so a noisy neighbour costs
+both alike; the table reports the median of the rounds. Memory runs send a 100,000-row and a
+1,000,000-row Parquet file through two variants against a zero-latency simulator and record the
+runner's peak RSS and the time from ``exec`` to its first request. Results go to
+``bench/out/results.json`` and ``bench/out/table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PY = sys.executable
+TEXT = "ticket {i}: my invoice was charged twice, please refund"
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Usage:
+    """What one child process cost: wall seconds, CPU seconds, peak RSS in MB."""
+
+    wall: float
+    cpu: float
+    maxrss_mb: float
+    stdout: str = field(repr=False, default="")
+    rss: list[tuple[float, float]] = field(repr=False, default_factory=list)
+    """(epoch seconds, RSS in MB) sampled every 0.1 s while the process ran."""
+
+
+def run_measured(args: list[str], *, env: dict[str, str] | None = None) -> Usage:
+    """Run one process to its end; its own rusage from ``os.wait4`` (not the whole tree's)."""
+    started = time.perf_counter()
+    out_path = OUT / "child.stdout"
+    err_path = OUT / "child.stderr"
+    samples: list[tuple[float, float]] = []
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=err)
+        sampler = threading.Thread(target=_sample_rss, args=(proc.pid, samples), daemon=True)
+        sampler.start()
+        _, status, rusage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(args[:5])} … failed ({proc.returncode}):\n{err_path.read_text()[-3000:]}"
+        )
+    cpu = rusage.ru_utime + rusage.ru_stime
+    return Usage(wall, cpu, rusage.ru_maxrss / 1024, out_path.read_text(), samples)
+
+
+def _sample_rss(pid: int, samples: list[tuple[float, float]]) -> None:
+    page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+    while True:
+        try:
+            resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            return
+        if resident == 0:  # exited, not yet reaped
+            return
+        samples.append((time.time(), resident * page_mb))
+        time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds a running process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Simulator:
+    """``procs`` simulator processes serving one port on 127.0.0.1."""
+
+    def __init__(self, latency_ms: float, procs: int = 1) -> None:
+        self.latency_ms = latency_ms
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.procs: list[subprocess.Popen[str]] = []
+        args = [PY, "-m", "bench.simproc", "--port", str(self.port)]
+        args += ["--latency-ms", str(latency_ms)]
+        if procs > 1:
+            args.append("--reuse-port")
+        for _ in range(procs):
+            proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            self.procs.append(proc)
+            assert proc.stdout is not None
+            if not proc.stdout.readline().strip():
+                raise RuntimeError("the simulator did not start")
+
+    def cpu(self) -> float:
+        return sum(proc_cpu(p.pid) for p in self.procs)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(timeout=10)
+
+
+@contextmanager
+def simulator(latency_ms: float, procs: int) -> Iterator[Simulator]:
+    sim = Simulator(latency_ms, procs)
+    try:
+        yield sim
+    finally:
+        sim.close()
+
+
+# --- datasets --------------------------------------------------------------------------------
+
+
+def dataset(rows: int) -> Path:
+    """A Parquet file of ``rows`` tickets (id, text), built once and kept in bench/out/data."""
+    path = OUT / "data" / f"tickets-{rows}.parquet"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ids = pl.int_range(0, rows, eager=True).cast(pl.String)
+        frame = pl.DataFrame({"id": "r" + ids, "text": "ticket " + ids + TEXT[len("ticket {i}") :]})
+        frame.write_parquet(path)
+    return path
+
+
+# --- one measurement -------------------------------------------------------------------------
+
+
+@dataclass
+class Measure:
+    """One client run against the simulator."""
+
+    client: str
+    concurrency: int
+    requests: int
+    wall: float
+    cpu: float
+    maxrss_mb: float
+    sim_cpu: float
+    send_seconds: float | None = None
+    first_request_s: float | None = None
+    send_peak_mb: float | None = None
+    """Peak RSS up to the last answer (the rest is compaction and reports)."""
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.wall
+
+    @property
+    def cpu_per_1k(self) -> float:
+        return self.cpu / self.requests * 1000
+
+    @property
+    def sim_cpu_per_1k(self) -> float:
+        return self.sim_cpu / self.requests * 1000
+
+
+def runner_args(
+    data: Path, out: Path, url: str, concurrency: int, variants: tuple[str, ...], stream: bool
+) -> list[str]:
+    args = [PY, "-m", "runner", "run", str(data), "--deployment", "bench", "--out", str(out)]
+    for variant in variants:
+        args += ["--variant", variant]
+    args += ["--base-url", url, "--concurrency", str(concurrency)]
+    args += ["--stream"] if stream else []
+    return args
+
+
+def measure_runner(
+    sim: Simulator,
+    data: Path,
+    rows: int,
+    concurrency: int,
+    *,
+    variants: tuple[str, ...] = ("baseline",),
+    stream: bool = False,
+    label: str = "runner",
+) -> Measure:
+    out = OUT / "runs" / f"{label}-{concurrency}"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "FETCH_HIVE_API_KEY": "fhk_bench"}
+    cpu0 = sim.cpu()
+    wall_start = time.time()
+    usage = run_measured(runner_args(data, out, sim.url, concurrency, variants, stream), env=env)
+    sim_cpu = sim.cpu() - cpu0
+    times = (
+        pl.scan_parquet(out / "results.parquet")
+        .select(
+            pl.len().alias("n"),
+            (pl.col("status") == "ok").sum().alias("ok"),
+            pl.col("started_at").min().alias("first"),
+            pl.col("finished_at").max().alias("last"),
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    requests = rows * len(variants)
+    if times["n"] != requests or times["ok"] != requests:
+        raise RuntimeError(f"runner wrote {times['n']} results ({times['ok']} ok), not {requests}")
+    first = times["first"].timestamp()
+    last = times["last"].timestamp()
+    send_peak = max((mb for t, mb in usage.rss if t <= last), default=None)
+    shutil.rmtree(out, ignore_errors=True)
+    return Measure(
+        label,
+        concurrency,
+        requests,
+        usage.wall,
+        usage.cpu,
+        usage.maxrss_mb,
+        sim_cpu,
+        send_seconds=last - first,
+        first_request_s=first - wall_start,
+        send_peak_mb=send_peak,
+    )
+
+
+def measure_reference(sim: Simulator, requests: int, concurrency: int, stream: bool) -> Measure:
+    cpu0 = sim.cpu()
+    args = [PY, "-m", "bench.reference", "--base-url", sim.url]
+    args += ["--concurrency", str(concurrency), "--requests", str(requests)]
+    args += ["--stream"] if stream else []
+    usage = run_measured(args)
+    sim_cpu = sim.cpu() - cpu0
+    inner = json.loads(usage.stdout.strip().splitlines()[-1])
+    return Measure(
+        "reference", concurrency, requests, usage.wall, usage.cpu, usage.maxrss_mb, sim_cpu,
+        send_seconds=inner["seconds"],
+    )  # fmt: skip
+
+
+# --- the benchmark ---------------------------------------------------------------------------
+
+
+def requests_for(concurrency: int, latency_ms: float, seconds: float, cap: int) -> int:
+    """Enough requests for ``seconds`` at the ideal rate, so start-up is a small share."""
+    ideal = concurrency / (latency_ms / 1000)
+    return int(min(cap, max(2000, ideal * seconds)) // 1000 * 1000)
+
+
+def throughput(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    levels = [int(x) for x in args.levels.split(",")]
+    plan = {c: requests_for(c, args.latency_ms, args.seconds, args.max_requests) for c in levels}
+    runs: list[dict[str, Any]] = results.setdefault("throughput_runs", [])
+    with simulator(args.latency_ms, args.sim_procs) as sim:
+        # Warm the simulator (and the page cache) so the first measured run is not special.
+        measure_reference(sim, 2000, 64, False)
+        for round_ in range(args.runs):
+            for c in levels:
+                data = dataset(plan[c])
+                pairs = [("reference", False), ("runner", False)]
+                if c in args.stream_levels:
+                    pairs += [("reference-stream", True), ("runner-stream", True)]
+                for label, stream in pairs:
+                    if label.startswith("reference"):
+                        m = measure_reference(sim, plan[c], c, stream)
+                        m.client = label
+                    else:
+                        m = measure_runner(sim, data, plan[c], c, stream=stream, label=label)
+                    row = asdict(m) | {"round": round_, "rps": m.rps, "load": os.getloadavg()[0]}
+                    runs.append(row)
+                    print(
+                        f"  round {round_ + 1} c={c:<4} {label:<17} {m.rps:8.1f} req/s  "
+                        f"cpu {m.cpu_per_1k:5.2f} s/1k  sim cpu {m.sim_cpu_per_1k:5.2f} s/1k  "
+                        f"rss {m.maxrss_mb:6.1f} MB  load {row['load']:.1f}",
+                        flush=True,
+                    )
+                    save(results)
+
+
+def memory(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    rows_list = [int(x) for x in args.memory_rows.split(",")]
+    runs: list[dict[str, Any]] = results.setdefault("memory_runs", [])
+    with simulator(0.0, args.sim_procs) as sim:
+        for rows in rows_list:
+            data = dataset(rows)
+            m = measure_runner(
+                sim, data, rows, args.memory_concurrency, variants=("baseline", "candidate"),
+                label=f"memory-{rows}",
+            )  # fmt: skip
+            row = asdict(m) | {"rows": rows, "rps": m.rps, "load": os.getloadavg()[0]}
+            runs.append(row)
+            print(
+                f"  memory rows={rows:<9} {m.rps:8.1f} req/s  peak rss {m.maxrss_mb:6.1f} MB "
+                f"(sending {m.send_peak_mb or 0:6.1f} MB)  "
+                f"first request {m.first_request_s:5.2f} s  cpu {m.cpu_per_1k:5.2f} s/1k",
+                flush=True,
+            )
+            save(results)
+
+
+def save(results: dict[str, Any]) -> None:
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+def machine() -> dict[str, str]:
+    model = ""
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "git": rev,
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def table(results: dict[str, Any], latency_ms: float) -> str:
+    """The markdown tables: medians over rounds."""
+    lines: list[str] = []
+    runs = results.get("throughput_runs", [])
+    if runs:
+        by: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for run in runs:
+            by.setdefault((run["client"], run["concurrency"]), []).append(run)
+        levels = sorted({c for _, c in by})
+        lines += [
+            f"Throughput, simulator at {latency_ms:g} ms, median of "
+            f"{max(len(v) for v in by.values())} rounds:",
+            "",
+            "| in flight | requests | ideal req/s | reference req/s | runner req/s | "
+            "runner / reference | runner / ideal | runner CPU s / 1k req | "
+            "reference CPU s / 1k req | simulator CPU s / 1k req | runner peak RSS MB |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for c in levels:
+            ref, run = by.get(("reference", c), []), by.get(("runner", c), [])
+            ideal = c / (latency_ms / 1000)
+            ref_rps = median([r["rps"] for r in ref])
+            run_rps = median([r["rps"] for r in run])
+            ratios = [r["rps"] / f["rps"] for r, f in zip(run, ref, strict=False)]
+            lines.append(
+                f"| {c} | {run[0]['requests'] if run else 0:,} | {ideal:,.0f} | {ref_rps:,.0f} | "
+                f"{run_rps:,.0f} | {median(ratios):.2f} | {run_rps / ideal:.2f} | "
+                f"{median([r['cpu'] / r['requests'] * 1000 for r in run]):.2f} | "
+                f"{median([r['cpu'] / r['requests'] * 1000 for r in ref]):.2f} | "
+                f"{median([r['sim_cpu'] / r['requests'] * 1000 for r in run]):.2f} | "
+                f"{median([r['maxrss_mb'] for r in run]):.0f} |"
+            )
+        stream_levels = sorted({c for (client, c) in by if client == "runner-stream"})
+        if stream_levels:
+            lines += [
+                "",
+                "Streaming (`--stream`), same rounds:",
+                "",
+                "| in flight | runner stream req/s | runner req/s | stream / non-stream | "
+                "reference stream req/s | runner stream / reference stream |",
+                "|---:|---:|---:|---:|---:|---:|",
+            ]
+            for c in stream_levels:
+                st, run = by[("runner-stream", c)], by[("runner", c)]
+                rst = by.get(("reference-stream", c), [])
+                lines.append(
+                    f"| {c} | {median([r['rps'] for r in st]):,.0f} | "
+                    f"{median([r['rps'] for r in run]):,.0f} | "
+                    f"{median([s['rps'] / r['rps'] for s, r in zip(st, run, strict=False)]):.2f} | "
+                    f"{median([r['rps'] for r in rst]):,.0f} | "
+                    f"{median([s['rps'] / r['rps'] for s, r in zip(st, rst, strict=False)]):.2f} |"
+                )
+    mem = results.get("memory_runs", [])
+    if mem:
+        lines += [
+            "",
+            "Memory, two variants, simulator at 0 ms:",
+            "",
+            "| rows | requests | peak RSS MB, whole run | peak RSS MB, until the last answer | "
+            "first request after exec s | req/s | runner CPU s / 1k req |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for m in mem:
+            lines.append(
+                f"| {m['rows']:,} | {m['requests']:,} | {m['maxrss_mb']:.0f} | "
+                f"{m['send_peak_mb']:.0f} | {m['first_request_s']:.2f} | {m['rps']:,.0f} | "
+                f"{m['cpu'] / m['requests'] * 1000:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["throughput", "memory"])
+    parser.add_argument("--quick", action="store_true", help="1 round, fewer requests")
+    parser.add_argument("--runs", type=int, default=3, help="rounds (median reported)")
+    parser.add_argument("--levels", default="32,128,512", help="requests in flight")
+    parser.add_argument(
+        "--stream-levels",
+        default="32,128,512",
+        help="levels also measured with --stream ('' for none)",
+    )
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=15.0,
+        help="requests per level: this many seconds at the ideal rate",
+    )
+    parser.add_argument("--max-requests", type=int, default=40_000)
+    parser.add_argument(
+        "--sim-procs",
+        type=int,
+        default=1,
+        help="simulator processes sharing the port (SO_REUSEPORT)",
+    )
+    parser.add_argument("--memory-rows", default="100000,1000000")
+    parser.add_argument("--memory-concurrency", type=int, default=128)
+    args = parser.parse_args(argv)  # fmt: skip
+    args.stream_levels = {int(x) for x in args.stream_levels.split(",") if x}
+    if args.quick:
+        args.runs, args.seconds, args.max_requests = 1, 5.0, 10_000
+        args.memory_rows = "10000,100000"
+    OUT.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "command": " ".join([".venv/bin/python -m bench.run", *(argv or sys.argv[1:])]),
+        "latency_ms": args.latency_ms,
+        "sim_procs": args.sim_procs,
+    }
+    print(f"machine: {results['machine']}", flush=True)
+    if args.only in (None, "throughput"):
+        throughput(args, results)
+    if args.only in (None, "memory"):
+        memory(args, results)
+    text = table(results, args.latency_ms)
+    (OUT / "table.md").write_text(text + "\n")
+    save(results)
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+"""The aiohttp-backed transport over real sockets: keep-alive, framing, limits, and every failure as
+the httpx error that means the same thing."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx
+import pytest
+
+from runner.transport import AiohttpTransport
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok": 1}\r\n'
+
+
+class Server:
+    """A scripted server on 127.0.0.1: ``script`` serves each connection."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.connections = 0
+        self.open = 0
+        self.max_open = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open += 1
+        self.max_open = max(self.max_open, self.open)
+        try:
+            await self.script(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+
+@asynccontextmanager
+async def serving(script: Script) -> AsyncIterator[tuple[Server, str]]:
+    server = Server(script)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    async with listener:
+        yield server, f"http://127.0.0.1:{port}/v1/prompt/invoke"
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + await reader.readexactly(length)
+
+
+def answering(*responses: bytes, then_close: bool = False) -> Script:
+    """Answer each request on a connection with the next response."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for response in responses:
+            await read_request(reader)
+            writer.write(response)
+            await writer.drain()
+        if not then_close:
+            await reader.read()  # keep the connection until the client closes it
+
+    return script
+
+
+def keep_answering(response: bytes = OK, delay: float = 0.0) -> Script:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            if delay:
+                await asyncio.sleep(delay)
+            writer.write(response)
+            await writer.drain()
+
+    return script
+
+
+async def post(transport: AiohttpTransport, url: str, timeout: float = 5.0) -> httpx.Response:
+    request = httpx.Request(
+        "POST",
+        url,
+        content=b'{"q": 1}',
+        extensions={"timeout": {"connect": timeout, "read": timeout, "pool": timeout}},
+    )
+    response = await transport.handle_async_request(request)
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return response
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    anyio.run(main)
+
+
+def test_requests_reuse_one_keep_alive_connection() -> None:
+    async def main() -> None:
+        async with serving(keep_answering()) as (server, url):
+            transport = AiohttpTransport(limit=4)
+            for _ in range(5):
+                response = await post(transport, url)
+                assert (response.status_code, response.json()) == (200, {"ok": 1})
+            await transport.aclose()
+        assert server.connections == 1
+
+    run(main)
+
+
+def test_the_request_on_the_wire_carries_host_length_and_body() -> None:
+    seen: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        writer.write(OK)
+        await writer.drain()
+
+    async def main() -> None:
+        async with serving(script) as (_, url):
+            transport = AiohttpTransport()
+            await post(transport, url)
+            await transport.aclose()
+
+    run(main)
+    head, _, body = seen[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /v1/prompt/invoke HTTP/1.1"
+    assert any(line.lower().startswith(b"host: 127.0.0.1:") for line in lines)
+    assert b"Content-Length: 8" in lines
+    assert body == b'{"q": 1}'
+
+
+def test_no_more_connections_than_the_limit_and_every_request_answered() -> None:
+    async def main() -> None:
+        async with serving(keep_answering(delay=0.01)) as (server, url):
+            transport = AiohttpTransport(limit=3)
+            statuses: list[int] = []
+
+            async def one() -> None:
+                statuses.append((await post(transport, url)).status_code)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(20):
+                    tg.start_soon(one)
+            await transport.aclose()
+        assert statuses == [200] * 20
+        assert server.max_open == 3
+
+    run(main)
+
+
+def test_a_chunked_body_is_decoded_across_packet_boundaries() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        wire = (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n"
+        )
+        for i in range(0, len(wire), 3):  # three bytes a packet
+            writer.write(wire[i : i + 3])
+            await writer.drain()
+            await asyncio.sleep(0)
+        await reader.read()
+
+    async def main() -> None:
+        async with serving(script) as (_, url):
+            transport = AiohttpTransport()
+            assert (await post(transport, url)).content == b"hello, world"
+            await transport.aclose()
+
+    run(main)
+
+
+def test_a_streamed_body_is_handed_over_as_it_arrives() -> None:
+    got_first = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nfirst\n\r\n")
+        await writer.drain()
+        await got_first.wait()  # the rest only once the client has read the first piece
+        writer.write(b"5\r\nlast\n\r\n0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    async def main() -> None:
+        async with serving(script) as (_, url):
+            transport = AiohttpTransport()
+            response = await transport.handle_async_request(httpx.Request("POST", url))
+            pieces = []
+            async for chunk in response.aiter_raw():
+                pieces.append(chunk)
+                got_first.set()
+            await response.aclose()
+            assert pieces == [b"first\n", b"last\n"]
+            await transport.aclose()
+
+    run(main)
+
+
+def test_a_large_body_is_read_whole_through_flow_control() -> None:
+    big = b"x" * (3 * 1024 * 1024)
+
+    async def main() -> None:
+        response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big
+        async with serving(answering(response)) as (_, url):
+            transport = AiohttpTransport()
+            request = httpx.Request("POST", url, content=b"{}")
+            reply = await transport.handle_async_request(request)
+            received = 0
+            async for chunk in reply.aiter_raw():
+                received += len(chunk)
+                await anyio.sleep(0)  # a slow reader
+            await reply.aclose()
+            assert received == len(big)
+            await transport.aclose()
+
+    run(main)
+
+
+def test_a_body_without_length_is_read_until_close_and_not_reused() -> None:
+    response = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"
+
+    async def main() -> None:
+        async with serving(answering(response, then_close=True)) as (server, url):
+            transport = AiohttpTransport()
+            assert (await post(transport, url)).content == b"all of it"
+            assert (await post(transport, url)).content == b"all of it"
+            await transport.aclose()
+        assert server.connections == 2
+
+    run(main)
+
+
+def test_connection_close_is_honoured() -> None:
+    response = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+
+    async def main() -> None:
+        async with serving(answering(response)) as (server, url):
+            transport = AiohttpTransport()
+            await post(transport, url)
+            await post(transport, url)
+            await transport.aclose()
+        assert server.connections == 2
+
+    run(main)
+
+
+def test_an_idle_connection_the_server_closed_is_not_handed_out() -> None:
+    async def main() -> None:
+        async with serving(answering(OK, then_close=True)) as (server, url):
+            transport = AiohttpTransport()
+            await post(transport, url)
+            await anyio.sleep(0.05)  # the server's FIN arrives while the connection is idle
+            assert (await post(transport, url)).status_code == 200
+            await transport.aclose()
+        assert server.connections == 2
+
+    run(main)
+
+
+def test_an_interim_response_is_skipped() -> None:
+    response = b"HTTP/1.1 100 Continue\r\n\r\n" + OK
+
+    async def main() -> None:
+        async with serving(answering(response)) as (_, url):
+            transport = AiohttpTransport()
+            assert (await post(transport, url)).status_code == 200
+            await transport.aclose()
+
+    run(main)
+
+
+def test_headers_and_status_are_handed_to_httpx() -> None:
+    response = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\nContent-Length: 2\r\n\r\n{}"
+
+    async def main() -> None:
+        async with serving(answering(response)) as (_, url):
+            transport = AiohttpTransport()
+            reply = await post(transport, url)
+            assert reply.status_code == 429
+            assert reply.headers["retry-after"] == "3"
+            await transport.aclose()
+
+    run(main)
+
+
+# --- failures --------------------------------------------------------------------------------
+
+
+async def closing_without_answer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    await read_request(reader)
+
+
+async def resetting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def cutting_the_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+    await writer.drain()
+
+
+async def speaking_nonsense(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+    await writer.drain()
+    await reader.read()
+
+
+async def stalling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)
+    await asyncio.sleep(10)
+
+
+@pytest.mark.parametrize(
+    ("script", "error"),
+    [
+        (closing_without_answer, httpx.RemoteProtocolError),
+        (resetting, httpx.ReadError),
+        (cutting_the_body, httpx.RemoteProtocolError),
+        (speaking_nonsense, httpx.RemoteProtocolError),
+        (stalling, httpx.ReadTimeout),
+    ],
+)
+def test_failures_become_the_httpx_error_that_means_the_same(
+    script: Script, error: type[Exception]
+) -> None:
+    async def main() -> None:
+        async with serving(script) as (_, url):
+            transport = AiohttpTransport()
+            with pytest.raises(error):
+                await post(transport, url, timeout=0.2)
+            await transport.aclose()
+
+    run(main)
+
+
+def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+
+        async def main() -> None:
+            transport = AiohttpTransport()
+            with pytest.raises(httpx.ConnectError):
+                await post(transport, f"http://127.0.0.1:{port}/v1/prompt/invoke")
+
+        run(main)
+
+
+def test_a_cancelled_request_closes_its_connection() -> None:
+    async def main() -> None:
+        async with serving(keep_answering(delay=0.2)) as (server, url):
+            transport = AiohttpTransport()
+            with anyio.move_on_after(0.05):
+                await post(transport, url)
+            assert (await post(transport, url)).status_code == 200  # on a new connection
+            await transport.aclose()
+        assert server.connections == 2
+
+    run(main)
+
+
+def test_only_http_and_https_urls() -> None:
+    async def main() -> None:
+        with pytest.raises(httpx.UnsupportedProtocol):
+            await post(AiohttpTransport(), "ftp://127.0.0.1/x")
+
+    run(main)

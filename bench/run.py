@@ -66,8 +66,8 @@ class Usage:
 def run_measured(args: list[str], *, env: dict[str, str] | None = None) -> Usage:
     """Run one process to its end; its own rusage from ``os.wait4`` (not the whole tree's)."""
     started = time.perf_counter()
-    out_path = OUT / "child.stdout"
-    err_path = OUT / "child.stderr"
+    out_path = OUT / f"child-{os.getpid()}.stdout"  # per bench process: two may run at once
+    err_path = OUT / f"child-{os.getpid()}.stderr"
     samples: list[tuple[float, float]] = []
     with open(out_path, "w") as out, open(err_path, "w") as err:
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=err)
@@ -82,7 +82,10 @@ def run_measured(args: list[str], *, env: dict[str, str] | None = None) -> Usage
             f"{' '.join(args[:5])} … failed ({proc.returncode}):\n{err_path.read_text()[-3000:]}"
         )
     cpu = rusage.ru_utime + rusage.ru_stime
-    return Usage(wall, cpu, rusage.ru_maxrss / 1024, out_path.read_text(), samples)
+    stdout = out_path.read_text()
+    out_path.unlink()
+    err_path.unlink()
+    return Usage(wall, cpu, rusage.ru_maxrss / 1024, stdout, samples)
 
 
 def _sample_rss(pid: int, samples: list[tuple[float, float]]) -> None:
@@ -215,7 +218,7 @@ def measure_runner(
     stream: bool = False,
     label: str = "runner",
 ) -> Measure:
-    out = OUT / "runs" / f"{label}-{concurrency}"
+    out = OUT / "runs" / f"{label}-{concurrency}-{os.getpid()}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "FETCH_HIVE_API_KEY": "fhk_bench"}
     cpu0 = sim.cpu()

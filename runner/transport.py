@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import httpx
+import yarl
 
 
 @contextlib.contextmanager
@@ -55,6 +56,19 @@ class _ResponseStream(httpx.AsyncByteStream):
         self._response.release()
 
 
+#: A body of known length up to this size, not an event stream, is read in one call.
+_READ_AT_ONCE: Final = 1 << 20
+
+
+def _read_at_once(response: aiohttp.ClientResponse) -> bool:
+    length = response.content_length
+    return (
+        length is not None
+        and length <= _READ_AT_ONCE
+        and not response.content_type.startswith("text/event-stream")
+    )
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests over one ``aiohttp.ClientSession`` with ``limit`` connections.
 
@@ -64,40 +78,65 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, limit: int = 100) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        # The runner sends every request to one URL with one timeout: parse them once.
+        self._urls: dict[str, yarl.URL] = {}
+        self._timeouts: dict[tuple[Any, Any], aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
-            # httpx decodes content-encoding itself: aiohttp must hand over the raw bytes.
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                auto_decompress=False,  # httpx decodes content-encoding: hand over raw bytes
+                skip_auto_headers=("User-Agent",),
+                cookie_jar=aiohttp.DummyCookieJar(),  # the runner keeps no cookies
             )
         return self._session
 
+    def _url(self, url: httpx.URL) -> yarl.URL:
+        text = str(url)
+        parsed = self._urls.get(text)
+        if parsed is None:
+            if len(self._urls) > 64:
+                self._urls.clear()
+            parsed = self._urls[text] = yarl.URL(text, encoded=True)
+        return parsed
+
+    def _timeout(self, timeouts: dict[str, Any]) -> aiohttp.ClientTimeout:
+        key = (timeouts.get("connect"), timeouts.get("read"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, sock_connect=key[0], sock_read=key[1]
+            )
+        return timeout
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._get_session()
-        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=timeouts.get("connect"),
-            sock_read=timeouts.get("read"),
-        )
         body = await request.aread()
         with _mapped_errors():
             response = await session.request(
                 request.method,
-                str(request.url),
+                self._url(request.url),
                 headers=[
                     (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
                 ],
                 data=body,
                 allow_redirects=False,
-                timeout=timeout,
+                timeout=self._timeout(request.extensions.get("timeout", {})),
             )
+            stream: httpx.AsyncByteStream
+            if _read_at_once(response):
+                # A small whole body (a JSON answer or error): one read, and the connection
+                # goes back to the pool before the caller even looks at the response.
+                stream = httpx.ByteStream(await response.read())
+                response.release()
+            else:
+                stream = _ResponseStream(response)
         return httpx.Response(
             status_code=response.status,
-            headers=[(k, v) for k, v in response.raw_headers],
-            stream=_ResponseStream(response),
+            headers=response.raw_headers,
+            stream=stream,
             extensions={"http_version": b"HTTP/1.1"},
         )
 

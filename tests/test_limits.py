@@ -188,8 +188,10 @@ def test_rps_holds_its_ceiling_in_every_window_of_request_starts(
 
 
 def test_rps_from_the_config_paces_a_real_run(make_config: MakeConfig) -> None:
-    """--rps on the wall clock, end to end through run_job: no window of request starts, as
-    the transport saw them, holds more than the ceiling."""
+    """--rps reaches the pipeline: request starts are paced, not sent at once. (The exact
+    ceiling is checked above on the limiter's own clock; here the transport sees each start a
+    scheduling delay after its slot, which can bring two observed starts closer than 1/R, so
+    one start of slack is allowed. Unpaced, all 40 would land in the same few milliseconds.)"""
     starts: list[float] = []
 
     async def handle(request: httpx.Request) -> httpx.Response:
@@ -199,8 +201,7 @@ def test_rps_from_the_config_paces_a_real_run(make_config: MakeConfig) -> None:
     config = make_config(concurrency=8, rps=100.0)  # 20 rows × 2 variants, about 0.4 s
     run_job(config, api_key="fhk_test", transport=httpx.MockTransport(handle), handle_signals=False)
     assert len(starts) == 40
-    assert max_in_window(starts, 0.2) <= 20
-    assert min(np.diff(sorted(starts))) >= 0.01 - 1e-3  # the transport sees them a hair later
+    assert max_in_window(starts, 0.2) <= 20 + 1
 
 
 # --- AdaptiveLimiter ---------------------------------------------------------------------------

@@ -380,7 +380,9 @@ def test_a_cancelled_request_closes_its_connection() -> None:
 
 def test_only_http_and_https_urls() -> None:
     async def main() -> None:
+        transport = AiohttpTransport()
         with pytest.raises(httpx.UnsupportedProtocol):
-            await post(AiohttpTransport(), "ftp://127.0.0.1/x")
+            await post(transport, "ftp://127.0.0.1/x")
+        await transport.aclose()
 
     run(main)

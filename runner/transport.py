@@ -113,7 +113,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._get_session()
-        body = await request.aread()
+        # A body in memory is read without an async generator (the event loop tracks each).
+        body = (
+            request.read()
+            if isinstance(request.stream, httpx.SyncByteStream)
+            else (await request.aread())
+        )
         with _mapped_errors():
             response = await session.request(
                 request.method,
@@ -125,20 +130,25 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=self._timeout(request.extensions.get("timeout", {})),
             )
-            stream: httpx.AsyncByteStream
-            if _read_at_once(response):
-                # A small whole body (a JSON answer or error): one read, and the connection
-                # goes back to the pool before the caller even looks at the response.
-                stream = httpx.ByteStream(await response.read())
-                response.release()
-            else:
-                stream = _ResponseStream(response)
-        return httpx.Response(
+            if not _read_at_once(response):
+                return httpx.Response(
+                    status_code=response.status,
+                    headers=response.raw_headers,
+                    stream=_ResponseStream(response),
+                    extensions={"http_version": b"HTTP/1.1"},
+                )
+            # A small whole body (a JSON answer or error): one read, and the connection goes
+            # back to the pool before the caller even looks at the response.
+            content = await response.read()
+            response.release()
+        reply = httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=stream,
+            stream=httpx.ByteStream(content),
             extensions={"http_version": b"HTTP/1.1"},
         )
+        reply.read()  # decoded here, synchronously: the caller's aread() then has nothing to do
+        return reply
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -6,9 +6,15 @@
     ├── UsageError              bad usage or input, found before the first request   (exit 2)
     │   ├── ConfigError         an invalid option or combination of options
     │   ├── InputError          the dataset: missing, unreadable, bad column or row
-    │   └── ResultsDirError     OUT is not empty, or does not match on resume
-    ├── RunAborted              the API said no for every row: auth, credit, daily cap (exit 3)
-    ├── RunInterrupted          Ctrl-C or SIGTERM; finished work is committed       (exit 130)
+    │   └── ResultsDirError     OUT is not empty, unwritable, or does not match on resume
+    │       └── RunDirLocked    another process holds OUT's lock (names host and pid)
+    ├── RunAborted              the API refused the run: key, credit, daily cap, deployment
+    │                           or variant not found, unreachable                   (exit 3)
+    ├── ErrorBudgetExceeded     the run completed, but a variant's error rows are over
+    │                           --max-error-rate; every report is written           (exit 4)
+    ├── StorageError            a local file could not be written or read (disk full, I/O):
+    │                           finished work is committed; resume or rebuild later (exit 5)
+    ├── RunInterrupted          Ctrl-C, SIGTERM or SIGHUP; finished work is committed (exit 130)
     ├── GateFailed              a regression gate failed                            (exit 1)
     ├── ShardsError             shards that cannot be merged                         (exit 1)
     └── AttemptError            one HTTP attempt failed (internal to client/retry/pipeline)
@@ -44,10 +50,29 @@ class ResultsDirError(UsageError):
     """The output directory cannot be used for this run (not empty, or a resume mismatch)."""
 
 
+class RunDirLocked(ResultsDirError):
+    """Another runner process holds the lock on the run directory."""
+
+
 class RunAborted(RunnerError):
     """The server refused in a way that would fail every row; the run stopped early."""
 
     exit_code = 3
+
+
+class ErrorBudgetExceeded(RunnerError):
+    """The run completed, but some variant's share of error rows is over the budget."""
+
+    exit_code = 4
+
+
+class StorageError(RunnerError):
+    """A local file could not be written or read (disk full, read-only, I/O error).
+
+    Raised with the path and the cause in the message; what finished before is committed.
+    """
+
+    exit_code = 5
 
 
 class RunInterrupted(RunnerError):

@@ -1,0 +1,220 @@
+"""``runner run``: its options, the config they build, and the run itself."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from runner.cli.app import main
+from runner.cli.reports import baseline_option, score_option, write_and_print_reports
+from runner.config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, RunConfig, parse_tag
+from runner.errors import ConfigError
+from runner.job import RunResult, run_job
+from runner.progress import auto_display
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    index, sep, count = text.partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        return int(index), int(count)
+    except ValueError:
+        raise ConfigError(f"--shard {text!r} is not I/N (for example 0/4)") from None
+
+
+def resume_command(run_args: list[str], out_dir: Path) -> str:
+    """The exact command that resumes a run started with ``runner run RUN_ARGS``."""
+    args = [a for a in run_args if a != "--resume"]
+    if not any(a in ("--out", "-o") or a.startswith("--out=") for a in args):
+        args += ["--out", str(out_dir)]
+    return shlex.join(["runner", "run", *args, "--resume"])
+
+
+def run_options(func: F) -> F:
+    options = [
+        click.argument("dataset", nargs=-1, required=True),
+        click.option("--deployment", "-d", required=True, help="Prompt deployment name."),
+        click.option(
+            "--variant", "-v", "variants", multiple=True, required=True,
+            help="Deployment variant to invoke for every row; repeat for an A/B comparison. "
+            "The first is the baseline.",
+        ),
+        click.option(
+            "--out", "-o", type=click.Path(path_type=Path), default=None,
+            help="Output directory (default reports/<deployment>-<time>). Must be empty "
+            "unless --resume.",
+        ),
+        click.option("--concurrency", "-c", type=int, default=16, show_default=True,
+                     help="Requests in flight at most, retries included."),
+        click.option("--repeat", type=int, default=1, show_default=True,
+                     help="Calls per (row, variant), to measure consistency."),
+        click.option("--experiment", help="Experiment name, sent as metadata 'experiment'."),
+        click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+                     help="Metadata tag on every call; repeatable."),
+        click.option("--id-column", help="Column with a stable row id (default: 'id' if "
+                     "present, else the row position)."),
+        click.option("--input-column", "input_columns", multiple=True,
+                     help="Column sent as a prompt input; repeatable (default: all others)."),
+        click.option("--metadata-column", "metadata_columns", multiple=True,
+                     help="Column sent as per-row metadata; repeatable."),
+        click.option("--expected-column", help="Column with the expected answer, for scoring."),
+        click.option("--limit", type=int, help="Only the first N rows."),
+        click.option("--format", "input_format", default="auto", show_default=True,
+                     type=click.Choice(["auto", "csv", "parquet", "jsonl"])),
+        click.option("--base-url", envvar=BASE_URL_ENV, default=DEFAULT_BASE_URL,
+                     show_default=True, help=f"API base URL (also ${BASE_URL_ENV})."),
+        click.option("--stream/--no-stream", default=False, show_default=True,
+                     help="Stream answers (SSE); records time to first token."),
+        click.option("--max-attempts", type=int, default=4, show_default=True,
+                     help="Attempts per call for transient failures (502, 429, 5xx, "
+                     "timeouts, broken streams)."),
+        click.option("--timeout", type=float, default=120.0, show_default=True,
+                     help="Seconds per attempt."),
+        click.option("--rps", type=float, help="Ceiling on requests started per second."),
+        click.option("--adaptive", is_flag=True,
+                     help="Halve concurrency on transient 429s and grow it back slowly."),
+        click.option("--user", help="Optional 'user' field of every request."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the run in --out; finished calls are not sent again."),
+        click.option("--retry-errors", is_flag=True,
+                     help="With --resume: send again the calls that ended in an error."),
+        click.option("--grace-period", type=float, default=10.0, show_default=True,
+                     help="Seconds requests in flight may finish after Ctrl-C."),
+        click.option("--shard", metavar="I/N", help="Process only shard I of N (0-based), "
+                     "into OUT/shards/shard-I-of-N; combine them with 'runner merge OUT'."),
+        click.option("--run-id", help="Run id of a new run (default: random; for shards, "
+                     "derived from the dataset and config so every shard agrees)."),
+        score_option,
+        baseline_option,
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_config(params: dict[str, Any]) -> RunConfig:
+    """A ``RunConfig`` from the parsed ``run`` options."""
+    out = params["out"]
+    if out is None:
+        from datetime import datetime
+
+        out = Path("reports") / f"{params['deployment']}-{datetime.now():%Y%m%d-%H%M%S}"
+    return RunConfig(
+        dataset=tuple(params["dataset"]),
+        out_dir=out,
+        deployment=params["deployment"],
+        variants=tuple(params["variants"]),
+        input_format=params["input_format"],
+        id_column=params["id_column"],
+        input_columns=tuple(params["input_columns"]),
+        metadata_columns=tuple(params["metadata_columns"]),
+        expected_column=params["expected_column"],
+        limit=params["limit"],
+        repeat=params["repeat"],
+        experiment=params["experiment"],
+        tags=dict(parse_tag(t) for t in params["tags"]),
+        user=params["user"],
+        base_url=params["base_url"],
+        stream=params["stream"],
+        concurrency=params["concurrency"],
+        max_attempts=params["max_attempts"],
+        timeout=params["timeout"],
+        rps=params["rps"],
+        adaptive=params["adaptive"],
+        grace_period=params["grace_period"],
+        resume=params["resume"],
+        retry_errors=params["retry_errors"],
+        shard=_parse_shard(params["shard"]),
+        run_id=params.get("run_id"),
+    )
+
+
+def execute_run(config: RunConfig, run_args: list[str]) -> RunResult:
+    """Run a job with a terminal display; errors propagate to the caller."""
+    resume = resume_command(run_args, config.out_dir)
+    return run_job(
+        config,
+        api_key=os.environ.get(API_KEY_ENV) or None,
+        display=auto_display(),
+        resume_command=resume,
+    )
+
+
+def executor_options(func: F) -> F:
+    options = [
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True, help="local: this process. ray: shards as Ray tasks "
+                     "(needs runner[ray]), merged into --out at the end."),
+        click.option("--ray-address", help="Ray cluster to run on (default: $RAY_ADDRESS, "
+                     "else a cluster started with 'ray start', else a new local one)."),
+        click.option("--ray-tasks", type=int, default=4, show_default=True,
+                     help="Shards, one Ray task each, sharing --concurrency and --rps."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def execute_on_ray(config: RunConfig, params: dict[str, Any], run_args: list[str]) -> RunResult:
+    """Run a job as Ray tasks with a terminal display; errors propagate to the caller."""
+    from runner.ray_executor import RayOptions, run_on_ray
+
+    options = RayOptions(address=params["ray_address"], tasks=params["ray_tasks"])
+    return run_on_ray(
+        config,
+        api_key=os.environ.get(API_KEY_ENV) or None,
+        options=options,
+        display=auto_display(),
+        resume_command=resume_command(run_args, config.out_dir),
+    )
+
+
+def _default_score(config: RunConfig, score: str | None) -> str | None:
+    return score or ("exact" if config.expected_column else None)
+
+
+class _KeepArgs(click.Command):
+    """Keeps the raw arguments, so an interrupted run can print its exact resume command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["run_args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_KeepArgs)
+@run_options
+@executor_options
+def run(**params: Any) -> None:
+    """Invoke every row of DATASET against each --variant and record every outcome.
+
+    DATASET is one or more CSV, Parquet or JSONL files, directories or globs. The API key
+    is read from $FETCH_HIVE_API_KEY only.
+
+    \b
+    Example:
+      runner run datasets/tickets.csv -d support-reply -v baseline -v candidate \\
+          --concurrency 32 --experiment nightly --tag team=support --out reports/nightly
+    """
+    config = build_config(params)
+    if params["score"]:
+        from runner.scoring import parse_scorer
+
+        parse_scorer(params["score"])  # a bad scorer is found before the first request
+    run_args = click.get_current_context().meta["run_args"]
+    if params["executor"] == "ray":
+        result = execute_on_ray(config, params, run_args)
+    else:
+        result = execute_run(config, run_args)
+    write_and_print_reports(
+        result.out_dir, _default_score(config, params["score"]), params["baseline_variant"]
+    )

@@ -1,22 +1,60 @@
 """Atomic file writes: a reader sees the old file or the whole new one, never half of one.
 
-Each write goes to a temporary file in the same directory, is flushed to disk, then renamed
-over the target; the directory is flushed too so the rename survives a power loss.
+Each write goes to a temporary file ``.<name>.<random>.tmp`` in the same directory, is flushed
+to disk, then renamed over the target; the directory is flushed too so the rename survives a
+power loss. The new file gets the mode an ordinary ``open`` would give it (``0o666`` less the
+umask). Any ``OSError`` on the way (disk full, read-only file system, I/O error) becomes one
+:class:`~runner.errors.StorageError` naming the target, and the temporary file is removed.
+
+A process killed mid-write leaves its temporary file behind; :func:`remove_stale_temps`
+removes those, and the ``.compact-*`` scratch directories of an interrupted compaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno as errnos
 import json
 import os
+import re
+import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from runner.errors import StorageError
+
+#: Our own leftovers: the atomic writer's temporary files and the compaction's scratch dirs.
+_TEMP_FILE: Final = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
+_SCRATCH_DIR: Final = re.compile(r"^\.compact-.+$")
+
+
+def describe_os_error(exc: OSError) -> str:
+    """The cause of an ``OSError`` in a few words, without its path (callers name the file)."""
+    if exc.errno is not None and exc.errno in errnos.errorcode:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def current_umask() -> int:
+    """The process umask, read from ``/proc`` where it can be (no global change, no race);
+    elsewhere set and restored at once with ``os.umask``."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(path: Path) -> None:
@@ -35,20 +73,31 @@ def fsync_dir(path: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path; on success it is flushed and renamed to ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    """Yield a temporary path; on success it is flushed and renamed to ``target``.
+
+    An ``OSError`` raised here or by the body becomes :class:`StorageError` naming ``target``;
+    the temporary file never outlives the block.
+    """
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp = Path(tmp_name)
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())
+        finally:
+            os.close(fd)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         fsync_dir(target.parent)
+    except OSError as exc:
+        raise StorageError(f"cannot write {target}: {describe_os_error(exc)}") from exc
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def atomic_write(target: Path, write: Callable[[IO[bytes]], Any]) -> None:
@@ -70,3 +119,34 @@ def atomic_write_parquet(target: Path, frame: pl.DataFrame | pa.Table) -> None:
     table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
     with atomic_path(target) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+
+
+def remove_stale_temps(directory: Path) -> list[Path]:
+    """Remove the leftovers of a killed writer in ``directory``; return what was removed.
+
+    Only our own names: regular files ``.<name>.<random>.tmp`` (the atomic writer's) and
+    directories ``.compact-*`` (a compaction's scratch space); never a symlink, never anything
+    else. Call it only while holding the run directory's lock, so no writer is live.
+    """
+    removed: list[Path] = []
+    try:
+        entries = sorted(directory.iterdir())
+    except FileNotFoundError:
+        return removed
+    except OSError as exc:
+        raise StorageError(f"cannot list {directory}: {describe_os_error(exc)}") from exc
+    for entry in entries:
+        try:
+            mode = entry.lstat().st_mode
+            if stat.S_ISREG(mode) and _TEMP_FILE.match(entry.name):
+                entry.unlink()
+            elif stat.S_ISDIR(mode) and _SCRATCH_DIR.match(entry.name):
+                shutil.rmtree(entry)
+            else:
+                continue
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StorageError(f"cannot remove {entry}: {describe_os_error(exc)}") from exc
+        removed.append(entry)
+    return removed

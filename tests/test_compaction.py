@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from runner import results
+from runner import compaction
 from runner.records import STATUS_ERROR, STATUS_OK, Outcome
 from runner.results import JOURNAL, RESULTS, Journal, compact
 
@@ -57,13 +57,13 @@ def journal_dir(tmp_path: Path) -> Path:
 
 def small_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Sizes that turn this small journal into 3 merge passes over pieces of ~15 lines."""
-    monkeypatch.setattr(results, "ONE_PIECE_BYTES", 10_000)
-    monkeypatch.setattr(results, "_PIECE_BYTES", 10_000)
-    monkeypatch.setattr(results, "RUN_ROWS", 40)
-    monkeypatch.setattr(results, "FAN_IN", 4)
-    monkeypatch.setattr(results, "_GROUP_ROWS", 16)
-    monkeypatch.setattr(results, "_KEY_ROWS", 8)
-    monkeypatch.setattr(results, "_WRITE_ROWS", 100)
+    monkeypatch.setattr(compaction, "ONE_PIECE_BYTES", 10_000)
+    monkeypatch.setattr(compaction, "_PIECE_BYTES", 10_000)
+    monkeypatch.setattr(compaction, "RUN_ROWS", 40)
+    monkeypatch.setattr(compaction, "FAN_IN", 4)
+    monkeypatch.setattr(compaction, "_GROUP_ROWS", 16)
+    monkeypatch.setattr(compaction, "_KEY_ROWS", 8)
+    monkeypatch.setattr(compaction, "_WRITE_ROWS", 100)
 
 
 def test_merged_runs_equal_one_piece(

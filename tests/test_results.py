@@ -15,10 +15,10 @@ from runner.results import (
     DoneKeys,
     Journal,
     compact,
+    cut_torn_tail,
     key_frame,
     key_hashes,
     read_done_keys,
-    repair_journal,
 )
 
 
@@ -43,19 +43,19 @@ def test_journal_lines_are_complete_json(tmp_path: Path) -> None:
     assert [json.loads(line)["row_id"] for line in lines] == ["1", "2"]
 
 
-def test_a_torn_last_line_is_cut_on_open(tmp_path: Path) -> None:
+def test_a_torn_last_line_is_cut(tmp_path: Path) -> None:
     path = tmp_path / JOURNAL
     good = json.dumps({"row_id": "1"}) + "\n"
     path.write_text(good + '{"row_id": "2", "sta')
-    assert repair_journal(path) == len('{"row_id": "2", "sta')
+    assert cut_torn_tail(path) == len('{"row_id": "2", "sta')
     assert path.read_text() == good
-    assert repair_journal(path) == 0
+    assert cut_torn_tail(path) == 0
 
 
 def test_a_journal_with_only_a_torn_line_becomes_empty(tmp_path: Path) -> None:
     path = tmp_path / JOURNAL
     path.write_text('{"row_id": "1"')
-    repair_journal(path)
+    cut_torn_tail(path)
     assert path.read_text() == ""
 
 

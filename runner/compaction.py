@@ -1,0 +1,221 @@
+"""Compaction: the journal becomes ``results.parquet``, the last outcome per key in input order.
+
+A journal of up to :data:`ONE_PIECE_BYTES` is compacted in one piece. A larger one is sorted
+in runs of :data:`RUN_ROWS` outcomes in a ``.compact-*`` scratch directory, merged
+:data:`FAN_IN` runs at a time, so memory stays about the same whatever the size of the journal
+(in one piece, two million outcomes took 3.5 GB). Like every reader of the journal it assumes
+:func:`runner.journal.recover_journal` ran first.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runner.errors import StorageError
+from runner.fsutil import atomic_path, describe_os_error
+from runner.journal import (
+    JOURNAL,
+    journal_pieces,
+    journal_schema,
+    parse_piece,
+    parse_timestamps,
+    scan_journal,
+    unreadable_journal,
+)
+from runner.records import KEY_COLUMNS
+
+RESULTS: Final = "results.parquet"
+
+#: A journal up to this size is compacted in one piece.
+ONE_PIECE_BYTES: Final = 4 * 1024 * 1024
+#: Outcomes sorted in memory at a time into one run, and runs merged at a time.
+RUN_ROWS: Final = 16_384
+FAN_IN: Final = 16
+#: Journal bytes parsed at a time (polars needs about ten times this while parsing).
+_PIECE_BYTES: Final = 2 * 1024 * 1024
+#: Rows of a run read at a time while merging (its row groups: small enough to hold one per
+#: run, large enough that the files' metadata stays small), keys handed to Python at a time,
+#: and rows gathered and written at a time.
+_GROUP_ROWS: Final = 8192
+_KEY_ROWS: Final = 1024
+_WRITE_ROWS: Final = 16_384
+#: The order of ``results.parquet``: numeric ids as numbers, then id, variant order, repeat.
+_ORDER: Final = ("_num", "row_id", "_var", "repeat")
+_HELPERS: Final = ("_seq", "_num", "_var")
+
+
+def compact(out_dir: Path, variants: tuple[str, ...]) -> dict[str, int]:
+    """Write ``results.parquet`` from the journal: last outcome per key, in input order.
+
+    Returns counts by status. A file that cannot be read or written raises StorageError
+    naming it; ``results.parquet`` is then left as it was.
+    """
+    journal = out_dir / JOURNAL
+    target = out_dir / RESULTS
+    try:
+        journal.touch()
+        with atomic_path(target) as tmp:
+            _compact_into(tmp, journal, out_dir, {v: i for i, v in enumerate(variants)})
+        counts = pl.scan_parquet(target).group_by("status").len().collect().rows()
+    except OSError as exc:
+        where = exc.filename or journal
+        raise StorageError(f"cannot compact {where}: {describe_os_error(exc)}") from exc
+    except pl.exceptions.ComputeError as exc:
+        raise unreadable_journal(journal, exc) from exc
+    except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StorageError(f"cannot compact {journal} into {target}: {first[:200]}") from exc
+    return {str(status): int(n) for status, n in counts}
+
+
+def _compact_into(tmp: Path, journal: Path, out_dir: Path, order: dict[str, int]) -> None:
+    if journal.stat().st_size <= ONE_PIECE_BYTES:
+        frame = _ordered(scan_journal(journal).with_row_index("_seq"), order)
+        frame = frame.sort(_ORDER, nulls_last=True).drop(_HELPERS)
+        frame.sink_parquet(tmp, compression="zstd")
+        return
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".compact-") as scratch:
+        runs = _sorted_runs(journal, Path(scratch), order)
+        while len(runs) > FAN_IN:
+            groups = [runs[i : i + FAN_IN] for i in range(0, len(runs), FAN_IN)]
+            runs = [_merge(group, group[0].with_suffix(".m.parquet")) for group in groups]
+        _merge(runs, tmp, final=True)
+
+
+def _ordered(frame: pl.LazyFrame, order: dict[str, int]) -> pl.LazyFrame:
+    """The last outcome per key (highest ``_seq``), with the sort helper columns added."""
+    return frame.unique(subset=list(KEY_COLUMNS), keep="last").with_columns(
+        pl.col("row_id").cast(pl.Int64, strict=False).alias("_num"),
+        pl.col("variant").replace_strict(order, default=len(order)).alias("_var"),
+    )
+
+
+def _sorted_runs(journal: Path, scratch: Path, order: dict[str, int]) -> list[Path]:
+    """Sort the journal into parquet runs; ``_seq`` is the line number in the journal."""
+    runs: list[Path] = []
+    frames: list[pl.DataFrame] = []
+    seq = rows = 0
+
+    def spill() -> None:
+        frame = _ordered(parse_timestamps(pl.concat(frames).lazy()), order)
+        runs.append(scratch / f"run-{len(runs):05d}.parquet")
+        frame.sort([*_ORDER, "_seq"], nulls_last=True).collect(engine="in-memory").write_parquet(
+            runs[-1], compression="lz4", statistics=False, row_group_size=_GROUP_ROWS
+        )
+        frames.clear()
+
+    schema = journal_schema()
+    for piece in journal_pieces(journal, _PIECE_BYTES):
+        frame = parse_piece(piece, schema)
+        frames.append(frame.with_row_index("_seq", offset=seq))
+        seq += frame.height
+        rows += frame.height
+        if rows >= RUN_ROWS:
+            spill()
+            rows = 0
+    if frames:
+        spill()
+    return runs
+
+
+class _Run:
+    """One sorted run being merged: its keys in order, and its rows taken in order.
+
+    Keys and rows are read apart: a reader over every column of a file holds a few MB of
+    buffers, one over the five key columns far less; rows are read a row group at a time.
+    """
+
+    def __init__(self, path: Path, index: int) -> None:
+        self.path = path
+        self.index = index
+        self._file = pq.ParquetFile(path)
+        meta = self._file.metadata
+        sizes = (meta.row_group(g).num_rows for g in range(meta.num_row_groups))
+        self._starts = list(itertools.accumulate(sizes, initial=0))  # first row of each group
+        self._next = 0  # the next row to take
+        self._group: tuple[int, pl.DataFrame] | None = None
+
+    def keys(self) -> Iterator[tuple[Any, ...]]:
+        """``(sort key…, _seq, run)`` for every row, nulls of ``_num`` last like polars."""
+        names = (*_ORDER, "_seq")
+        for batch in pq.ParquetFile(self.path).iter_batches(_KEY_ROWS, columns=list(names)):
+            columns = [batch.column(name).to_pylist() for name in names]
+            for num, row_id, var, repeat, seq in zip(*columns, strict=True):
+                yield (num is None, num or 0, row_id, var, repeat, seq, self.index)
+
+    def take(self, n: int) -> list[pl.DataFrame]:
+        """The next ``n`` rows."""
+        pieces = []
+        while n:
+            g = bisect.bisect_right(self._starts, self._next) - 1
+            if self._group is None or self._group[0] != g:
+                self._group = (g, pl.DataFrame(pl.from_arrow(self._file.read_row_group(g))))
+            piece = self._group[1].slice(self._next - self._starts[g], n)
+            pieces.append(piece)
+            n -= piece.height
+            self._next += piece.height
+        return pieces
+
+
+def _merge(paths: list[Path], target: Path, *, final: bool = False) -> Path:
+    """Merge sorted runs into ``target``, keeping the last outcome (highest ``_seq``) per key;
+    the ``final`` merge drops the sort helper columns.
+
+    Only the keys pass through Python (a heap merge); the rows move in polars frames, taken
+    from each run in order and gathered into the merged order a block at a time.
+    """
+    runs = [_Run(path, i) for i, path in enumerate(paths)]
+    taken = [0] * len(runs)  # rows of each run in the current block
+    kept: list[tuple[int, int]] = []  # (run, row within that run's part of the block)
+    writer: pq.ParquetWriter | None = None
+    last: tuple[Any, ...] | None = None
+    held: tuple[int, int] | None = None  # the newest outcome so far of the key ``last``
+
+    def flush() -> None:
+        nonlocal writer, taken, kept
+        pieces: list[pl.DataFrame] = []
+        start = [0] * len(runs)
+        for run, n in zip(runs, taken, strict=True):
+            start[run.index] = sum(piece.height for piece in pieces)
+            pieces += run.take(n)
+        block = pl.concat(pieces)[[start[run] + row for run, row in kept]]
+        table = (block.drop(_HELPERS) if final else block).to_arrow()
+        if writer is None:
+            writer = pq.ParquetWriter(
+                target, table.schema, compression="zstd" if final else "lz4",
+                write_statistics=final,
+            )  # fmt: skip
+        writer.write_table(table, row_group_size=_WRITE_ROWS if final else _GROUP_ROWS)
+        taken, kept = [0] * len(runs), []
+
+    try:
+        for item in heapq.merge(*(run.keys() for run in runs)):
+            key, run = item[:5], item[6]
+            if key != last:
+                if held is not None:
+                    kept.append(held)
+                    if len(kept) >= _WRITE_ROWS:
+                        flush()
+                last = key
+            held = (run, taken[run])
+            taken[run] += 1
+        if held is not None:
+            kept.append(held)
+            flush()
+    finally:
+        if writer is not None:
+            writer.close()
+    if not final:
+        for path in paths:
+            path.unlink()  # merged: free the scratch space as we go
+    return target

@@ -1,8 +1,13 @@
 """One HTTP attempt against the invoke API, JSON or SSE, turned into an ``Answer``.
 
 Every failure leaves this module as an :class:`~runner.errors.AttemptError` with a stable
-``error_type``; no httpx exception escapes it. The API key is sent in a header and scrubbed from
-any text that could reach a log or a result (a server echoing it back, say).
+``error_type``; no httpx exception escapes it. The API key is sent in a header, and every error
+leaves already redacted (:meth:`~runner.errors.AttemptError.redacted`): a server echoing the key
+in a body, an event, a redirect or an exception text cannot put it in a log or a result.
+
+An answer is read up to ``max_response_bytes`` and no further: a larger one (by its
+``Content-Length``, or counted as its chunks or events arrive) is a ``response_too_large``
+failure that is not retried. Error bodies are read up to 64 KiB, the rest is ignored.
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ import httpx
 from runner.errors import AttemptError
 from runner.records import Answer
 from runner.retry import parse_retry_after
-from runner.transport import AiohttpTransport
+from runner.transport import MAX_BODY_EXTENSION, AiohttpTransport
 
 INVOKE_PATH: Final = "/prompt/invoke"
+#: The default bound on one answer's body (``--max-response-bytes``).
+DEFAULT_MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 _MAX_ERROR_TEXT: Final = 500
+#: How much of an error body is read: its first characters are all a report keeps.
+_MAX_ERROR_BODY: Final = 64 * 1024
 
 
 def _int(value: Any) -> int | None:
@@ -67,7 +76,8 @@ class InvokeClient:
     """Sends invoke requests; one instance per run, shared by every worker.
 
     ``transport`` is injectable: tests pass ``httpx.MockTransport``. The default sends over
-    aiohttp's connection pool (see :mod:`runner.transport` for why).
+    aiohttp's connection pool (see :mod:`runner.transport` for why). ``max_response_bytes``
+    bounds the body of one answer (JSON or the whole event stream).
     """
 
     def __init__(
@@ -77,9 +87,13 @@ class InvokeClient:
         *,
         timeout: float = 120.0,
         max_connections: int = 100,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        if max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be at least 1, got {max_response_bytes}")
         self._api_key = api_key
+        self._max_bytes = max_response_bytes
         self._timeout = timeout
         self._url = httpx.URL(base_url.rstrip("/") + INVOKE_PATH)
         # Raw header pairs, Content-Length added per request: httpx.Request then skips its
@@ -92,7 +106,8 @@ class InvokeClient:
             (b"User-Agent", b"fetchhive-runner"),
         ]
         self._extensions = {
-            "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+            "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout},
+            MAX_BODY_EXTENSION: max_response_bytes,
         }
         # The transport is driven directly: the runner needs none of httpx.AsyncClient's cookie
         # jar, auth flow or redirect handling (redirects are never followed: a redirect could
@@ -112,43 +127,26 @@ class InvokeClient:
         return text.replace(self._api_key, "[REDACTED]") if self._api_key else text
 
     async def invoke(self, body: bytes, *, stream: bool) -> Answer:
-        """Send one request (``body`` is the JSON-encoded request) and return its answer."""
+        """Send one request (``body`` is the JSON-encoded request) and return its answer.
+
+        Raises :class:`AttemptError`, built free of the API key.
+        """
         started = time.perf_counter()
         try:
             # A bare cancel scope, not fail_after: the same deadline at half the CPU.
             with anyio.CancelScope(deadline=anyio.current_time() + self._timeout):
                 return await self._send(body, stream, started)
-            raise TimeoutError  # the deadline cancelled the attempt
+            # The deadline cancelled the attempt.
+            error = AttemptError("timeout", f"no complete answer within {self._timeout:g} s")
         except AttemptError as exc:
-            exc.latency_ms = exc.latency_ms or _elapsed_ms(started)
-            exc.message = self.redact(exc.message)
-            raise
-        except TimeoutError as exc:
-            raise AttemptError(
-                "timeout",
-                f"no complete answer within {self._timeout:g} s",
-                latency_ms=_elapsed_ms(started),
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise AttemptError(
-                "timeout", f"{type(exc).__name__}: the server did not answer in time",
-                latency_ms=_elapsed_ms(started),
-            ) from exc  # fmt: skip
-        except httpx.ConnectError as exc:
-            raise AttemptError(
-                "connect_error", self.redact(f"cannot connect: {exc}"),
-                latency_ms=_elapsed_ms(started),
-            ) from exc  # fmt: skip
-        except httpx.RemoteProtocolError as exc:
-            kind = "stream_cut" if stream else "network_error"
-            raise AttemptError(
-                kind, self.redact(f"connection broken: {exc}"), latency_ms=_elapsed_ms(started)
-            ) from exc
+            error = exc
         except httpx.HTTPError as exc:
-            raise AttemptError(
-                "network_error", self.redact(f"{type(exc).__name__}: {exc}"),
-                latency_ms=_elapsed_ms(started),
-            ) from exc  # fmt: skip
+            error = _translate(exc, stream)
+        if error.latency_ms is None:
+            error.latency_ms = _elapsed_ms(started)
+        # Raised here, outside the except blocks, so that the unredacted original is not
+        # linked to the redacted copy as its __context__.
+        raise error.redacted(self._api_key)
 
     async def _send(self, body: bytes, stream: bool, started: float) -> Answer:
         request = httpx.Request(
@@ -161,22 +159,22 @@ class InvokeClient:
         response = await self._transport.handle_async_request(request)
         try:
             if response.status_code != 200:
-                await response.aread()
-                raise self._status_error(response, started)
+                limit = min(self._max_bytes, _MAX_ERROR_BODY)
+                text = (await _read_body(response, limit, truncate=True)).decode(errors="replace")
+                raise self._status_error(response, text, started)
             if stream:
-                return await _read_sse(response, started)
-            await response.aread()
-            return _parse_json_answer(response, started)
+                return await _read_sse(response, started, self._max_bytes)
+            return _parse_json_answer(await _read_body(response, self._max_bytes), started)
         finally:
             await response.aclose()
 
-    def _status_error(self, response: httpx.Response, started: float) -> AttemptError:
+    def _status_error(self, response: httpx.Response, text: str, started: float) -> AttemptError:
         status = response.status_code
         if 300 <= status < 400:
             where = response.headers.get("location", "?")
             code, message = None, f"redirect to {where} not followed"
         else:
-            code, message = error_from_body(status, response.text)
+            code, message = error_from_body(status, text)
         return AttemptError(
             f"http_{status}",
             message,
@@ -187,13 +185,73 @@ class InvokeClient:
         )
 
 
+def _translate(exc: httpx.HTTPError, stream: bool) -> AttemptError:
+    """The attempt error an httpx failure means, with the failure as its cause."""
+    error: AttemptError
+    if isinstance(exc, httpx.TimeoutException):
+        error = AttemptError("timeout", f"{type(exc).__name__}: the server did not answer in time")
+    elif isinstance(exc, httpx.ConnectError):
+        error = AttemptError("connect_error", f"cannot connect: {exc}")
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        kind = "stream_cut" if stream else "network_error"
+        error = AttemptError(kind, f"connection broken: {exc}")
+    else:
+        error = AttemptError("network_error", f"{type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _too_large(limit: int, seen: str) -> AttemptError:
+    return AttemptError(
+        "response_too_large",
+        f"answer larger than {limit} bytes ({seen}); raise --max-response-bytes to accept it",
+        http_status=200,
+    )
+
+
+def _declared_length(response: httpx.Response) -> int | None:
+    try:
+        return int(response.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+async def _read_body(response: httpx.Response, limit: int, *, truncate: bool = False) -> bytes:
+    """The body, up to ``limit`` bytes: past it, the first ``limit`` bytes or response_too_large.
+
+    Nothing past the limit is asked of the transport (beyond the chunk that crosses it).
+    """
+    try:
+        content = response.content  # already in memory: a small body, or MockTransport
+    except httpx.ResponseNotRead:
+        pass
+    else:
+        if len(content) > limit and not truncate:
+            raise _too_large(limit, f"{len(content)} bytes")
+        return content[:limit]
+    declared = _declared_length(response)
+    if declared is not None and declared > limit and not truncate:
+        raise _too_large(limit, f"Content-Length: {declared}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            if not truncate:
+                raise _too_large(limit, f"over {limit} bytes arrived")
+            chunks.append(chunk[: len(chunk) - (size - limit)])
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
-def _parse_json_answer(response: httpx.Response, started: float) -> Answer:
+def _parse_json_answer(content: bytes, started: float) -> Answer:
     try:
-        data = response.json()
+        data = json.loads(content)
     except ValueError as exc:
         raise AttemptError(
             "invalid_response", "HTTP 200 with a body that is not JSON", http_status=200
@@ -233,12 +291,19 @@ class _SseState:
         self.done = False
 
 
-async def _read_sse(response: httpx.Response, started: float) -> Answer:
+async def _read_sse(response: httpx.Response, started: float, limit: int) -> Answer:
     state = _SseState()
     # Lines are split from the bytes here, not by aiter_lines: its text decoding and line
     # buffering cost more than parsing the events. SSE is UTF-8; lines end in \n, \r\n or \r.
     pending = b""
+    size = 0
+    declared = _declared_length(response)
+    if declared is not None and declared > limit:
+        raise _too_large(limit, f"Content-Length: {declared}")
     async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit, f"the event stream passed {limit} bytes")
         lines = (pending + chunk).splitlines(keepends=True)
         pending = lines.pop() if lines and lines[-1][-1:] not in (b"\n", b"\r") else b""
         for line in lines:

@@ -98,6 +98,9 @@ class AttemptError(RunnerError):
 
     ``error_type`` is a short stable label (``http_502``, ``timeout``, ``stream_cut`` …) that
     reports group by; ``retryable`` and ``fatal`` come from :mod:`runner.retry`'s decision.
+
+    ``message`` is read-only and is ``args[0]``: the text is final when the error is built, so
+    a secret scrubbed from it cannot survive in ``args`` (see :meth:`redacted`).
     """
 
     def __init__(
@@ -113,12 +116,50 @@ class AttemptError(RunnerError):
     ) -> None:
         super().__init__(message)
         self.error_type = error_type
-        self.message = message
         self.http_status = http_status
         self.code = code
         self.retry_after = retry_after
         self.request_id = request_id
         self.latency_ms = latency_ms
+
+    @property
+    def message(self) -> str:
+        """The one-line description (the same text as ``str(error)`` and ``args[0]``)."""
+        return str(self.args[0]) if self.args else ""
+
+    def redacted(self, secret: str, placeholder: str = "[REDACTED]") -> AttemptError:
+        """A copy with ``secret`` replaced in every text field; ``self`` if it holds none.
+
+        The copy keeps the cause only when the cause's text is free of the secret too. Raise
+        the copy outside the ``except`` block that caught the original, or Python links the
+        original back as ``__context__``.
+        """
+        if not secret:
+            return self
+
+        def scrub(text: str | None) -> str | None:
+            return None if text is None else text.replace(secret, placeholder)
+
+        cause, context = self.__cause__, self.__context__
+        safe_cause = cause is None or secret not in f"{cause!s}{cause!r}"
+        safe_context = context is None or context is cause or secret not in f"{context!s}"
+        texts = (self.error_type, self.message, self.code, self.request_id)
+        clean = not any(text is not None and secret in text for text in texts)
+        if clean and safe_cause and safe_context:
+            return self
+        copy = AttemptError(
+            scrub(self.error_type) or "",
+            scrub(self.message) or "",
+            http_status=self.http_status,
+            code=scrub(self.code),
+            retry_after=self.retry_after,
+            request_id=scrub(self.request_id),
+            latency_ms=self.latency_ms,
+        )
+        if safe_cause:
+            copy.__cause__ = cause
+        copy.__suppress_context__ = True
+        return copy
 
     def __repr__(self) -> str:
         return (

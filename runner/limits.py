@@ -28,7 +28,7 @@ from typing import Final
 
 import anyio
 
-from runner.progress import Counters
+from runner.counters import Counters
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

@@ -1,10 +1,13 @@
-"""Live counters of a run and the ways they are shown: a rich bar, plain lines, or nothing."""
+"""The ways a run's live counters are shown: a rich bar, plain lines, or nothing.
+
+:class:`~runner.counters.Counters` itself lives in :mod:`runner.counters` (no rich import);
+it is re-exported here for the callers that import it from this module.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TextIO
 
 from rich.console import Console
@@ -18,47 +21,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from runner.records import STATUS_OK
+from runner.counters import Counters
 
-
-@dataclass
-class Counters:
-    """What the pipeline has done so far; read by the displays and the manifest."""
-
-    total: int = 0
-    done: int = 0
-    ok: int = 0
-    errors: int = 0
-    retries: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-    attempts: int = 0
-    concurrency: int = 0
-    """The live limit on requests in flight (``--adaptive`` lowers it on 429s)."""
-    min_concurrency: int = 0
-    """The lowest the live limit went."""
-    started: float = field(default_factory=time.monotonic)
-
-    def record(self, status: str) -> None:
-        self.done += 1
-        if status == STATUS_OK:
-            self.ok += 1
-        else:
-            self.errors += 1
-
-    @property
-    def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.done / elapsed if elapsed > 0 else 0.0
-
-    def line(self) -> str:
-        rate = self.rate
-        remaining = max(0, self.total - self.done)
-        eta = f"{remaining / rate:.0f}s" if rate > 0 else "?"
-        return (
-            f"{self.done}/{self.total} done, {rate:.1f}/s, {self.errors} errors, "
-            f"{self.retries} retries, {self.in_flight}/{self.concurrency} in flight, ETA {eta}"
-        )
+__all__ = ["Counters", "Display", "PlainDisplay", "RichDisplay", "auto_display"]
 
 
 class Display:

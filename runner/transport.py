@@ -53,18 +53,28 @@ class _ResponseStream(httpx.AsyncByteStream):
                 yield chunk
 
     async def aclose(self) -> None:
-        self._response.release()
+        # A body left unread (refused as too large, say) closes its connection rather than
+        # draining the rest of it into the pool.
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
 
 
 #: A body of known length up to this size, not an event stream, is read in one call.
 _READ_AT_ONCE: Final = 1 << 20
 
+#: A request extension: the most body bytes the caller will read. A body declared longer is
+#: handed over unread, as a stream the caller can refuse without receiving it.
+MAX_BODY_EXTENSION: Final = "runner.max_body_bytes"
 
-def _read_at_once(response: aiohttp.ClientResponse) -> bool:
+
+def _read_at_once(response: aiohttp.ClientResponse, max_body: int | None) -> bool:
     length = response.content_length
     return (
         length is not None
         and length <= _READ_AT_ONCE
+        and (max_body is None or length <= max_body)
         and not response.content_type.startswith("text/event-stream")
     )
 
@@ -130,7 +140,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=self._timeout(request.extensions.get("timeout", {})),
             )
-            if not _read_at_once(response):
+            if not _read_at_once(response, request.extensions.get(MAX_BODY_EXTENSION)):
                 return httpx.Response(
                     status_code=response.status,
                     headers=response.raw_headers,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import httpx
@@ -12,6 +12,7 @@ import pytest
 from runner.client import InvokeClient, error_from_body, parse_usage
 from runner.errors import AttemptError
 from runner.records import Answer
+from runner.retry import Decision, decide
 
 KEY = "fhk_test_canary_0123456789"
 BODY = json.dumps({"deployment": "d", "variant": "v", "inputs": {}, "streaming": False}).encode()
@@ -229,3 +230,180 @@ def test_key_echoed_by_a_server_is_redacted() -> None:
     error = failure(lambda r: httpx.Response(400, json={"error": f"bad key {KEY} here"}))
     assert KEY not in error.message
     assert "[REDACTED]" in error.message
+
+
+# --- errors are built without the key ----------------------------------------------------
+
+
+def assert_key_free(error: AttemptError) -> None:
+    """The key is in no text of the error, nor of anything chained to it."""
+    assert KEY not in str(error)
+    assert KEY not in repr(error)
+    assert all(KEY not in str(arg) for arg in error.args)
+    assert KEY not in error.message
+    assert all(KEY not in str(value) for value in vars(error).values())
+    linked: BaseException | None = error
+    while linked is not None:
+        assert KEY not in str(linked)
+        assert KEY not in repr(linked)
+        linked = linked.__cause__ or linked.__context__
+
+
+def echo_auth(request: httpx.Request) -> str:
+    return request.headers["authorization"]
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        pytest.param(
+            lambda r: httpx.Response(401, json={"error": f"bad header {echo_auth(r)}"}),
+            id="json error message",
+        ),
+        pytest.param(
+            lambda r: httpx.Response(400, json={"error": "no", "code": echo_auth(r)}),
+            id="json error code",
+        ),
+        pytest.param(
+            lambda r: httpx.Response(502, text=f"<html>proxy saw {echo_auth(r)}</html>"),
+            id="html error body",
+        ),
+        pytest.param(
+            lambda r: httpx.Response(302, headers={"location": f"https://x.test/?k={KEY}"}),
+            id="redirect location",
+        ),
+    ],
+)
+def test_an_echoed_key_is_in_no_part_of_a_status_error(
+    handler: Callable[[httpx.Request], httpx.Response],
+) -> None:
+    error = failure(handler)
+    assert_key_free(error)
+    assert "[REDACTED]" in error.message or "[REDACTED]" in str(error.code)
+
+
+def test_an_echoed_key_is_in_no_part_of_a_stream_error_event() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        event = {"type": "error", "error": f"rejected {echo_auth(request)}", "request_id": KEY}
+        return sse({"type": "response", "response": "par"}, event, done=False)
+
+    error = failure(handler, stream=True)
+    assert error.error_type == "stream_error"
+    assert_key_free(error)
+    assert error.message == "rejected Bearer [REDACTED]"
+
+
+@pytest.mark.parametrize(
+    ("exc_type", "error_type"),
+    [
+        (httpx.ConnectError, "connect_error"),
+        (httpx.ReadError, "network_error"),
+        (httpx.RemoteProtocolError, "network_error"),
+        (httpx.ReadTimeout, "timeout"),
+    ],
+)
+def test_an_exception_text_holding_the_key_is_not_chained(
+    exc_type: type[httpx.TransportError], error_type: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc_type(f"failed sending {echo_auth(request)}")
+
+    error = failure(handler)
+    assert error.error_type == error_type
+    assert_key_free(error)
+
+
+def test_a_key_free_exception_stays_chained_as_the_cause() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    error = failure(handler)
+    assert isinstance(error.__cause__, httpx.ConnectError)
+    assert error.message == "cannot connect: connection refused"
+
+
+def test_attempt_error_message_is_read_only_and_agrees_with_args() -> None:
+    error = AttemptError("http_400", f"saw {KEY}", code=KEY)
+    clean = error.redacted(KEY)
+    assert clean.message == clean.args[0] == str(clean) == "saw [REDACTED]"
+    assert clean.code == "[REDACTED]"
+    with pytest.raises(AttributeError):
+        clean.message = "changed"  # type: ignore[misc]
+    assert error.redacted("absent") is error
+
+
+# --- a bounded answer ----------------------------------------------------------------------
+
+LIMIT = 64 * 1024
+
+
+def invoke_bounded(
+    handler: Callable[[httpx.Request], httpx.Response], *, stream: bool = False
+) -> Answer:
+    async def main() -> Answer:
+        async with InvokeClient(
+            "https://api.example.test/v1",
+            KEY,
+            max_response_bytes=LIMIT,
+            transport=httpx.MockTransport(handler),
+        ) as client:
+            return await client.invoke(BODY, stream=stream)
+
+    return anyio.run(main)
+
+
+class Pulled:
+    """An endless body in 4 KiB chunks that counts how much of it was asked for."""
+
+    def __init__(self, piece: bytes = b" " * 4096) -> None:
+        self.piece = piece
+        self.bytes = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(50 * 256):  # 50 MB
+            self.bytes += len(self.piece)
+            yield self.piece
+
+
+def test_an_answer_at_the_limit_is_read() -> None:
+    text = "x" * (LIMIT - len('{"response": ""}'))
+    answer = invoke_bounded(lambda r: httpx.Response(200, text=json.dumps({"response": text})))
+    assert answer.output == text
+
+
+def test_an_answer_over_the_limit_is_response_too_large_and_not_retried() -> None:
+    big = json.dumps({"response": "x" * LIMIT})
+    with pytest.raises(AttemptError) as info:
+        invoke_bounded(lambda r: httpx.Response(200, text=big))
+    error = info.value
+    assert error.error_type == "response_too_large"
+    assert f"answer larger than {LIMIT} bytes" in error.message
+    assert "--max-response-bytes" in error.message
+    assert decide(error) is Decision.FAIL
+
+
+def test_a_declared_length_over_the_limit_is_refused_unread() -> None:
+    body = Pulled()
+    headers = {"content-length": str(50 * 1024 * 1024)}
+    with pytest.raises(AttemptError) as info:
+        invoke_bounded(lambda r: httpx.Response(200, headers=headers, content=body))
+    assert info.value.error_type == "response_too_large"
+    assert "Content-Length: 52428800" in info.value.message
+    assert body.bytes == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_chunked_answer_is_read_no_further_than_the_limit(stream: bool) -> None:
+    body = Pulled(b"data: " + b"x" * 4088 + b"\n\n" if stream else b" " * 4096)
+    with pytest.raises(AttemptError) as info:
+        invoke_bounded(lambda r: httpx.Response(200, content=body), stream=stream)
+    assert info.value.error_type == "response_too_large"
+    assert LIMIT < body.bytes <= LIMIT + 4096
+
+
+def test_a_huge_error_body_is_read_in_part_and_keeps_its_status() -> None:
+    body = Pulled()
+    with pytest.raises(AttemptError) as info:
+        invoke_bounded(lambda r: httpx.Response(502, content=body))
+    assert info.value.error_type == "http_502"
+    assert body.bytes <= LIMIT + 4096

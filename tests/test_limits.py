@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,10 +17,10 @@ import pytest
 
 from runner.client import InvokeClient
 from runner.config import RunConfig
+from runner.counters import Counters
 from runner.job import run_job
 from runner.limits import AdaptiveLimiter, Limits, RateLimiter
 from runner.pipeline import Pipeline
-from runner.progress import Counters
 from runner.records import Row
 from runner.results import DoneKeys, Journal, read_manifest, read_results
 from runner.retry import RetryPolicy, no_sleep
@@ -349,7 +351,25 @@ def test_without_rps_or_adaptive_the_pipeline_holds_no_limiter(
         return ok_response(json.loads(request.content))
 
     pipeline = run_pipeline(
-        make_config(concurrency=3), rows(5), tmp_path, transport=httpx.MockTransport(handle)
+        make_config(concurrency=3, adaptive=False),
+        rows(5),
+        tmp_path,
+        transport=httpx.MockTransport(handle),
     )
     assert pipeline.limits is None
     assert (pipeline.counters.concurrency, pipeline.counters.min_concurrency) == (3, 3)
+
+
+def test_limits_and_counters_load_without_the_terminal_ui() -> None:
+    """runner.limits counts through runner.counters, which imports no rich."""
+    code = (
+        "import sys, runner.limits, runner.counters; "
+        "assert 'rich' not in sys.modules, sorted(m for m in sys.modules if 'rich' in m)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_counters_are_still_importable_from_progress() -> None:
+    from runner import counters, progress
+
+    assert progress.Counters is counters.Counters

@@ -16,8 +16,10 @@ from runner.retry import (
     backoff_seconds,
     decide,
     decide_status,
+    is_throttled,
     no_sleep,
     parse_retry_after,
+    throttled_backoff_seconds,
 )
 
 
@@ -55,6 +57,7 @@ def test_decide_status_follows_the_protocol_table(
         ("stream_cut", Decision.RETRY),
         ("stream_error", Decision.RETRY),
         ("invalid_response", Decision.RETRY),
+        ("response_too_large", Decision.FAIL),
         ("something_else", Decision.FAIL),
     ],
 )
@@ -167,3 +170,132 @@ def test_policy_is_bounded_by_elapsed_time() -> None:
     assert calls == 1
     assert result is err
     assert slept == []
+
+
+# --- 429: a concurrency cap is waited out within the elapsed budget -------------------------
+
+
+def throttled(retry_after: float | None = 0.0) -> AttemptError:
+    return AttemptError(
+        "http_429",
+        "concurrency",
+        http_status=429,
+        code="too_many_requests",
+        retry_after=retry_after,
+    )
+
+
+DAILY_CAP = AttemptError("http_429", "daily", http_status=429, code="api_rate_limit_exceeded")
+BAD_GATEWAY = AttemptError("http_502", "bad", http_status=502)
+
+
+class VirtualTime:
+    """A clock and a sleep for RetryPolicy: sleeping moves the clock, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (throttled(), True),
+        (AttemptError("http_429", "x", http_status=429), True),
+        (DAILY_CAP, False),
+        (BAD_GATEWAY, False),
+        (AttemptError("timeout", "slow"), False),
+        (None, False),
+    ],
+)
+def test_is_throttled_means_a_transient_429_only(
+    error: AttemptError | None, expected: bool
+) -> None:
+    assert is_throttled(error) is expected
+
+
+def test_a_429_is_retried_past_max_attempts_until_it_clears() -> None:
+    """Ten 429s in a row do not exhaust a 3-attempt policy; the eleventh attempt succeeds."""
+    time = VirtualTime()
+    policy = RetryPolicy(max_attempts=3, max_elapsed=60, sleep=time.sleep, clock=time.clock)
+    calls, result = _run_policy(policy, [throttled()] * 10 + [None])
+    assert (calls, result) == (11, "ok")
+
+
+def test_a_429_that_never_clears_stops_at_the_elapsed_budget() -> None:
+    """No wait is started that would end past max_elapsed; the last 429 is the outcome."""
+    time = VirtualTime()
+    policy = RetryPolicy(
+        max_attempts=3, initial=0.5, cap=30, max_elapsed=10, sleep=time.sleep, clock=time.clock
+    )
+    error = throttled(retry_after=1.0)
+    calls, result = _run_policy(policy, [error])
+    assert result is error
+    assert time.now <= 10
+    assert calls == len(time.slept) + 1
+    assert calls > 3  # past max_attempts
+    assert time.now + 1.0 + 0.5 > 10  # stopped only when one more wait might not fit
+
+
+def test_other_retryable_failures_keep_the_attempt_bound_between_429s() -> None:
+    """429, 502, 429, 502, 429, 502: the third 502 ends a 3-attempt call."""
+    time = VirtualTime()
+    policy = RetryPolicy(max_attempts=3, max_elapsed=600, sleep=time.sleep, clock=time.clock)
+    calls, result = _run_policy(policy, [throttled(), BAD_GATEWAY] * 5)
+    assert calls == 6
+    assert result is BAD_GATEWAY
+
+
+def test_the_daily_cap_is_not_retried() -> None:
+    policy = RetryPolicy(max_attempts=5, sleep=no_sleep)
+    calls, result = _run_policy(policy, [DAILY_CAP])
+    assert (calls, result) == (1, DAILY_CAP)
+    assert decide(DAILY_CAP) is Decision.ABORT
+
+
+def test_a_429_with_retry_after_zero_still_waits_a_jittered_moment() -> None:
+    """Retry-After: 0 gives waits spread over [0, initial], not a stampede at 0."""
+    rng = random.Random(3)
+    waits = [
+        throttled_backoff_seconds(1, initial=0.5, cap=30, retry_after=0.0, rng=rng)
+        for _ in range(200)
+    ]
+    assert all(0.0 <= w <= 0.5 for w in waits)
+    assert max(waits) > 0.4
+    assert min(waits) < 0.1
+    assert len(set(waits)) > 150
+
+
+def test_a_429_waits_its_retry_after_plus_jitter_under_the_cap() -> None:
+    rng = random.Random(4)
+    waits = [
+        throttled_backoff_seconds(7, initial=0.5, cap=30, retry_after=2.0, rng=rng)
+        for _ in range(200)
+    ]
+    assert all(2.0 <= w <= 2.5 for w in waits)
+    assert max(waits) > 2.4
+    assert throttled_backoff_seconds(1, initial=0.5, cap=3, retry_after=60.0) == 3
+
+
+def test_a_429_without_retry_after_backs_off_exponentially() -> None:
+    rng = random.Random(5)
+    waits = [throttled_backoff_seconds(4, initial=0.5, cap=30, rng=rng) for _ in range(200)]
+    assert all(0 <= w <= 4.0 for w in waits)
+    assert max(waits) > 3.2
+
+
+def test_the_policy_sleeps_the_jittered_429_wait() -> None:
+    """Through the policy, Retry-After: 0 waits are positive, small and not all equal."""
+    time = VirtualTime()
+    policy = RetryPolicy(initial=0.5, max_elapsed=600, sleep=time.sleep, clock=time.clock)
+    _run_policy(policy, [throttled(retry_after=0.0)] * 20 + [None])
+    assert len(time.slept) == 20
+    assert all(0.0 <= w <= 0.5 for w in time.slept)
+    assert len(set(time.slept)) > 1

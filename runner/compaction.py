@@ -10,6 +10,7 @@ in runs of :data:`RUN_ROWS` outcomes in a ``.compact-*`` scratch directory, merg
 from __future__ import annotations
 
 import bisect
+import contextlib
 import heapq
 import itertools
 import tempfile
@@ -57,8 +58,9 @@ _HELPERS: Final = ("_seq", "_num", "_var")
 def compact(out_dir: Path, variants: tuple[str, ...]) -> dict[str, int]:
     """Write ``results.parquet`` from the journal: last outcome per key, in input order.
 
-    Returns counts by status. A file that cannot be read or written raises StorageError
-    naming it; ``results.parquet`` is then left as it was.
+    Returns counts by status. A journal line that cannot be parsed, or a file that cannot be
+    read or written, raises StorageError naming the file; ``results.parquet`` is then left as
+    it was.
     """
     journal = out_dir / JOURNAL
     target = out_dir / RESULTS
@@ -70,19 +72,33 @@ def compact(out_dir: Path, variants: tuple[str, ...]) -> dict[str, int]:
     except OSError as exc:
         where = exc.filename or journal
         raise StorageError(f"cannot compact {where}: {describe_os_error(exc)}") from exc
-    except pl.exceptions.ComputeError as exc:
-        raise unreadable_journal(journal, exc) from exc
     except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StorageError(f"cannot compact {journal} into {target}: {first[:200]}") from exc
+        # Parse errors were turned into StorageError where the journal is read: what is left
+        # comes from writing (polars reports a full disk as a ComputeError without errno).
+        raise StorageError(f"cannot write {target}: {_first_line(exc)}") from exc
     return {str(status): int(n) for status, n in counts}
+
+
+@contextlib.contextmanager
+def _reading(journal: Path) -> Iterator[None]:
+    """Parse errors of the journal become StorageError naming it."""
+    try:
+        yield
+    except pl.exceptions.PolarsError as exc:
+        raise unreadable_journal(journal, exc) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _compact_into(tmp: Path, journal: Path, out_dir: Path, order: dict[str, int]) -> None:
     if journal.stat().st_size <= ONE_PIECE_BYTES:
-        frame = _ordered(scan_journal(journal).with_row_index("_seq"), order)
-        frame = frame.sort(_ORDER, nulls_last=True).drop(_HELPERS)
-        frame.sink_parquet(tmp, compression="zstd")
+        with _reading(journal):  # a few MB: parsed and sorted in memory, then written
+            frame = _ordered(scan_journal(journal).with_row_index("_seq"), order)
+            done = frame.sort(_ORDER, nulls_last=True).drop(_HELPERS).collect()
+        _write(done, tmp, compression="zstd")
         return
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".compact-") as scratch:
         runs = _sorted_runs(journal, Path(scratch), order)
@@ -90,6 +106,13 @@ def _compact_into(tmp: Path, journal: Path, out_dir: Path, order: dict[str, int]
             groups = [runs[i : i + FAN_IN] for i in range(0, len(runs), FAN_IN)]
             runs = [_merge(group, group[0].with_suffix(".m.parquet")) for group in groups]
         _merge(runs, tmp, final=True)
+
+
+def _write(frame: pl.DataFrame, path: Path, **options: Any) -> None:
+    """Write Parquet with pyarrow through our own handle: a full disk is then an OSError with
+    its errno (polars gives a message without one), and the file is closed even so."""
+    with open(path, "wb") as sink:
+        pq.write_table(frame.to_arrow(), sink, **options)
 
 
 def _ordered(frame: pl.LazyFrame, order: dict[str, int]) -> pl.LazyFrame:
@@ -107,16 +130,17 @@ def _sorted_runs(journal: Path, scratch: Path, order: dict[str, int]) -> list[Pa
     seq = rows = 0
 
     def spill() -> None:
-        frame = _ordered(parse_timestamps(pl.concat(frames).lazy()), order)
+        with _reading(journal):
+            frame = _ordered(parse_timestamps(pl.concat(frames).lazy()), order)
+            run = frame.sort([*_ORDER, "_seq"], nulls_last=True).collect(engine="in-memory")
         runs.append(scratch / f"run-{len(runs):05d}.parquet")
-        frame.sort([*_ORDER, "_seq"], nulls_last=True).collect(engine="in-memory").write_parquet(
-            runs[-1], compression="lz4", statistics=False, row_group_size=_GROUP_ROWS
-        )
+        _write(run, runs[-1], compression="lz4", write_statistics=False, row_group_size=_GROUP_ROWS)
         frames.clear()
 
     schema = journal_schema()
     for piece in journal_pieces(journal, _PIECE_BYTES):
-        frame = parse_piece(piece, schema)
+        with _reading(journal):
+            frame = parse_piece(piece, schema)
         frames.append(frame.with_row_index("_seq", offset=seq))
         seq += frame.height
         rows += frame.height
@@ -192,29 +216,30 @@ def _merge(paths: list[Path], target: Path, *, final: bool = False) -> Path:
         table = (block.drop(_HELPERS) if final else block).to_arrow()
         if writer is None:
             writer = pq.ParquetWriter(
-                target, table.schema, compression="zstd" if final else "lz4",
+                sink, table.schema, compression="zstd" if final else "lz4",
                 write_statistics=final,
             )  # fmt: skip
         writer.write_table(table, row_group_size=_WRITE_ROWS if final else _GROUP_ROWS)
         taken, kept = [0] * len(runs), []
 
-    try:
-        for item in heapq.merge(*(run.keys() for run in runs)):
-            key, run = item[:5], item[6]
-            if key != last:
-                if held is not None:
-                    kept.append(held)
-                    if len(kept) >= _WRITE_ROWS:
-                        flush()
-                last = key
-            held = (run, taken[run])
-            taken[run] += 1
-        if held is not None:
-            kept.append(held)
-            flush()
-    finally:
-        if writer is not None:
-            writer.close()
+    with open(target, "wb") as sink:
+        try:
+            for item in heapq.merge(*(run.keys() for run in runs)):
+                key, run = item[:5], item[6]
+                if key != last:
+                    if held is not None:
+                        kept.append(held)
+                        if len(kept) >= _WRITE_ROWS:
+                            flush()
+                    last = key
+                held = (run, taken[run])
+                taken[run] += 1
+            if held is not None:
+                kept.append(held)
+                flush()
+        finally:
+            if writer is not None:
+                writer.close()
     if not final:
         for path in paths:
             path.unlink()  # merged: free the scratch space as we go

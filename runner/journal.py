@@ -30,7 +30,14 @@ import pyarrow.json as pa_json
 
 from runner.errors import StorageError
 from runner.fsutil import atomic_path, describe_os_error
-from runner.records import KEY_COLUMNS, RESULT_COLUMNS, RESULT_SCHEMA, STATUS_OK, Outcome
+from runner.records import (
+    KEY_COLUMNS,
+    RESULT_COLUMNS,
+    RESULT_SCHEMA,
+    STATUS_OK,
+    JsonScalar,
+    Outcome,
+)
 
 JOURNAL: Final = "journal.jsonl"
 REJECTED: Final = "journal.rejected.jsonl"
@@ -56,6 +63,13 @@ def _schema() -> dict[str, pl.DataType]:
 
 
 _SCHEMA: Final = _schema()
+
+
+def journal_fragment(name: str, value: JsonScalar) -> bytes:
+    """How a journal line spells ``"name": value``, byte for byte (the journal's own encoder):
+    lines can be counted by it without parsing them. A JSON string escapes its quotes, so the
+    fragment cannot occur inside a value."""
+    return f"{_LINE_JSON.encode(name)}:{_LINE_JSON.encode(value)}".encode()
 
 
 def journal_schema() -> dict[str, pl.DataType]:
@@ -164,8 +178,8 @@ class JournalRecovery:
         said = []
         if self.torn_bytes:
             said.append(
-                f"{name}: its last line was cut short by a crash ({self.torn_bytes} bytes "
-                "removed); its call will be sent again"
+                f"{name}: its last line was cut short by a crash ({self.torn_bytes} "
+                f"byte{'s' if self.torn_bytes != 1 else ''} removed); its call will be sent again"
             )
         where = self.rejected_path.name if self.rejected_path else REJECTED
         said += [

@@ -9,6 +9,12 @@ module only serves it.
 Run it in-process with ``with SimulatorServer(config) as sim:`` (a background thread with its
 own event loop), or in the foreground with :func:`serve_forever` (``runner simulate``).
 Besides the invoke paths it serves ``GET /_sim/stats`` and ``POST /_sim/reset``.
+
+Beyond the seeded faults, a running :class:`SimulatorServer` can be driven from the test's
+thread: ``go_down()`` / ``come_back()`` (an outage: connections refused, then served again on
+the same port) and ``hang(True/False)`` (requests accepted and never answered).
+``SimulatorConfig.max_in_flight`` caps concurrency with 429s, and ``deployments`` makes unknown
+deployments and variants 404.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import socket
 import struct
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self
@@ -31,6 +37,7 @@ from typing import Any, Final, Self
 from aiohttp import web
 
 from runner.simulator_model import (
+    CONCURRENCY_CAP_BODY,
     FAULT_KINDS,
     FAULT_REPLIES,
     HTML_503,
@@ -122,6 +129,10 @@ class SimulatorStats:
     """Responses by HTTP status (a reset connection has none)."""
     received: tuple[ReceivedRequest, ...]
     """The most recent requests, up to ``SimulatorConfig.record_limit``."""
+    throttled: int = 0
+    """429s answered because ``SimulatorConfig.max_in_flight`` requests were being answered."""
+    max_answering: int = 0
+    """The most requests answered at once (those refused by ``max_in_flight`` not counted)."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready view (served by ``GET /_sim/stats``)."""
@@ -132,6 +143,8 @@ class SimulatorStats:
             "successes": self.successes,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "throttled": self.throttled,
+            "max_answering": self.max_answering,
             "faults": self.faults,
             "statuses": {str(status): n for status, n in sorted(self.statuses.items())},
             "keys": [
@@ -161,6 +174,7 @@ class _Recorder:
         with self._lock:
             self.requests = self.served = self.successes = 0
             self.in_flight = self.max_in_flight = 0
+            self.answering = self.max_answering = self.throttled = 0
             self.attempts: Counter[CallKey] = Counter()
             self.key_successes: Counter[CallKey] = Counter()
             self.faults: Counter[str] = Counter()
@@ -177,6 +191,20 @@ class _Recorder:
     def leave(self) -> None:
         with self._lock:
             self.in_flight -= 1
+
+    def admit(self, cap: int | None) -> bool:
+        """Count one more request being answered, unless ``cap`` are already (then a 429)."""
+        with self._lock:
+            if cap is not None and self.answering >= cap:
+                self.throttled += 1
+                return False
+            self.answering += 1
+            self.max_answering = max(self.max_answering, self.answering)
+            return True
+
+    def answered(self) -> None:
+        with self._lock:
+            self.answering -= 1
 
     def attempt(self, key: CallKey) -> int:
         with self._lock:
@@ -213,6 +241,8 @@ class _Recorder:
                 faults=dict(self.faults),
                 statuses=dict(self.statuses),
                 received=tuple(self.received),
+                throttled=self.throttled,
+                max_answering=self.max_answering,
             )
 
 
@@ -239,6 +269,22 @@ class _Simulator:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         self.recorder = _Recorder(config.record_limit)
+        self.hanging = config.hang
+        self._unhung: asyncio.Event | None = None
+
+    def bind(self) -> None:
+        """Make the loop-bound state on the serving loop (called once it runs)."""
+        self._unhung = asyncio.Event()
+        self.set_hanging(self.hanging)
+
+    def set_hanging(self, hanging: bool) -> None:
+        """Hold every new request (and those held) unanswered, or let them all go on."""
+        self.hanging = hanging
+        if self._unhung is not None:
+            if hanging:
+                self._unhung.clear()
+            else:
+                self._unhung.set()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -260,7 +306,16 @@ class _Simulator:
         auth = request.headers.get("Authorization")
         self.recorder.enter(ReceivedRequest(request.path, auth is not None, body))
         try:
-            return await self._invoke(request, auth, body)
+            if not self.recorder.admit(self.config.max_in_flight):
+                return self._reply(429, CONCURRENCY_CAP_BODY, {"Retry-After": "0"})
+            try:
+                if self.hanging and self._unhung is not None:
+                    # Held, and counted as being answered; a client that gives up (or an
+                    # outage) cancels this handler.
+                    await self._unhung.wait()
+                return await self._invoke(request, auth, body)
+            finally:
+                self.recorder.answered()
         finally:
             self.recorder.leave()
 
@@ -404,6 +459,14 @@ class _Simulator:
         return response
 
 
+def _drop_connections(runner: web.AppRunner) -> None:
+    """Close every open connection at once, idle keep-alive ones and those mid-request."""
+    server = runner.server
+    if server is not None:
+        for connection in server.connections:
+            connection.force_close()
+
+
 def _reset(request: web.Request) -> web.Response:
     """Reset the TCP connection (RST, no response); the returned response is never sent."""
     transport = request.transport
@@ -483,6 +546,8 @@ class SimulatorServer:
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.BaseSite | None = None
 
     @property
     def port(self) -> int:
@@ -504,6 +569,57 @@ class SimulatorServer:
     def reset_stats(self) -> None:
         """Forget everything recorded, attempt counts and plan-limit counters included."""
         self._simulator.recorder.reset()
+
+    def hang(self, on: bool = True) -> None:
+        """Hold requests unanswered (``True``) or answer them again, the held ones included.
+
+        Takes effect before it returns; safe from any thread.
+        """
+        if self._loop is None:
+            self._simulator.set_hanging(on)
+            return
+        self._on_loop(self._set_hanging(on))
+
+    def go_down(self) -> None:
+        """An outage: stop listening (connections are refused) and drop every open connection.
+
+        Requests in progress are cut. Returns once the port is closed; safe from any thread.
+        """
+        self._on_loop(self._go_down())
+
+    def come_back(self) -> None:
+        """End an outage: listen again on the same port. A no-op while up."""
+        self._on_loop(self._come_back())
+
+    @property
+    def is_up(self) -> bool:
+        """Whether the simulator accepts connections (running and not down)."""
+        return self._site is not None
+
+    def _on_loop(self, coro: Coroutine[Any, Any, None]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            coro.close()
+            raise RuntimeError("the simulator is not running")
+        asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    async def _set_hanging(self, on: bool) -> None:
+        self._simulator.set_hanging(on)
+
+    async def _go_down(self) -> None:
+        site, runner = self._site, self._runner
+        if site is None or runner is None:
+            return
+        self._site = None
+        await site.stop()
+        _drop_connections(runner)
+
+    async def _come_back(self) -> None:
+        if self._site is not None or self._runner is None:
+            return
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        self._site = site
 
     def start(self) -> Self:
         """Start serving; return once the port is bound (or raise why it could not be)."""
@@ -546,7 +662,7 @@ class SimulatorServer:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
+        self._simulator.bind()
         self._stop = asyncio.Event()
         try:
             runner, self._port = await _start(self._simulator, "127.0.0.1", self._requested_port)
@@ -554,11 +670,17 @@ class SimulatorServer:
             self._error = exc
             self._ready.set()
             return
+        self._runner, self._site = runner, next(iter(runner.sites))
+        self._loop = asyncio.get_running_loop()
         self._ready.set()
         try:
             await self._stop.wait()
         finally:
+            self._loop = None
+            if self._simulator.hanging:
+                _drop_connections(runner)  # held requests would keep the cleanup waiting
             await runner.cleanup()
+            self._runner = self._site = None
 
 
 def serve_forever(
@@ -594,6 +716,7 @@ async def _serve(
             handled.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
+    simulator.bind()
     runner, bound = await _start(simulator, host, port, reuse_port)
     try:
         if ready is not None:

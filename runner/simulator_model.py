@@ -98,7 +98,12 @@ class SimulatorConfig:
     api_key: str | None = None
     """The only accepted key; ``None`` accepts any key starting with ``fhk_``."""
     deployments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Known deployments and their variants (empty tuple: any variant); empty: any deployment."""
+    """Known deployments and their variants (empty tuple: any variant of it).
+
+    Empty (the default) accepts every deployment and variant. Once set, any other deployment,
+    or a variant a deployment does not list, is answered 404 with a JSON body whose message
+    says which was not found (``{"error": "deployment 'x' not found", "code": "not_found"}``).
+    """
     variants: Mapping[str, VariantProfile] = field(default_factory=_default_variants)
     """Behaviour per variant name; a variant not listed behaves like ``VariantProfile()``."""
     latency_ms: float = 0.0
@@ -125,6 +130,12 @@ class SimulatorConfig:
     """After this many served invoke requests, answer 402 (out of credits)."""
     record_limit: int = 10_000
     """How many received requests the stats keep (the oldest are dropped)."""
+    max_in_flight: int | None = None
+    """A concurrency cap: a request that arrives while this many are being answered gets 429
+    ``too_many_requests`` with ``Retry-After: 0`` (counted in ``SimulatorStats.throttled``)."""
+    hang: bool = False
+    """Accept every request and never answer it, until ``SimulatorServer.hang(False)`` (or the
+    client gives up). A held request counts against ``max_in_flight``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "deployments", _check_deployments(self.deployments))
@@ -152,6 +163,8 @@ class SimulatorConfig:
             limit = getattr(self, name)
             if limit is not None and limit < 0:
                 raise SimulatorConfigError(f"{name} must be >= 0, got {limit}")
+        if self.max_in_flight is not None and self.max_in_flight < 1:
+            raise SimulatorConfigError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
         if self.max_faults_per_key < 0 or self.record_limit < 0:
             raise SimulatorConfigError("max_faults_per_key and record_limit must be >= 0")
 
@@ -572,6 +585,12 @@ FAULT_REPLIES: Final[Mapping[str, tuple[int, dict[str, Any]]]] = {
         422,
         error_body("inputs: the prompt cannot be rendered with these inputs", "validation_error"),
     ),
+}
+
+#: The 429 of ``max_in_flight``: a concurrency cap, transient, unlike the daily cap.
+CONCURRENCY_CAP_BODY: Final = {
+    "error": "You've reached your concurrency limit",
+    "code": "too_many_requests",
 }
 
 HTML_503: Final = (

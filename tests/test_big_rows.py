@@ -1,0 +1,142 @@
+"""Specification of long rows: CSV and JSONL rows of megabytes are read whole, up to a limit."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner import readers
+from runner.config import RunConfig
+from runner.errors import InputError
+from runner.inputs import Dataset, open_dataset
+from runner.records import Row
+from runner.row_errors import first_long_record
+
+# Commas, escaped quotes, newlines and non-ASCII text: everything a CSV parser must carry.
+PIECE = 'word, "quoted" é\n'
+BIG = (PIECE * (3_000_000 // len(PIECE) + 1))[:3_000_000]  # 3 million characters
+
+
+def open_(path: Path) -> Dataset:
+    config = RunConfig(
+        dataset=(str(path),), out_dir=path.parent / "out", deployment="d", variants=("v",)
+    )
+    return open_dataset(config)
+
+
+def rows(dataset: Dataset) -> list[Row]:
+    return [row for batch in dataset.iter_batches(batch_size=2) for row in batch]
+
+
+def write_csv(path: Path, records: list[dict[str, str]]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    return path
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def records_with(big: str, at: int, total: int = 6) -> list[dict[str, str]]:
+    """``total`` small records, the one at index ``at`` holding ``big`` as its question."""
+    return [{"id": str(i), "q": big if i == at else f"question {i}"} for i in range(total)]
+
+
+def expected_rows(records: list[dict[str, str]]) -> list[Row]:
+    return [Row(r["id"], {"q": r["q"]}) for r in records]
+
+
+@pytest.mark.parametrize("at", [0, 3], ids=["first row", "middle row"])
+def test_csv_cell_of_3_mb_is_read_intact(tmp_path: Path, at: int) -> None:
+    """A 3 MB quoted CSV cell (commas, quotes, newlines) comes through equal, rows around it too."""
+    records = records_with(BIG, at)
+    dataset = open_(write_csv(tmp_path / "d.csv", records))
+    assert dataset.num_rows == 6
+    assert rows(dataset) == expected_rows(records)
+
+
+@pytest.mark.parametrize("at", [0, 3], ids=["first row", "middle row"])
+def test_jsonl_value_of_3_mb_is_read_intact(tmp_path: Path, at: int) -> None:
+    """A 3 MB JSONL string value comes through equal, and the rows around it too."""
+    records = records_with(BIG, at)
+    dataset = open_(write_jsonl(tmp_path / "d.jsonl", records))
+    assert dataset.num_rows == 6
+    assert rows(dataset) == expected_rows(records)
+
+
+def test_long_rows_keep_duplicate_ids_found(tmp_path: Path) -> None:
+    """Validation past a long row still sees every id: a repeat after it is named."""
+    records = [*records_with(BIG, 1), {"id": "0", "q": "again"}]
+    with pytest.raises(InputError) as info:
+        open_(write_csv(tmp_path / "d.csv", records))
+    assert "'0' ×2 (rows 1, 7)" in str(info.value)
+
+
+LIMIT = 256 * 1024
+
+
+@pytest.fixture
+def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Rows may hold at most 256 KiB, so that a row over the limit is quick to write."""
+    monkeypatch.setattr(readers, "MAX_ROW_BYTES", LIMIT)
+    return LIMIT
+
+
+def test_csv_row_over_the_limit_names_file_line_and_limit(tmp_path: Path, small_limit: int) -> None:
+    """A CSV row over the limit is an InputError naming the file, its line and row, the limit."""
+    path = write_csv(tmp_path / "d.csv", records_with("x" * (4 * small_limit), at=4))
+    with pytest.raises(InputError) as info:
+        open_(path)
+    message = str(info.value)
+    assert "d.csv" in message and "line 6 (row 5)" in message and "256 KiB" in message
+
+
+def test_jsonl_row_over_the_limit_names_file_line_and_limit(
+    tmp_path: Path, small_limit: int
+) -> None:
+    """A JSONL row over the limit is an InputError naming the file, its line and the limit."""
+    path = write_jsonl(tmp_path / "d.jsonl", records_with("x" * (4 * small_limit), at=4))
+    with pytest.raises(InputError) as info:
+        open_(path)
+    message = str(info.value)
+    assert "d.jsonl" in message and "line 5:" in message and "256 KiB" in message
+
+
+def test_csv_row_of_many_short_lines_over_the_limit_names_its_first_line(
+    tmp_path: Path, small_limit: int
+) -> None:
+    """A quoted cell of many short lines counts as one row: the error names where it starts."""
+    cell = "short line\n" * (4 * small_limit // 11)
+    path = write_csv(tmp_path / "d.csv", records_with(cell, at=2))
+    with pytest.raises(InputError) as info:
+        open_(path)
+    assert "line 4 (row 3)" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.jsonl"])
+def test_row_of_exactly_the_limit_is_read(tmp_path: Path, small_limit: int, name: str) -> None:
+    """A row of exactly the limit, line end included, is read whole."""
+    path = tmp_path / name
+    write = write_csv if name == "d.csv" else write_jsonl
+    overhead = len(write(path, records_with("", at=2)).read_bytes().splitlines(True)[-4])
+    records = records_with("y" * (small_limit - overhead), at=2)
+    longest = max(map(len, write(path, records).read_bytes().splitlines(True)))
+    assert longest == small_limit
+    assert rows(open_(path)) == expected_rows(records)
+
+
+def test_first_long_record_counts_lines_and_csv_records(tmp_path: Path) -> None:
+    """The locator skips quoted newlines for CSV: line where the record starts, and its index."""
+    path = tmp_path / "d.csv"
+    path.write_bytes(b'id,q\n1,"a\nb"\n2,' + b"z" * 50 + b"\n3,c\n")
+    assert first_long_record(path, 40, quoted=True) == (4, 2)
+    assert first_long_record(path, 40, quoted=False) == (4, 3)
+    assert first_long_record(path, 100, quoted=True) is None

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from runner.errors import ConfigError
 from runner.records import JsonScalar
+from runner.rundir import SHARDS_DIR, shard_dir_name
 
 DEFAULT_BASE_URL: Final = "https://api.fetchhive.com/v1"
 API_KEY_ENV: Final = "FETCH_HIVE_API_KEY"
@@ -28,14 +29,22 @@ RESERVED_METADATA: Final = frozenset({"run_id", "row_id", "variant", "repeat", "
 
 InputFormat = Literal["auto", "csv", "parquet", "jsonl"]
 
-#: Where the shards of a run live under its ``--out``: ``OUT/shards/shard-000-of-004`` …
-SHARDS_DIR: Final = "shards"
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "SHARDS_DIR",
+    "RunConfig",
+    "check_base_url",
+    "check_metadata",
+    "is_loopback_url",
+    "parse_tag",
+    "shard_dir_name",
+]
 
-
-def shard_dir_name(index: int, count: int) -> str:
-    """``shard-001-of-004``: zero-padded so a listing sorts in shard order."""
-    width = max(3, len(str(count)))
-    return f"shard-{index:0{width}d}-of-{count:0{width}d}"
+#: Field metadata marking what a run computes: these fields make up its config fingerprint,
+#: so a resume must match them; the others (limits, timeouts) may change between sessions.
+WORK: Final = {"work": True}
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
@@ -99,33 +108,33 @@ class RunConfig:
     """Input files, directories or globs; all of one format."""
     out_dir: Path
     """Where results, journal and manifest go."""
-    deployment: str
+    deployment: str = field(metadata=WORK)
     """The Fetch Hive prompt deployment name."""
-    variants: tuple[str, ...]
+    variants: tuple[str, ...] = field(metadata=WORK)
     """Variants to invoke for every row; the first is the default baseline."""
-    input_format: InputFormat = "auto"
+    input_format: InputFormat = field(default="auto", metadata=WORK)
     """csv, parquet or jsonl; ``auto`` picks by file extension."""
-    id_column: str | None = None
+    id_column: str | None = field(default=None, metadata=WORK)
     """Column holding a stable row id; default ``id`` if present, else the row position."""
-    input_columns: tuple[str, ...] = ()
+    input_columns: tuple[str, ...] = field(default=(), metadata=WORK)
     """Columns sent as prompt inputs; empty means every column not used otherwise."""
-    metadata_columns: tuple[str, ...] = ()
+    metadata_columns: tuple[str, ...] = field(default=(), metadata=WORK)
     """Columns whose values go into each call's metadata."""
-    expected_column: str | None = None
+    expected_column: str | None = field(default=None, metadata=WORK)
     """Column carried into the results as ``expected`` for scoring."""
-    limit: int | None = None
+    limit: int | None = field(default=None, metadata=WORK)
     """Take only the first N rows."""
-    repeat: int = 1
+    repeat: int = field(default=1, metadata=WORK)
     """Calls per (row, variant)."""
-    experiment: str | None = None
+    experiment: str | None = field(default=None, metadata=WORK)
     """Experiment name, sent as metadata ``experiment``."""
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict, metadata=WORK)
     """Flat ``KEY=VALUE`` pairs sent as metadata on every call."""
-    user: str | None = None
+    user: str | None = field(default=None, metadata=WORK)
     """Optional ``user`` field of every request."""
     base_url: str = DEFAULT_BASE_URL
     """API base URL, up to and including ``/v1``."""
-    stream: bool = False
+    stream: bool = field(default=False, metadata=WORK)
     """Use server-sent events; records time to first token."""
     concurrency: int = 16
     """Requests in flight at most, retries included."""
@@ -141,15 +150,22 @@ class RunConfig:
     """Seconds one call may spend across all its attempts and backoffs."""
     rps: float | None = None
     """Global ceiling on requests started per second."""
-    adaptive: bool = False
+    adaptive: bool = True
     """Halve concurrency on transient 429s, grow it back by one per success window."""
+    max_outage: float = 60.0
+    """Seconds the API may stay unreachable (refused, DNS, TLS, every attempt timing out)
+    while the run pauses and probes, before it is aborted (exit 3)."""
+    max_error_rate: float = 0.05
+    """Largest share of error rows per variant for a run to succeed; above it, exit 4."""
+    max_response_bytes: int = 10 * 1024 * 1024
+    """Largest answer accepted; a bigger one becomes an error row (``response_too_large``)."""
     grace_period: float = 10.0
     """Seconds in-flight requests may finish after Ctrl-C or SIGTERM."""
     resume: bool = False
     """Continue the run in ``out_dir``; finished calls are not sent again."""
     retry_errors: bool = False
     """With resume: send again the calls whose outcome was an error."""
-    shard: tuple[int, int] | None = None
+    shard: tuple[int, int] | None = field(default=None, metadata=WORK)
     """``(index, count)``: process only the rows whose key hashes to this shard."""
     run_id: str | None = None
     """Run id of a new run; default random, or for a shard derived from dataset and config."""
@@ -187,6 +203,14 @@ class RunConfig:
                 raise ConfigError(f"{name} must be positive, got {seconds}")
         if self.backoff_initial < 0 or self.grace_period < 0:
             raise ConfigError("backoff_initial and grace_period must not be negative")
+        if self.max_outage <= 0:
+            raise ConfigError(f"--max-outage must be positive, got {self.max_outage}")
+        if not 0.0 <= self.max_error_rate <= 1.0:
+            raise ConfigError(f"--max-error-rate must be in [0, 1], got {self.max_error_rate}")
+        if self.max_response_bytes < 1:
+            raise ConfigError(
+                f"--max-response-bytes must be at least 1, got {self.max_response_bytes}"
+            )
         if self.rps is not None and self.rps <= 0:
             raise ConfigError(f"--rps must be positive, got {self.rps}")
         if self.retry_errors and not self.resume:
@@ -252,13 +276,8 @@ class RunConfig:
 
     def work_fields(self) -> dict[str, Any]:
         """The fields that define what the run computes; they form its config fingerprint."""
-        names = (
-            "deployment", "variants", "input_format", "id_column", "input_columns",
-            "metadata_columns", "expected_column", "limit", "repeat", "experiment", "tags",
-            "user", "stream", "shard",
-        )  # fmt: skip
         full = self.to_dict()
-        return {name: full[name] for name in names}
+        return {f.name: full[f.name] for f in dataclasses.fields(self) if f.metadata.get("work")}
 
     @property
     def run_dir(self) -> Path:

@@ -1,90 +1,67 @@
-"""One run session, end to end: validate, prepare ``OUT``, send, commit, compact, manifest.
+"""One run session, end to end: validate, lock ``OUT``, send, commit, compact, manifest.
 
-Everything that can be checked is checked before the first request: the config (on
-construction), the API key, the dataset (:func:`runner.inputs.open_dataset`) and the output
-directory (empty, or a resume of the same dataset and config).
+Everything that can be checked is checked before the first request, in the order a user fixes
+things: the config (on construction), the API key, the dataset
+(:func:`runner.inputs.open_dataset`), then the output directory under its lock (empty, or a
+resume of the same dataset and config). The manifest is first written when sending starts.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import os
-import secrets
+import re
 import signal
+import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
 
 from runner.client import InvokeClient
+from runner.compaction import compact
 from runner.config import RunConfig, is_loopback_url
-from runner.errors import ConfigError, ResultsDirError, RunAborted, RunInterrupted
+from runner.errors import (
+    ConfigError,
+    ResultsDirError,
+    RunAborted,
+    RunInterrupted,
+    StorageError,
+)
+from runner.fsutil import remove_stale_temps
+from runner.identity import choose_run_id, config_changes, config_fingerprint, versions
 from runner.inputs import Dataset, open_dataset
+from runner.journal import Journal, read_done_keys, recover_journal
 from runner.pipeline import Pipeline
 from runner.progress import Counters, Display
-from runner.provenance import package_versions
-from runner.results import (
-    JOURNAL,
-    MANIFEST,
-    Journal,
-    compact,
-    read_done_keys,
-    read_manifest,
-    write_manifest,
-)
 from runner.retry import RetryPolicy
+from runner.rundir import Fingerprint, Manifest, RunDir, RunLock, RunStatus, Session, now_iso
 
 #: The key sent to a loopback server (the simulator) when no real key is set.
 LOCAL_KEY = "fhk_local_simulator"
 
-_VERSIONED = ("runner", "anyio", "httpx", "polars", "pyarrow", "tenacity")
+#: What may stand in an HTTP header value: visible ASCII, no spaces or control characters.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 
-
-def versions() -> dict[str, str]:
-    return package_versions(_VERSIONED)
-
-
-def work_fingerprint(work: dict[str, Any]) -> str:
-    """A stable digest of :meth:`RunConfig.work_fields` (as stored in a manifest's ``work``)."""
-    canonical = json.dumps(work, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
-
-
-def config_fingerprint(config: RunConfig) -> str:
-    return work_fingerprint(config.work_fields())
-
-
-def new_run_id() -> str:
-    return f"r-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-
-
-def shared_run_id(config: RunConfig, dataset_fingerprint: str) -> str:
-    """The run id every shard of one run agrees on without talking to the others: a digest
-    of the dataset and of the config without its shard (``--run-id`` tells apart two runs
-    of the same config and data)."""
-    work = {**config.work_fields(), "shard": None}
-    seed = f"{dataset_fingerprint}:{work_fingerprint(work)}"
-    return f"r-{hashlib.sha256(seed.encode('utf-8')).hexdigest()[:12]}"
-
-
-def _choose_run_id(config: RunConfig, dataset_fingerprint: str) -> str:
-    if config.run_id is not None:
-        return config.run_id
-    if config.shard is not None:
-        return shared_run_id(config, dataset_fingerprint)
-    return new_run_id()
+#: Signals that stop a run the way Ctrl-C does (SIGHUP: the terminal or the pod went away).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def resolve_api_key(config: RunConfig, api_key: str | None) -> str:
-    """The key to send: the given one, or a placeholder for a loopback simulator."""
-    if api_key:
-        return api_key
+    """The key to send: the given one without surrounding whitespace (a secret made from a
+    file ends in a newline), or a placeholder for a loopback simulator."""
+    key = (api_key or "").strip()
+    if key:
+        if not _HEADER_SAFE.fullmatch(key):
+            raise ConfigError(
+                "FETCH_HIVE_API_KEY holds a character that cannot be sent in an HTTP header "
+                "(a space or a control character inside it); check how the secret was made"
+            )
+        return key
     if is_loopback_url(config.base_url):
         return LOCAL_KEY
     raise ConfigError(
@@ -99,120 +76,11 @@ class RunResult:
 
     out_dir: Path
     run_id: str
-    status: str
+    status: RunStatus
     counts: dict[str, int]
     counters: Counters
     elapsed_s: float
-    manifest: dict[str, Any] = field(repr=False)
-
-
-@dataclass
-class _Prepared:
-    dataset: Dataset
-    run_id: str
-    manifest: dict[str, Any]
-
-
-def _is_empty_dir(path: Path) -> bool:
-    return path.is_dir() and not any(path.iterdir())
-
-
-def _config_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    return [
-        f"{name}: {old.get(name)!r} → {new.get(name)!r}"
-        for name in sorted(set(old) | set(new))
-        if old.get(name) != new.get(name)
-    ]
-
-
-def _shard_info(config: RunConfig) -> dict[str, int] | None:
-    if config.shard is None:
-        return None
-    return {"index": config.shard[0], "count": config.shard[1]}
-
-
-def _resuming(config: RunConfig, out: Path) -> bool:
-    """Whether to continue ``out``. A shard's ``--resume`` also starts a shard that has not
-    started, so one command serves a pod's first run and its restarts (an Indexed Job)."""
-    if config.shard is not None and not (out / MANIFEST).exists():
-        return False
-    return config.resume
-
-
-def prepare_out_dir(config: RunConfig, dataset: Dataset) -> _Prepared:
-    """Create ``OUT`` for a new run, or check that a resume matches what is there."""
-    out = config.run_dir
-    fingerprint = {"dataset": dataset.fingerprint, "config": config_fingerprint(config)}
-    if out.exists() and not out.is_dir():
-        raise ResultsDirError(f"--out {out} exists and is not a directory")
-    if not _resuming(config, out):
-        if out.exists() and not _is_empty_dir(out):
-            raise ResultsDirError(
-                f"--out {out} is not empty. Add --resume to continue the run stored there, "
-                "or choose a new --out directory; existing results are never overwritten."
-            )
-        out.mkdir(parents=True, exist_ok=True)
-        run_id = _choose_run_id(config, dataset.fingerprint)
-        manifest: dict[str, Any] = {
-            "run_id": run_id,
-            "status": "running",
-            "created_at": datetime.now(UTC).isoformat(),
-            "sessions": [],
-        }
-    else:
-        if not (out / MANIFEST).exists():
-            raise ResultsDirError(f"--resume: {out} holds no {MANIFEST}; nothing to resume")
-        manifest = read_manifest(out)
-        if config.shard is None and "shards" in manifest:
-            raise ResultsDirError(
-                f"--resume: {out} holds shards merged by `runner merge`; resume a shard with "
-                "--shard I/N --resume, then merge again"
-            )
-        if config.run_id is not None and config.run_id != manifest.get("run_id"):
-            raise ResultsDirError(
-                f"--resume: {out} holds run {manifest.get('run_id')}, not --run-id {config.run_id}"
-            )
-        old = manifest.get("fingerprint", {})
-        if old.get("dataset") != fingerprint["dataset"]:
-            raise ResultsDirError(
-                f"--resume: the dataset differs from the one {out} was run on "
-                f"(fingerprint {old.get('dataset')} → {fingerprint['dataset']}); "
-                "resume with the same files, or start a new --out"
-            )
-        if old.get("config") != fingerprint["config"]:
-            changes = _config_diff(manifest.get("work", {}), config.work_fields())
-            raise ResultsDirError(
-                f"--resume: the run configuration differs from the one in {out}: "
-                + "; ".join(changes or ["(details unavailable)"])
-            )
-        run_id = str(manifest["run_id"])
-    manifest.update(
-        {
-            "status": "running",
-            "deployment": config.deployment,
-            "variants": list(config.variants),
-            "config": config.to_dict(),
-            "work": config.work_fields(),
-            "fingerprint": fingerprint,
-            "shard": _shard_info(config),
-            "dataset": {
-                "files": [str(f) for f in dataset.files],
-                "format": dataset.format,
-                "num_rows": dataset.num_rows,
-                "fingerprint": dataset.fingerprint,
-            },
-            "dataset_fingerprint": dataset.fingerprint,
-            "versions": versions(),
-        }
-    )
-    return _Prepared(dataset, run_id, manifest)
-
-
-def prepare(config: RunConfig, api_key: str | None) -> tuple[_Prepared, str]:
-    """Every check that comes before the first request, in the order a user fixes them."""
-    key = resolve_api_key(config, api_key)
-    dataset = open_dataset(config)
-    return prepare_out_dir(config, dataset), key
+    manifest: Manifest = field(repr=False)
 
 
 def run_job(
@@ -222,112 +90,267 @@ def run_job(
     display: Display | None = None,
     policy: RetryPolicy | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-    handle_signals: bool = True,
+    handle_signals: bool = False,
     resume_command: str | None = None,
+    quit_now: Callable[[], None] | None = None,
 ) -> RunResult:
-    """Run (or resume) one job to the end. Raises ``RunAborted`` / ``RunInterrupted``
-    after committing what finished; validation errors are raised before anything is sent."""
-    prepared, key = prepare(config, api_key)
-    policy = policy or RetryPolicy(
-        max_attempts=config.max_attempts,
-        initial=config.backoff_initial,
-        cap=config.backoff_max,
-        max_elapsed=config.max_elapsed,
+    """Run (or resume) one job to the end.
+
+    Raises ``RunAborted`` (the API refused the run), ``StorageError`` (a file could not be
+    written) or ``RunInterrupted`` after committing what finished; validation errors before
+    anything is sent. ``handle_signals`` (the CLI sets it) makes SIGINT, SIGTERM and SIGHUP
+    stop sending and commit; a second signal marks the manifest and calls ``quit_now``.
+    """
+    key = resolve_api_key(config, api_key)
+    dataset = open_dataset(config)
+    rundir = RunDir(config.run_dir)
+    _refuse_early(config, rundir)
+    rundir.create()
+    with rundir.locked() as lock:
+        manifest = _prepare(config, dataset, rundir)
+        for line in recover_journal(rundir.journal).messages():
+            print(f"warning: {line}", file=sys.stderr, flush=True)
+        remove_stale_temps(rundir.root)
+        policy = policy or RetryPolicy(
+            max_attempts=config.max_attempts,
+            initial=config.backoff_initial,
+            cap=config.backoff_max,
+            max_elapsed=config.max_elapsed,
+        )
+        session = _Session(config, dataset, rundir, manifest, key, display or Display(), policy)
+        session.transport, session.resume_command, session.quit_now, session.lock = (
+            transport, resume_command, quit_now, lock,
+        )  # fmt: skip
+        return anyio.run(session.run, handle_signals)
+
+
+# ------------------------------------------------------------------------- the directory
+
+
+def _resuming(config: RunConfig, rundir: RunDir) -> bool:
+    """Whether to continue ``rundir``. A shard's ``--resume`` also starts a shard that has not
+    started, so one command serves a pod's first run and its restarts (an Indexed Job)."""
+    if config.shard is not None and not rundir.has_manifest():
+        return False
+    return config.resume
+
+
+def _refuse_early(config: RunConfig, rundir: RunDir) -> None:
+    """Refuse a directory that is plainly wrong before creating or locking anything in it."""
+    out = rundir.root
+    if out.exists() and not out.is_dir():
+        raise ResultsDirError(f"--out {out} exists and is not a directory")
+    if not _resuming(config, rundir) and out.exists() and not rundir.is_empty():
+        raise ResultsDirError(
+            f"--out {out} is not empty. Add --resume to continue the run stored there, "
+            "or choose a new --out directory; existing results are never overwritten."
+        )
+    if _resuming(config, rundir) and not rundir.has_manifest():
+        raise ResultsDirError(f"--resume: {out} holds no manifest.json; nothing to resume")
+
+
+def _prepare(config: RunConfig, dataset: Dataset, rundir: RunDir) -> Manifest:
+    """Under the lock: the manifest of a new run, or the checked one of a resumed run."""
+    _refuse_early(config, rundir)  # again, now that no other process can change it
+    fingerprint = Fingerprint(
+        dataset=dataset.fingerprint,
+        config=config_fingerprint(config),
+        files=dict(getattr(dataset, "file_fingerprints", {})),  # TODO(h3)
     )
-    session = _Session(config, prepared, key, display or Display(), policy, transport)
-    return anyio.run(session.run, handle_signals, resume_command)
+    if _resuming(config, rundir):
+        manifest = rundir.read_manifest()
+        _check_resume(config, rundir, manifest, fingerprint)
+    else:
+        manifest = Manifest(run_id=choose_run_id(config, dataset.fingerprint))
+    manifest.config = config.to_dict()
+    manifest.work = config.work_fields()
+    manifest.fingerprint = fingerprint
+    if config.shard is not None:
+        manifest.shard = {"index": config.shard[0], "count": config.shard[1]}
+    manifest.dataset = {
+        "files": [str(f) for f in dataset.files],
+        "format": dataset.format,
+        "num_rows": dataset.num_rows,
+    }
+    manifest.versions = versions()
+    return manifest
+
+
+def _check_resume(
+    config: RunConfig, rundir: RunDir, manifest: Manifest, fingerprint: Fingerprint
+) -> None:
+    out = rundir.root
+    if config.shard is None and manifest.shards is not None:
+        raise ResultsDirError(
+            f"--resume: {out} holds shards merged by `runner merge`; resume a shard with "
+            "--shard I/N --resume, then merge again"
+        )
+    if config.run_id is not None and config.run_id != manifest.run_id:
+        raise ResultsDirError(
+            f"--resume: {out} holds run {manifest.run_id}, not --run-id {config.run_id}"
+        )
+    old = manifest.fingerprint
+    if old.dataset != fingerprint.dataset:
+        from runner import inputs  # TODO(h3)
+
+        changes = (
+            inputs.dataset_changes(old.files, fingerprint.files)
+            if old.files and hasattr(inputs, "dataset_changes")
+            else []
+        )
+        detail = "; ".join(changes) or f"fingerprint {old.dataset} → {fingerprint.dataset}"
+        raise ResultsDirError(
+            f"--resume: the dataset differs from the one {out} was run on ({detail}); "
+            "resume with the same files, or start a new --out"
+        )
+    if old.config != fingerprint.config:
+        changes = config_changes(manifest.work, config.work_fields())
+        raise ResultsDirError(
+            f"--resume: the run configuration differs from the one in {out}: "
+            + "; ".join(changes or ["(details unavailable)"])
+        )
+
+
+# --------------------------------------------------------------------------- the session
 
 
 class _Session:
     def __init__(
         self,
         config: RunConfig,
-        prepared: _Prepared,
+        dataset: Dataset,
+        rundir: RunDir,
+        manifest: Manifest,
         api_key: str,
         display: Display,
         policy: RetryPolicy,
-        transport: httpx.AsyncBaseTransport | None,
     ) -> None:
         self.config = config
-        self.prepared = prepared
+        self.dataset = dataset
+        self.rundir = rundir
+        self.manifest = manifest
         self.api_key = api_key
         self.display = display
         self.policy = policy
-        self.transport = transport
+        self.transport: httpx.AsyncBaseTransport | None = None
+        self.resume_command: str | None = None
+        self.quit_now: Callable[[], None] | None = None
+        self.lock: RunLock | None = None
         self.interrupted = False
+        self.session = Session(started_at=now_iso(), host=socket.gethostname(), pid=os.getpid())
 
-    async def run(self, handle_signals: bool, resume_command: str | None) -> RunResult:
-        config, manifest = self.config, self.prepared.manifest
-        out = config.run_dir
+    async def run(self, handle_signals: bool) -> RunResult:
+        config, manifest, rundir = self.config, self.manifest, self.rundir
         started = time.monotonic()
-        session_info: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat()}
-        manifest["sessions"].append(session_info)
-        if resume_command:
-            manifest["resume_command"] = resume_command
-        write_manifest(out, manifest)
+        done = read_done_keys(rundir.root, retry_errors=config.retry_errors)
+        manifest.status, manifest.reason = RunStatus.RUNNING, None
+        manifest.sessions.append(self.session)
+        if self.resume_command:
+            manifest.resume_command = self.resume_command
+        rundir.write_manifest(manifest)  # the run really starts here
 
-        done = read_done_keys(out, retry_errors=config.retry_errors)
-        journal = Journal(out / JOURNAL)
-        per_call = config.repeat * len(config.variants)
-        rows = self.prepared.dataset.num_rows
-        if config.shard is not None:
-            rows = -(-rows // config.shard[1])  # an estimate until the producer has counted
-        counters = Counters(total=max(0, rows * per_call - len(done)))
+        counters = Counters(total=max(0, self._estimate() - len(done)))
         counters.concurrency = config.concurrency
-        aborted: RunAborted | None = None
-        async with InvokeClient(
-            config.base_url,
-            self.api_key,
-            timeout=config.timeout,
-            max_connections=config.concurrency,
-            transport=self.transport,
-        ) as client:
-            pipeline = Pipeline(
-                config, self.prepared.run_id, client, journal, done, counters, self.policy
-            )
-            self.display.start(counters)
+        stopped: RunAborted | StorageError | None = None
+        journal = Journal(rundir.journal)
+        try:
+            async with InvokeClient(
+                config.base_url,
+                self.api_key,
+                timeout=config.timeout,
+                max_connections=config.concurrency,
+                max_response_bytes=config.max_response_bytes,
+                transport=self.transport,
+            ) as client:
+                pipeline = Pipeline(
+                    config, manifest.run_id, client, journal, done, counters, self.policy
+                )
+                self.display.start(counters)
+                try:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._tick, journal)
+                        if handle_signals:
+                            tg.start_soon(self._watch_signals, pipeline, tg)
+                        try:
+                            await pipeline.run(self.dataset.iter_batches())
+                        except (RunAborted, StorageError) as exc:
+                            stopped = exc
+                        tg.cancel_scope.cancel()
+                finally:
+                    self.display.stop()
+        finally:
             try:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._tick, journal)
-                    if handle_signals:
-                        tg.start_soon(self._watch_signals, pipeline, tg)
-                    try:
-                        await pipeline.run(self.prepared.dataset.iter_batches())
-                    except RunAborted as exc:
-                        aborted = exc
-                    tg.cancel_scope.cancel()
-            finally:
-                self.display.stop()
                 journal.close()
+            except StorageError as exc:
+                stopped = stopped or exc
+        return self._commit(pipeline, counters, stopped, started)
 
-        counts = compact(out, config.variants)
-        finished = sum(counts.values())
-        complete = pipeline.produced_all and finished >= pipeline.planned
-        status = "aborted" if aborted else "complete" if complete else "interrupted"
-        session_info.update(
-            finished_at=datetime.now(UTC).isoformat(),
-            status=status,
-            attempts=counters.attempts,
-            retries=counters.retries,
-            outcomes=counters.done,
-            max_in_flight=counters.max_in_flight,
-            concurrency={"live": counters.concurrency, "min": counters.min_concurrency},
-        )
-        manifest.update(
-            status=status,
-            counts={"ok": counts.get("ok", 0), "error": counts.get("error", 0)},
-            planned=pipeline.planned if pipeline.produced_all else None,
-            finished_at=datetime.now(UTC).isoformat(),
-        )
-        write_manifest(out, manifest)
-        if aborted is not None:
-            raise aborted
-        if status == "interrupted":
-            hint = f" Resume with: {resume_command}" if resume_command else ""
-            raise RunInterrupted(f"interrupted; {finished} outcomes are committed in {out}.{hint}")
+    def _estimate(self) -> int:
+        rows = self.dataset.num_rows
+        if self.config.shard is not None:
+            rows = -(-rows // self.config.shard[1])  # an estimate until the producer counted
+        return rows * self.config.repeat * len(self.config.variants)
+
+    def _commit(
+        self,
+        pipeline: Pipeline,
+        counters: Counters,
+        stopped: RunAborted | StorageError | None,
+        started: float,
+    ) -> RunResult:
+        """Compact the journal, write the manifest, and say how the session ended."""
+        config, manifest, rundir = self.config, self.manifest, self.rundir
+        counts: dict[str, int] | None = None
+        if isinstance(stopped, StorageError):
+            # The disk is full or failing: compacting would only fail again. Give back the
+            # space held in reserve so the manifest can still say what happened.
+            if self.lock is not None:
+                self.lock.release_reserve()
+        else:
+            try:
+                counts = compact(rundir.root, config.variants)
+            except StorageError as exc:
+                stopped = exc
+        finished = counters.done if counts is None else sum(counts.values())
+        if isinstance(stopped, RunAborted):
+            status = RunStatus.ABORTED
+        elif stopped is None and pipeline.produced_all and finished >= pipeline.planned:
+            status = RunStatus.COMPLETE
+        else:
+            status = RunStatus.INTERRUPTED
+        reason = None if stopped is None else str(stopped)
+        self.session.finished_at = now_iso()
+        self.session.status, self.session.reason = status, reason
+        self.session.attempts, self.session.retries = counters.attempts, counters.retries
+        self.session.outcomes, self.session.max_in_flight = counters.done, counters.max_in_flight
+        self.session.concurrency = {"live": counters.concurrency, "min": counters.min_concurrency}
+        manifest.status, manifest.reason, manifest.finished_at = status, reason, now_iso()
+        if counts is not None:
+            manifest.counts = {"ok": counts.get("ok", 0), "error": counts.get("error", 0)}
+        manifest.planned = pipeline.planned if pipeline.produced_all else None
+        try:
+            rundir.write_manifest(manifest)
+        except StorageError as exc:
+            if stopped is None:
+                stopped = exc
+        hint = f" Resume with: {self.resume_command}" if self.resume_command else ""
+        if isinstance(stopped, RunAborted):
+            raise RunAborted(
+                f"the API refused the run: {stopped}. {finished} outcomes are committed in "
+                f"{rundir.root}.{hint}"
+            )
+        if isinstance(stopped, StorageError):
+            raise StorageError(
+                f"{stopped}; the run stopped. {finished} outcomes are committed in "
+                f"{rundir.root}; free space or fix the disk, then resume.{hint}"
+            )
+        if status is RunStatus.INTERRUPTED:
+            raise RunInterrupted(
+                f"interrupted; {finished} outcomes are committed in {rundir.root}.{hint}"
+            )
         return RunResult(
-            out, self.prepared.run_id, status, counts, counters, time.monotonic() - started,
-            manifest,
+            rundir.root, manifest.run_id, status, counts or {}, counters,
+            time.monotonic() - started, manifest,
         )  # fmt: skip
 
     async def _tick(self, journal: Journal) -> None:
@@ -341,20 +364,34 @@ class _Session:
 
     async def _watch_signals(self, pipeline: Pipeline, tg: anyio.abc.TaskGroup) -> None:
         grace = self.config.grace_period
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            async for signum in signals:
                 if self.interrupted:
-                    print("second interrupt: quitting now", file=sys.stderr, flush=True)
-                    os._exit(130)
+                    self._quit_now(pipeline)
+                    continue
                 self.interrupted = True
                 print(
-                    f"\nstopping: no new requests; waiting up to {grace:g} s for those in "
-                    "flight (interrupt again to quit at once)",
+                    f"\nstopping ({signal.Signals(signum).name}): no new requests; waiting up to "
+                    f"{grace:g} s for those in flight (interrupt again to quit at once)",
                     file=sys.stderr,
                     flush=True,
                 )
                 pipeline.stop()
                 tg.start_soon(self._cancel_after, pipeline, grace)
+
+    def _quit_now(self, pipeline: Pipeline) -> None:
+        """A second signal: mark the run interrupted without waiting for anything else, then
+        let the caller quit (the CLI exits at once; a library caller's work is cancelled)."""
+        self.manifest.status = RunStatus.INTERRUPTED
+        self.manifest.reason = "quit at once on a second interrupt"
+        self.session.status, self.session.finished_at = RunStatus.INTERRUPTED, now_iso()
+        # Best effort: the journal, not the manifest, is the record of what finished.
+        with contextlib.suppress(StorageError):
+            self.rundir.write_manifest(self.manifest)
+        print("second interrupt: quitting now", file=sys.stderr, flush=True)
+        if self.quit_now is not None:
+            self.quit_now()
+        pipeline.cancel()
 
     @staticmethod
     async def _cancel_after(pipeline: Pipeline, grace: float) -> None:

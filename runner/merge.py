@@ -16,22 +16,27 @@ the shard and how many results are missing or duplicated, and writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
 
-from runner.config import SHARDS_DIR, shard_dir_name
 from runner.errors import ResultsDirError, ShardsError
 from runner.fsutil import atomic_path
-from runner.job import versions, work_fingerprint
-from runner.pipeline import shard_of
+from runner.identity import config_changes, shard_of, versions, work_fingerprint
 from runner.records import KEY_COLUMNS, RESULT_COLUMNS
-from runner.results import JOURNAL, RESULTS, read_manifest, write_manifest
+from runner.rundir import (
+    SHARDS_DIR,
+    Fingerprint,
+    Manifest,
+    RunDir,
+    RunStatus,
+    now_iso,
+    shard_dir_name,
+)
 
 #: A shard directory's name; the numbers may be zero-padded.
 SHARD_DIR_PATTERN: Final = re.compile(r"^shard-(\d+)-of-(\d+)$")
@@ -44,7 +49,7 @@ class Shard:
     index: int
     count: int
     path: Path
-    manifest: dict[str, Any] = field(repr=False)
+    manifest: Manifest = field(repr=False)
 
     @property
     def label(self) -> str:
@@ -52,7 +57,11 @@ class Shard:
 
     @property
     def planned(self) -> int:
-        return int(self.manifest.get("planned") or 0)
+        return self.manifest.planned or 0
+
+    @property
+    def dir(self) -> RunDir:
+        return RunDir(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +73,7 @@ class MergeReport:
     shards: int
     counts: dict[str, int]
     planned: int
-    manifest: dict[str, Any] = field(repr=False)
+    manifest: Manifest = field(repr=False)
 
 
 def merge_shards(out_dir: Path) -> MergeReport:
@@ -95,9 +104,9 @@ def find_shard_dirs(out_dir: Path) -> dict[tuple[int, int], Path]:
 
 def _split(out_dir: Path) -> tuple[int, dict[tuple[int, int], Path]]:
     """The one split (N) in ``out_dir``, or a ShardsError that says why there is none."""
-    if (out_dir / JOURNAL).exists():
+    if RunDir(out_dir).journal.exists():
         raise ShardsError(
-            f"{out_dir} holds an unsharded run (it has a {JOURNAL}); merging shards there "
+            f"{out_dir} holds an unsharded run (it has a journal.jsonl); merging shards there "
             "would replace its results"
         )
     found = find_shard_dirs(out_dir)
@@ -131,7 +140,7 @@ def _load(out_dir: Path) -> list[Shard]:
             missing.append(index)
             continue
         try:
-            shards.append(Shard(index, count, path, read_manifest(path)))
+            shards.append(Shard(index, count, path, RunDir(path).read_manifest()))
         except ResultsDirError as exc:
             problems.append(f"shard {index} of {count}: {exc}")
     problems += [p for p in map(_status_problem, shards) if p is not None]
@@ -155,24 +164,24 @@ def _missing_problem(
     return text
 
 
-def _expected_calls(manifest: dict[str, Any]) -> int | None:
+def _expected_calls(manifest: Manifest) -> int | None:
     """Calls the whole run asks for: rows × variants × repeats, from a shard's manifest."""
-    rows = (manifest.get("dataset") or {}).get("num_rows")
-    work = manifest.get("work") or {}
+    rows = manifest.dataset.get("num_rows")
+    work = manifest.work
     if rows is None or not work.get("variants"):
         return None
     return int(rows) * len(work["variants"]) * int(work.get("repeat", 1))
 
 
 def _status_problem(shard: Shard) -> str | None:
-    status = shard.manifest.get("status")
-    if status == "complete" and shard.manifest.get("planned") is not None:
+    status = shard.manifest.status
+    planned = shard.manifest.planned
+    if status is RunStatus.COMPLETE and planned is not None:
         return None
-    done = _journal_lines(shard.path / JOURNAL)
-    planned = shard.manifest.get("planned")
+    done = _journal_lines(shard.dir.journal)
     progress = f"{done} of {planned} calls done" if planned else f"{done} calls done so far"
     return (
-        f"{shard.label} is {status}: {progress}; finish it with "
+        f"{shard.label} is {status.value}: {progress}; finish it with "
         f"runner run … --shard {shard.index}/{shard.count} --resume"
     )
 
@@ -192,37 +201,24 @@ def _sameness_problems(shards: list[Shard]) -> list[str]:
     problems = []
     for shard in shards:
         m, r = shard.manifest, ref.manifest
-        if m.get("run_id") != r.get("run_id"):
+        if m.run_id != r.run_id:
             problems.append(
-                f"{shard.label} belongs to run {m.get('run_id')}, "
-                f"shard {ref.index} to run {r.get('run_id')}"
+                f"{shard.label} belongs to run {m.run_id}, shard {ref.index} to run {r.run_id}"
             )
-        old, new = _dataset_fp(r), _dataset_fp(m)
+        old, new = r.fingerprint.dataset, m.fingerprint.dataset
         if old != new:
             problems.append(f"{shard.label} ran on another dataset (fingerprint {new}, not {old})")
-        diff = _diff(_unsharded_work(r), _unsharded_work(m))
+        diff = config_changes(_unsharded_work(r), _unsharded_work(m))
         if diff:
             problems.append(f"{shard.label} ran with another configuration: {'; '.join(diff)}")
-        stated = (m.get("work") or {}).get("shard")
+        stated = m.work.get("shard")
         if stated != [shard.index, shard.count]:
             problems.append(f"{shard.label}: its manifest says it is shard {stated}")
     return problems
 
 
-def _dataset_fp(manifest: dict[str, Any]) -> Any:
-    return (manifest.get("fingerprint") or {}).get("dataset")
-
-
-def _unsharded_work(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {**(manifest.get("work") or {}), "shard": None}
-
-
-def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    return [
-        f"{name}: {old.get(name)!r} → {new.get(name)!r}"
-        for name in sorted(set(old) | set(new))
-        if old.get(name) != new.get(name)
-    ]
+def _unsharded_work(manifest: Manifest) -> dict[str, Any]:
+    return {**manifest.work, "shard": None}
 
 
 def _raise_if(out_dir: Path, problems: list[str]) -> None:
@@ -239,9 +235,9 @@ def _check_keys(out_dir: Path, shards: list[Shard]) -> None:
     problems: list[str] = []
     strays: list[pl.DataFrame] = []
     for shard in shards:
-        path = shard.path / RESULTS
+        path = shard.dir.results
         if not path.exists():
-            problems.append(f"{shard.label} has no {RESULTS}")
+            problems.append(f"{shard.label} has no {path.name}")
             continue
         keys = _with_owner(pl.read_parquet(path, columns=list(KEY_COLUMNS)), shard)
         problems += _count_problems(shard, keys)
@@ -289,7 +285,7 @@ def _stray_problems(strays: pl.DataFrame, shards: list[Shard]) -> list[str]:
     for (found_in, owner), group in strays.group_by("found_in", "owner", maintain_order=True):
         home = by_index[int(owner)]
         twins = (
-            pl.scan_parquet(home.path / RESULTS)
+            pl.scan_parquet(home.dir.results)
             .select(KEY_COLUMNS)
             .join(group.lazy().select(KEY_COLUMNS), on=list(KEY_COLUMNS), how="semi")
             .collect()
@@ -318,25 +314,25 @@ def _example(key: dict[str, Any]) -> str:
 
 def _write(out_dir: Path, shards: list[Shard]) -> MergeReport:
     """``results.parquet`` then ``manifest.json``, each atomically; a merge can be redone."""
-    variants = tuple((shards[0].manifest.get("work") or {}).get("variants") or ())
+    rundir = RunDir(out_dir)
+    variants = tuple(shards[0].manifest.work.get("variants") or ())
     frame = _in_run_order(
-        pl.concat(pl.scan_parquet(s.path / RESULTS).select(RESULT_COLUMNS) for s in shards),
+        pl.concat(pl.scan_parquet(s.dir.results).select(RESULT_COLUMNS) for s in shards),
         variants,
     )
-    target = out_dir / RESULTS
-    with atomic_path(target) as tmp:
+    with atomic_path(rundir.results) as tmp:
         frame.sink_parquet(tmp, compression="zstd")
-    rows = pl.scan_parquet(target).group_by("status").len().collect().rows()
+    rows = pl.scan_parquet(rundir.results).group_by("status").len().collect().rows()
     counts = {str(status): int(n) for status, n in rows}
     manifest = merged_manifest(out_dir, shards, counts)
-    write_manifest(out_dir, manifest)
+    rundir.write_manifest(manifest)
     return MergeReport(
-        out_dir, str(manifest["run_id"]), len(shards), counts, int(manifest["planned"]), manifest
+        out_dir, manifest.run_id, len(shards), counts, manifest.planned or 0, manifest
     )
 
 
 def _in_run_order(frame: pl.LazyFrame, variants: tuple[str, ...]) -> pl.LazyFrame:
-    """The order :func:`runner.results.compact` gives one run: numeric ids, then variants."""
+    """The order :func:`runner.compaction.compact` gives one run: numeric ids, then variants."""
     order = {v: i for i, v in enumerate(variants)}
     return (
         frame.with_columns(
@@ -348,42 +344,40 @@ def _in_run_order(frame: pl.LazyFrame, variants: tuple[str, ...]) -> pl.LazyFram
     )
 
 
-def merged_manifest(out_dir: Path, shards: list[Shard], counts: dict[str, int]) -> dict[str, Any]:
+def merged_manifest(out_dir: Path, shards: list[Shard], counts: dict[str, int]) -> Manifest:
     """The manifest of the whole run: shard 0's, unsharded, with every shard's sessions."""
     ref = shards[0].manifest
     work = _unsharded_work(ref)
-    return {
-        "run_id": ref["run_id"],
-        "status": "complete",
-        "created_at": min(_all(shards, "created_at")),
-        "sessions": [{**s, "shard": sh.index} for sh in shards for s in sh.manifest["sessions"]],
-        "deployment": ref.get("deployment"),
-        "variants": ref.get("variants"),
-        "config": _run_config(out_dir, shards),
-        "work": work,
+    sessions = [
+        dataclasses.replace(s, shard=sh.index) for sh in shards for s in sh.manifest.sessions
+    ]
+    return Manifest(
+        run_id=ref.run_id,
+        status=RunStatus.COMPLETE,
+        created_at=min(shard.manifest.created_at for shard in shards),
+        config=_run_config(out_dir, shards),
+        work=work,
         # The fingerprint of the unsharded config: what one process would have recorded.
-        "fingerprint": {"dataset": _dataset_fp(ref), "config": work_fingerprint(work)},
-        "shard": None,
-        "dataset": ref.get("dataset"),
-        "dataset_fingerprint": ref.get("dataset_fingerprint"),
-        "versions": ref.get("versions"),
-        "counts": {"ok": counts.get("ok", 0), "error": counts.get("error", 0)},
-        "planned": sum(shard.planned for shard in shards),
-        "finished_at": max(_all(shards, "finished_at")),
-        "merged_at": datetime.now(UTC).isoformat(),
-        "merged_with": versions(),
-        "shards": [_shard_entry(out_dir, shard) for shard in shards],
-    }
-
-
-def _all(shards: Iterable[Shard], name: str) -> list[str]:
-    return [str(shard.manifest[name]) for shard in shards if shard.manifest.get(name)] or [""]
+        fingerprint=Fingerprint(
+            dataset=ref.fingerprint.dataset,
+            config=work_fingerprint(work),
+            files=dict(ref.fingerprint.files),
+        ),
+        dataset=dict(ref.dataset),
+        sessions=sessions,
+        counts={"ok": counts.get("ok", 0), "error": counts.get("error", 0)},
+        planned=sum(shard.planned for shard in shards),
+        finished_at=max(shard.manifest.finished_at or "" for shard in shards),
+        versions=versions(),
+        shards=[_shard_entry(out_dir, shard) for shard in shards],
+        merged_at=now_iso(),
+    )
 
 
 def _run_config(out_dir: Path, shards: list[Shard]) -> dict[str, Any]:
     """Shard 0's config as one run's: its limits are the sums of the shards' limits, since
     that is how many requests the whole run had in flight, and how fast it could start them."""
-    configs = [shard.manifest["config"] for shard in shards]
+    configs = [shard.manifest.config for shard in shards]
     rates = [c.get("rps") for c in configs]
     return {
         **configs[0],
@@ -403,9 +397,9 @@ def _shard_entry(out_dir: Path, shard: Shard) -> dict[str, Any]:
         "count": shard.count,
         "dir": str(shard.path.relative_to(out_dir)),
         "planned": shard.planned,
-        "counts": m.get("counts"),
-        "created_at": m.get("created_at"),
-        "finished_at": m.get("finished_at"),
-        "sessions": len(m.get("sessions") or []),
-        "versions": m.get("versions"),
+        "counts": m.counts,
+        "created_at": m.created_at,
+        "finished_at": m.finished_at,
+        "sessions": len(m.sessions),
+        "versions": m.versions,
     }

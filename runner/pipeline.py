@@ -9,7 +9,6 @@ A/B comparison does not confound variant with time of day.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import deque
@@ -21,9 +20,11 @@ from typing import Any
 import anyio
 from tenacity import RetryCallState
 
+from runner.breaker import Breaker, threshold_for
 from runner.client import InvokeClient
 from runner.config import RunConfig
-from runner.errors import AttemptError, RunAborted
+from runner.errors import AttemptError, RunAborted, StorageError
+from runner.identity import shard_of
 from runner.limits import Limits, Ticket
 from runner.progress import Counters
 from runner.records import STATUS_ERROR, STATUS_OK, Answer, Call, Outcome, Row
@@ -33,12 +34,6 @@ from runner.retry import Decision, RetryPolicy, decide
 # Module-level encoders: json.dumps with options builds a new encoder on every call.
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _INPUTS_JSON = json.JSONEncoder(ensure_ascii=False)
-
-
-def shard_of(row_id: str, count: int) -> int:
-    """The shard a row belongs to: a stable hash of its id, the same on every machine."""
-    digest = hashlib.blake2b(row_id.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % count
 
 
 def request_body(config: RunConfig, run_id: str, call: Call) -> bytes:
@@ -77,10 +72,14 @@ class _Abandoned(Exception):
     """A call given up because the run is stopping; it stays pending for a resume."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Timing:
+    """When a call started, and how many HTTP attempts it has made (all of them count: a
+    502 or a timeout may have been billed)."""
+
     started_at: str
     t0: float
+    sent: int = 0
 
 
 class _CallQueue:
@@ -157,8 +156,12 @@ class Pipeline:
             limits = Limits.for_run(config.rps, config.adaptive, config.concurrency, counters)
         self.limits = limits if limits.active else None
         """``--rps`` and ``--adaptive``, held around every attempt; None when neither is set."""
+        self.breaker = Breaker(threshold_for(config.concurrency), config.max_outage)
+        """Stops a run that cannot succeed, pauses it through a short outage."""
         self.stopping = anyio.Event()
         self.aborted: RunAborted | None = None
+        self.storage_error: StorageError | None = None
+        """Set when an outcome could not be written (disk full): the run stops."""
         self.planned = 0
         """Calls the dataset asks for in this shard, done ones included (exact once produced)."""
         self.produced_all = False
@@ -173,6 +176,8 @@ class Pipeline:
             tg.start_soon(self._produce, batches)
             for _ in range(self.config.concurrency):
                 tg.start_soon(self._work)
+        if self.storage_error is not None:
+            raise self.storage_error
         if self.aborted is not None:
             raise self.aborted
 
@@ -228,7 +233,14 @@ class Pipeline:
             outcome = await self._run_call(call)
             if outcome is None:
                 continue
-            self.journal.append(outcome)
+            try:
+                self.journal.append(outcome)
+            except StorageError as exc:
+                # Nothing more can be committed: stop as Ctrl-C does, and say why.
+                if self.storage_error is None:
+                    self.storage_error = exc
+                self.cancel()
+                return
             self.counters.record(outcome.status)
 
     async def _run_call(self, call: Call) -> Outcome | None:
@@ -238,12 +250,14 @@ class Pipeline:
         # request itself, and most calls succeed at once. A retryable failure is handed to
         # tenacity, which replays it as attempt 1, so the policy decides exactly as before.
         try:
-            answer = await self._attempt(body)
+            answer = await self._attempt(body, timing)
+        except _Abandoned:
+            return None
         except AttemptError as error:
             if decide(error) is Decision.RETRY:
                 return await self._retry_call(call, body, timing, error)
-            return self._failed(call, error, 1, timing)
-        return self._ok_outcome(call, answer, 1, timing)
+            return self._failed(call, error, timing)
+        return self._ok_outcome(call, answer, timing)
 
     async def _retry_call(
         self, call: Call, body: bytes, timing: _Timing, first: AttemptError
@@ -251,7 +265,6 @@ class Pipeline:
         spent = time.perf_counter() - timing.t0  # the elapsed bound counts the first attempt
         policy = replace(self.policy, max_elapsed=self.policy.max_elapsed - spent)
         replay: AttemptError | None = first
-        attempts = 1
         try:
             async for attempt in policy.retrying(before_sleep=self._count_retry):
                 with attempt:
@@ -260,23 +273,48 @@ class Pipeline:
                         raise error
                     if self.stopping.is_set():
                         raise _Abandoned
-                    attempts += 1
-                    answer = await self._attempt(body)
+                    answer = await self._attempt(body, timing)
         except _Abandoned:
             return None
         except AttemptError as error:
-            return self._failed(call, error, attempts, timing)
-        return self._ok_outcome(call, answer, attempts, timing)
+            return self._failed(call, error, timing)
+        return self._ok_outcome(call, answer, timing)
 
-    def _failed(
-        self, call: Call, error: AttemptError, attempts: int, timing: _Timing
-    ) -> Outcome | None:
+    def _failed(self, call: Call, error: AttemptError, timing: _Timing) -> Outcome | None:
         if decide(error) is Decision.ABORT:
-            self._abort(error)
+            self._abort(abort_message(error))
             return None
-        return self._error_outcome(call, error, attempts, timing)
+        self._watch_outcome(call, error)
+        return self._error_outcome(call, error, timing)
 
-    async def _attempt(self, body: bytes) -> Answer:
+    def _watch_outcome(self, call: Call, error: AttemptError | None) -> None:
+        """Let the breaker see a call's final outcome; abort when it says the run cannot
+        succeed (the outcome itself is still committed)."""
+        self.breaker.outcome(call.variant, error, self.config.deployment)
+        if self.breaker.abort_reason is not None:
+            self._abort(self.breaker.abort_reason)
+
+    async def _attempt(self, body: bytes, timing: _Timing) -> Answer:
+        """One counted attempt. Attempts that fail while the API is unreachable wait at the
+        breaker and go again without counting against ``--max-attempts``."""
+        while True:
+            probe = await self.breaker.admit()
+            if self.stopping.is_set():
+                raise _Abandoned
+            timing.sent += 1
+            try:
+                answer = await self._send(body)
+            except AttemptError as error:
+                if not self.breaker.failed(error, probe):
+                    raise
+                if self.breaker.abort_reason is not None:
+                    self._abort(self.breaker.abort_reason)
+                    raise _Abandoned from error
+                continue
+            self.breaker.succeeded(probe)
+            return answer
+
+    async def _send(self, body: bytes) -> Answer:
         limits = self.limits
         ticket: Ticket | None = await limits.acquire() if limits is not None else None
         c = self.counters
@@ -308,21 +346,21 @@ class Pipeline:
         with anyio.move_on_after(seconds):
             await self.stopping.wait()
 
-    def _abort(self, error: AttemptError) -> None:
+    def _abort(self, reason: str) -> None:
         if self.aborted is None:
-            self.aborted = RunAborted(abort_message(error))
+            self.aborted = RunAborted(reason)
         self.cancel()
 
     # -- outcomes -------------------------------------------------------------------------
 
-    def _base(self, call: Call, timing: _Timing, attempts: int) -> dict[str, Any]:
+    def _base(self, call: Call, timing: _Timing) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "row_id": call.row.row_id,
             "variant": call.variant,
             "deployment": self.config.deployment,
             "repeat": call.repeat,
-            "attempts": attempts,
+            "attempts": timing.sent,
             "total_ms": (time.perf_counter() - timing.t0) * 1000.0,
             "started_at": timing.started_at,
             "finished_at": now_iso(),
@@ -330,7 +368,8 @@ class Pipeline:
             "expected": expected_text(call.row.expected),
         }
 
-    def _ok_outcome(self, call: Call, answer: Answer, attempts: int, timing: _Timing) -> Outcome:
+    def _ok_outcome(self, call: Call, answer: Answer, timing: _Timing) -> Outcome:
+        self._watch_outcome(call, None)
         return Outcome(
             status=STATUS_OK,
             output=answer.output,
@@ -345,12 +384,10 @@ class Pipeline:
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
             total_tokens=answer.total_tokens,
-            **self._base(call, timing, attempts),
+            **self._base(call, timing),
         )
 
-    def _error_outcome(
-        self, call: Call, error: AttemptError, attempts: int, timing: _Timing
-    ) -> Outcome:
+    def _error_outcome(self, call: Call, error: AttemptError, timing: _Timing) -> Outcome:
         return Outcome(
             status=STATUS_ERROR,
             output=None,
@@ -365,7 +402,7 @@ class Pipeline:
             prompt_tokens=None,
             completion_tokens=None,
             total_tokens=None,
-            **self._base(call, timing, attempts),
+            **self._base(call, timing),
         )
 
 

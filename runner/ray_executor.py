@@ -38,7 +38,9 @@ from runner.inputs import open_dataset
 from runner.job import RunResult, resolve_api_key, run_job
 from runner.merge import find_shard_dirs, merge_shards
 from runner.progress import Counters, Display
-from runner.results import JOURNAL
+from runner.journal import journal_fragment
+from runner.records import STATUS_OK
+from runner.rundir import RunDir, RunStatus
 
 INSTALL_HINT: Final = "--executor ray needs Ray: pip install 'runner[ray]'"
 
@@ -146,7 +148,7 @@ def run_on_ray(
     _raise_failures(outcomes, resume_command)
     report = merge_shards(config.out_dir)
     return RunResult(
-        config.out_dir, report.run_id, "complete", report.counts, counters,
+        config.out_dir, report.run_id, RunStatus.COMPLETE, report.counts, counters,
         time.monotonic() - started, report.manifest,
     )  # fmt: skip
 
@@ -185,7 +187,7 @@ def _follow(
     resume_command: str | None,
 ) -> Counters:
     """Show whole-job progress, read from the shard journals, until every task has ended."""
-    progress = JournalProgress([c.run_dir / JOURNAL for c in configs])
+    progress = JournalProgress([RunDir(c.run_dir).journal for c in configs])
     counters = Counters(total=max(0, total - progress.baseline()))
     counters.concurrency = sum(c.concurrency for c in configs)
     display.start(counters)
@@ -237,7 +239,8 @@ class JournalProgress:
     """Counts outcomes as they land in the shard journals: new complete lines since the last
     look, and those whose status is ok, without parsing a line of JSON."""
 
-    _OK: Final = b'"status":"ok"'
+    #: How a journal line says ``"status": "ok"``: spelled by the journal's own encoder.
+    _OK: Final = journal_fragment("status", STATUS_OK)
 
     def __init__(self, paths: Sequence[Path]) -> None:
         self._offsets = dict.fromkeys(paths, 0)

@@ -112,7 +112,7 @@ def test_results_have_one_row_per_key_with_every_column(make_config: MakeConfig)
 def test_permanent_errors_are_rows_not_exceptions(make_config: MakeConfig) -> None:
     def respond(body: dict[str, Any], attempt: int) -> httpx.Response:
         if body["variant"] == "candidate":
-            return httpx.Response(404, json={"error": "Deployment variant not found"})
+            return httpx.Response(422, json={"error": "Input too long", "code": "validation_error"})
         return ok_response(body)
 
     api = FakeApi(respond=respond)
@@ -120,9 +120,9 @@ def test_permanent_errors_are_rows_not_exceptions(make_config: MakeConfig) -> No
     errors = results.filter(pl.col("status") == "error")
     assert errors.height == 20
     assert set(errors["variant"]) == {"candidate"}
-    assert set(errors["error_type"]) == {"http_404"}
-    assert set(errors["attempts"]) == {1}  # a 404 is never retried
-    assert errors["error_message"][0] == "Deployment variant not found"
+    assert set(errors["error_type"]) == {"http_422"}
+    assert set(errors["attempts"]) == {1}  # a 422 is never retried
+    assert errors["error_message"][0] == "Input too long"
     assert read_manifest(make_config().out_dir)["status"] == "complete"
 
 

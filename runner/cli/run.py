@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 from collections.abc import Callable
@@ -10,14 +11,22 @@ from typing import Any, TypeVar
 
 import click
 
+from runner.budget import check_error_budget
 from runner.cli.app import main
 from runner.cli.reports import baseline_option, score_option, write_and_print_reports
 from runner.config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, RunConfig, parse_tag
-from runner.errors import ConfigError
+from runner.errors import ConfigError, StorageError
 from runner.job import RunResult, run_job
 from runner.progress import auto_display
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+def default(name: str) -> Any:
+    """RunConfig's default for a field: the one place defaults live (options show them)."""
+    return _FIELDS[name].default
 
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -54,9 +63,11 @@ def run_options(func: F) -> F:
             help="Output directory (default reports/<deployment>-<time>). Must be empty "
             "unless --resume.",
         ),
-        click.option("--concurrency", "-c", type=int, default=16, show_default=True,
+        click.option("--concurrency", "-c", type=int, default=default("concurrency"),
+                     show_default=True,
                      help="Requests in flight at most, retries included."),
-        click.option("--repeat", type=int, default=1, show_default=True,
+        click.option("--repeat", type=int, default=default("repeat"),
+                     show_default=True,
                      help="Calls per (row, variant), to measure consistency."),
         click.option("--experiment", help="Experiment name, sent as metadata 'experiment'."),
         click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
@@ -69,27 +80,45 @@ def run_options(func: F) -> F:
                      help="Column sent as per-row metadata; repeatable."),
         click.option("--expected-column", help="Column with the expected answer, for scoring."),
         click.option("--limit", type=int, help="Only the first N rows."),
-        click.option("--format", "input_format", default="auto", show_default=True,
+        click.option("--format", "input_format", default=default("input_format"),
+                     show_default=True,
                      type=click.Choice(["auto", "csv", "parquet", "jsonl"])),
         click.option("--base-url", envvar=BASE_URL_ENV, default=DEFAULT_BASE_URL,
                      show_default=True, help=f"API base URL (also ${BASE_URL_ENV})."),
-        click.option("--stream/--no-stream", default=False, show_default=True,
+        click.option("--stream/--no-stream", default=default("stream"), show_default=True,
                      help="Stream answers (SSE); records time to first token."),
-        click.option("--max-attempts", type=int, default=4, show_default=True,
-                     help="Attempts per call for transient failures (502, 429, 5xx, "
-                     "timeouts, broken streams)."),
-        click.option("--timeout", type=float, default=120.0, show_default=True,
-                     help="Seconds per attempt."),
+        click.option("--max-attempts", type=int, default=default("max_attempts"),
+                     show_default=True,
+                     help="Attempts per call for transient failures (502, 5xx, timeouts, broken "
+                     "streams). A 429 concurrency cap is retried within the call's time budget "
+                     "instead: it slows the run, it does not fail rows."),
+        click.option("--timeout", type=float, default=default("timeout"), show_default=True,
+                     help="Seconds per attempt, first byte to last."),
         click.option("--rps", type=float, help="Ceiling on requests started per second."),
-        click.option("--adaptive", is_flag=True,
+        click.option("--adaptive/--no-adaptive", default=default("adaptive"),
+                     show_default=True,
                      help="Halve concurrency on transient 429s and grow it back slowly."),
+        click.option("--max-outage", type=float, default=default("max_outage"),
+                     show_default=True, metavar="SECONDS",
+                     help="When the API cannot be reached (refused, DNS, TLS, every attempt "
+                     "timing out), pause and probe for up to this long before giving up "
+                     "(exit 3). A 404 for the deployment or variant stops the run at once."),
+        click.option("--max-error-rate", type=float, default=default("max_error_rate"),
+                     show_default=True, metavar="SHARE",
+                     help="Largest share (0-1) of error rows per variant. Above it the run "
+                     "still writes every report, then exits 4. 1 accepts any."),
+        click.option("--max-response-bytes", type=int, default=default("max_response_bytes"),
+                     show_default=True, metavar="BYTES",
+                     help="Largest answer kept; a bigger one becomes an error row "
+                     "(response_too_large), never buffered whole."),
         click.option("--user", help="Optional 'user' field of every request."),
         click.option("--resume", is_flag=True,
                      help="Continue the run in --out; finished calls are not sent again."),
         click.option("--retry-errors", is_flag=True,
                      help="With --resume: send again the calls that ended in an error."),
-        click.option("--grace-period", type=float, default=10.0, show_default=True,
-                     help="Seconds requests in flight may finish after Ctrl-C."),
+        click.option("--grace-period", type=float, default=default("grace_period"),
+                     show_default=True, help="Seconds requests in flight may finish after "
+                     "Ctrl-C, SIGTERM or SIGHUP."),
         click.option("--shard", metavar="I/N", help="Process only shard I of N (0-based), "
                      "into OUT/shards/shard-I-of-N; combine them with 'runner merge OUT'."),
         click.option("--run-id", help="Run id of a new run (default: random; for shards, "
@@ -131,6 +160,9 @@ def build_config(params: dict[str, Any]) -> RunConfig:
         timeout=params["timeout"],
         rps=params["rps"],
         adaptive=params["adaptive"],
+        max_outage=params["max_outage"],
+        max_error_rate=params["max_error_rate"],
+        max_response_bytes=params["max_response_bytes"],
         grace_period=params["grace_period"],
         resume=params["resume"],
         retry_errors=params["retry_errors"],
@@ -146,8 +178,15 @@ def execute_run(config: RunConfig, run_args: list[str]) -> RunResult:
         config,
         api_key=os.environ.get(API_KEY_ENV) or None,
         display=auto_display(),
+        handle_signals=True,
         resume_command=resume,
+        quit_now=_quit_now,
     )
+
+
+def _quit_now() -> None:
+    """A second Ctrl-C: the manifest already says ``interrupted``; leave at once."""
+    os._exit(130)
 
 
 def executor_options(func: F) -> F:
@@ -215,6 +254,13 @@ def run(**params: Any) -> None:
         result = execute_on_ray(config, params, run_args)
     else:
         result = execute_run(config, run_args)
-    write_and_print_reports(
-        result.out_dir, _default_score(config, params["score"]), params["baseline_variant"]
-    )
+    try:
+        write_and_print_reports(
+            result.out_dir, _default_score(config, params["score"]), params["baseline_variant"]
+        )
+    except StorageError as exc:
+        raise StorageError(
+            f"{exc}. The run itself is complete; build its reports later with: "
+            f"runner report {shlex.quote(str(result.out_dir))}"
+        ) from exc
+    check_error_budget(result.out_dir / "results.parquet", config.max_error_rate)

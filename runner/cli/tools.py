@@ -82,7 +82,7 @@ def merge(out: Path, score: str | None, baseline_variant: str | None) -> None:
         f"{sum(merged.counts.values())} results in {out}",
         err=True,
     )
-    expected = merged.manifest["config"].get("expected_column")
+    expected = merged.manifest.config.get("expected_column")
     write_and_print_reports(out, score or ("exact" if expected else None), baseline_variant)
 
 

@@ -1,0 +1,358 @@
+"""The run directory ``OUT``: every path under it, its typed manifest, and its lock.
+
+Every other module finds a file of a run through :class:`RunDir` and reads or writes the
+manifest through :class:`Manifest`; nothing else spells a file name under ``OUT``::
+
+    OUT/.runner.lock          held by the one process working on OUT (host and pid inside)
+    OUT/manifest.json         what the run is and how far it got (Manifest, written atomically)
+    OUT/journal.jsonl         one JSON line per finished call, appended as each call finishes
+    OUT/journal.rejected.jsonl  damaged journal lines set aside by recovery (their calls re-sent)
+    OUT/results.parquet       the journal compacted: one row per (row_id, variant, repeat)
+    OUT/summary.parquet, comparison.parquet, side_by_side.parquet, report.html   the reports
+    OUT/gate.md, gate.parquet                 ``runner gate`` (variants of one run)
+    OUT/regression.md, regression.parquet     ``runner compare`` (one run against another)
+    OUT/shards/shard-III-of-NNN/              a shard: a run directory of its own
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import errno
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from runner.errors import ResultsDirError, RunDirLocked
+from runner.fsutil import atomic_write_json
+
+SHARDS_DIR: Final = "shards"
+LOCK_NAME: Final = ".runner.lock"
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run stands; ``complete`` is the only status a gate accepts by default."""
+
+    RUNNING = "running"
+    """A session is working on it now, or died without a word (kill -9, power loss)."""
+    COMPLETE = "complete"
+    """Every planned call has an outcome (ok or error)."""
+    INTERRUPTED = "interrupted"
+    """Stopped by a signal or a local error before the end; resumable."""
+    ABORTED = "aborted"
+    """The API refused the run (key, credit, daily cap, not found, unreachable); resumable."""
+
+
+def shard_dir_name(index: int, count: int) -> str:
+    """``shard-001-of-004``: zero-padded so a listing sorts in shard order."""
+    width = max(3, len(str(count)))
+    return f"shard-{index:0{width}d}-of-{count:0{width}d}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass
+class Fingerprint:
+    """What a resume must match: the dataset (whole and per file) and the work config."""
+
+    dataset: str | None = None
+    config: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Session:
+    """One process's turn at a run (a first run or a resume)."""
+
+    started_at: str
+    finished_at: str | None = None
+    status: RunStatus | None = None
+    reason: str | None = None
+    attempts: int = 0
+    retries: int = 0
+    outcomes: int = 0
+    max_in_flight: int = 0
+    concurrency: dict[str, int] = field(default_factory=dict)
+    host: str | None = None
+    pid: int | None = None
+    shard: int | None = None
+    """In a merged run's manifest: the shard this session ran."""
+
+
+@dataclass
+class Manifest:
+    """``manifest.json``: the run's identity, configuration, progress and provenance."""
+
+    run_id: str
+    status: RunStatus = RunStatus.RUNNING
+    created_at: str = field(default_factory=now_iso)
+    config: dict[str, Any] = field(default_factory=dict)
+    """The run's configuration (``RunConfig.to_dict()``; it holds no secret)."""
+    work: dict[str, Any] = field(default_factory=dict)
+    """The fingerprinted part of the configuration (``RunConfig.work_fields()``)."""
+    fingerprint: Fingerprint = field(default_factory=Fingerprint)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    """Files, format and number of rows of the dataset."""
+    shard: dict[str, int] | None = None
+    sessions: list[Session] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    """Outcomes by status, ``{"ok": n, "error": m}``, as of the last session's end."""
+    planned: int | None = None
+    """Calls the dataset asks for (known once every row was read)."""
+    finished_at: str | None = None
+    reason: str | None = None
+    """Why the last session stopped early, in words (abort or local error)."""
+    resume_command: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    shards: list[dict[str, Any]] | None = None
+    """In a merged run: one entry per shard."""
+    merged_at: str | None = None
+
+    @property
+    def variants(self) -> list[str]:
+        return [str(v) for v in self.config.get("variants") or self.work.get("variants") or []]
+
+    @property
+    def deployment(self) -> str | None:
+        value = self.config.get("deployment") or self.work.get("deployment")
+        return None if value is None else str(value)
+
+    def to_json(self) -> dict[str, Any]:
+        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
+        return plain
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: Path) -> Manifest:
+        """Read a manifest written by this or an earlier version; unknown keys are ignored."""
+        try:
+            values = {k: data[k] for k in _FIELDS if k in data}
+            values["status"] = RunStatus(data.get("status", RunStatus.RUNNING))
+            fp = data.get("fingerprint") or {}
+            values["fingerprint"] = Fingerprint(
+                dataset=fp.get("dataset") or data.get("dataset_fingerprint"),
+                config=fp.get("config"),
+                files=dict(fp.get("files") or {}),
+            )
+            values["sessions"] = [_session(s) for s in data.get("sessions") or []]
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResultsDirError(f"{where} is not a runner manifest: {exc}") from exc
+
+
+_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(Manifest))
+_SESSION_FIELDS: Final = frozenset(f.name for f in dataclasses.fields(Session))
+
+
+def _session(data: Mapping[str, Any]) -> Session:
+    values = {k: v for k, v in data.items() if k in _SESSION_FIELDS}
+    if values.get("status") is not None:
+        values["status"] = RunStatus(values["status"])
+    return Session(**values)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class RunDir:
+    """One run directory: the paths under it, its manifest and its lock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.root)!r})"
+
+    # -- paths ------------------------------------------------------------------------------
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "journal.jsonl"
+
+    @property
+    def rejected(self) -> Path:
+        return self.root / "journal.rejected.jsonl"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results.parquet"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.parquet"
+
+    @property
+    def comparison(self) -> Path:
+        return self.root / "comparison.parquet"
+
+    @property
+    def side_by_side(self) -> Path:
+        return self.root / "side_by_side.parquet"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def gate_md(self) -> Path:
+        return self.root / "gate.md"
+
+    @property
+    def gate_parquet(self) -> Path:
+        return self.root / "gate.parquet"
+
+    @property
+    def regression_md(self) -> Path:
+        return self.root / "regression.md"
+
+    @property
+    def regression_parquet(self) -> Path:
+        return self.root / "regression.parquet"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_NAME
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.root / SHARDS_DIR
+
+    def shard(self, index: int, count: int) -> RunDir:
+        return RunDir(self.shards_dir / shard_dir_name(index, count))
+
+    # -- state ------------------------------------------------------------------------------
+
+    def has_manifest(self) -> bool:
+        return self.manifest_path.exists()
+
+    def is_empty(self) -> bool:
+        """True when the directory holds nothing but (perhaps) our lock file."""
+        return self.root.is_dir() and all(p.name == LOCK_NAME for p in self.root.iterdir())
+
+    def read_manifest(self) -> Manifest:
+        """The typed manifest; a ``ResultsDirError`` (exit 2) if it is missing or unreadable."""
+        return Manifest.from_json(read_manifest_json(self.root), self.manifest_path)
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        """Replace the manifest atomically (a ``StorageError`` if the disk says no)."""
+        atomic_write_json(self.manifest_path, manifest.to_json())
+
+    # -- making and locking -----------------------------------------------------------------
+
+    def create(self) -> None:
+        """Create the directory (and its parents), or say in one line why it cannot be."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            raise ResultsDirError(f"--out {self.root} exists and is not a directory") from exc
+        except OSError as exc:
+            raise ResultsDirError(f"--out {self.root} cannot be created: {_reason(exc)}") from exc
+        if not self.root.is_dir():
+            raise ResultsDirError(f"--out {self.root} exists and is not a directory")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[RunLock]:
+        """Hold the run directory's exclusive lock for the ``with`` block.
+
+        The lock is ``flock`` on ``OUT/.runner.lock``: released by the kernel when the process
+        ends in any way (kill -9 included), so a stale lock cannot outlive its holder. Creating
+        the lock file is also the check that ``OUT`` is writable. A second process gets
+        :class:`RunDirLocked` (exit 2) naming the holder's host and pid.
+        """
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ResultsDirError(f"--out {self.root} is not writable: {_reason(exc)}") from exc
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise RunDirLocked(
+                    f"{self.root} is in use by another runner ({_holder(fd)}); wait for it to "
+                    "end or stop it, then try again"
+                ) from exc
+            except OSError as exc:
+                raise ResultsDirError(
+                    f"--out {self.root} cannot be locked: {_reason(exc)}"
+                ) from exc
+            holder = json.dumps(
+                {"host": socket.gethostname(), "pid": os.getpid(), "since": now_iso()}
+            ).encode("utf-8")
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, holder, 0)
+            except OSError as exc:
+                raise ResultsDirError(f"--out {self.root} is not writable: {_reason(exc)}") from exc
+            yield RunLock(fd, len(holder))
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+
+class RunLock:
+    """The held lock, and a little disk space it keeps in reserve.
+
+    The lock file is grown to :data:`RESERVE_BYTES` of allocated space; when the disk fills up
+    during a run, :meth:`release_reserve` gives that space back, so the manifest can still say
+    ``interrupted`` and name the cause.
+    """
+
+    def __init__(self, fd: int, holder_bytes: int) -> None:
+        self._fd = fd
+        self._holder_bytes = holder_bytes
+        with contextlib.suppress(OSError):  # no reserve where the file system cannot
+            os.posix_fallocate(fd, holder_bytes, RESERVE_BYTES)
+
+    def release_reserve(self) -> None:
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._holder_bytes)
+
+
+#: Disk space held in the lock file for the last manifest of a run that filled the disk.
+RESERVE_BYTES: Final = 256 * 1024
+
+
+def _holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"host {info['host']}, pid {info['pid']}, since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno is not None:
+        return os.strerror(exc.errno)
+    return str(exc) or errno.errorcode.get(exc.errno or 0, "unknown error")
+
+
+def read_manifest_json(out_dir: Path) -> dict[str, Any]:
+    """``OUT/manifest.json`` as plain JSON (for tools and tests; code uses :class:`RunDir`)."""
+    path = Path(out_dir) / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ResultsDirError(f"{out_dir} has no manifest.json: it is not a runner output") from exc
+    except (OSError, ValueError) as exc:
+        raise ResultsDirError(f"{path} cannot be read: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ResultsDirError(f"{path} is not a JSON object")
+    return data

@@ -34,7 +34,7 @@ from runner.errors import (
 )
 from runner.fsutil import remove_stale_temps
 from runner.identity import choose_run_id, config_changes, config_fingerprint, versions
-from runner.inputs import Dataset, open_dataset
+from runner.inputs import Dataset, dataset_changes, open_dataset
 from runner.journal import Journal, read_done_keys, recover_journal
 from runner.pipeline import Pipeline
 from runner.progress import Counters, Display
@@ -155,7 +155,7 @@ def _prepare(config: RunConfig, dataset: Dataset, rundir: RunDir) -> Manifest:
     fingerprint = Fingerprint(
         dataset=dataset.fingerprint,
         config=config_fingerprint(config),
-        files=dict(getattr(dataset, "file_fingerprints", {})),  # TODO(h3)
+        files=dict(dataset.file_fingerprints),
     )
     if _resuming(config, rundir):
         manifest = rundir.read_manifest()
@@ -191,13 +191,7 @@ def _check_resume(
         )
     old = manifest.fingerprint
     if old.dataset != fingerprint.dataset:
-        from runner import inputs  # TODO(h3)
-
-        changes = (
-            inputs.dataset_changes(old.files, fingerprint.files)
-            if old.files and hasattr(inputs, "dataset_changes")
-            else []
-        )
+        changes = dataset_changes(old.files, fingerprint.files) if old.files else []
         detail = "; ".join(changes) or f"fingerprint {old.dataset} → {fingerprint.dataset}"
         raise ResultsDirError(
             f"--resume: the dataset differs from the one {out} was run on ({detail}); "

@@ -13,7 +13,7 @@ import anyio
 import httpx
 import pytest
 
-from runner.transport import AiohttpTransport
+from runner.transport import MAX_BODY_EXTENSION, AiohttpTransport
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok": 1}\r\n'
@@ -228,6 +228,27 @@ def test_a_large_body_is_read_whole_through_flow_control() -> None:
     run(main)
 
 
+def test_a_body_declared_over_the_callers_limit_is_handed_over_unread() -> None:
+    """With MAX_BODY_EXTENSION, a small-but-too-long body is a stream, not read at once."""
+    body = b"x" * 5000
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+    async def main() -> None:
+        async with serving(keep_answering(response)) as (_, url):
+            transport = AiohttpTransport()
+            request = httpx.Request(
+                "POST", url, content=b"{}", extensions={MAX_BODY_EXTENSION: 1000}
+            )
+            reply = await transport.handle_async_request(request)
+            with pytest.raises(httpx.ResponseNotRead):
+                reply.content  # noqa: B018
+            await reply.aclose()
+            assert (await post(transport, url)).content == body  # no limit: read at once
+            await transport.aclose()
+
+    run(main)
+
+
 def test_a_body_without_length_is_read_until_close_and_not_reused() -> None:
     response = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"
 
@@ -361,6 +382,7 @@ def test_a_refused_connection_is_a_connect_error() -> None:
             transport = AiohttpTransport()
             with pytest.raises(httpx.ConnectError):
                 await post(transport, f"http://127.0.0.1:{port}/v1/prompt/invoke")
+            await transport.aclose()
 
         run(main)
 

@@ -43,7 +43,10 @@ def row_too_long(path: Path, fmt: Format, limit: int) -> InputError:
     if found is None:  # the file changed since the reader gave up on it
         return InputError(f"{show(path)}: a row is longer than {size}, the most a row may hold")
     line, row = found
-    at = f"line {line} (row {row})" if fmt == "csv" else f"line {line}"
+    if fmt != "csv":
+        at = f"line {line}"
+    else:
+        at = f"line {line} ({'the header' if row == 0 else f'row {row}'})"
     return InputError(
         f"{show(path)}, {at}: the row is longer than {size}, the most a row may hold "
         "(runner.readers.MAX_ROW_BYTES); split or shorten it"

@@ -121,6 +121,26 @@ def test_csv_row_of_many_short_lines_over_the_limit_names_its_first_line(
     assert "line 4 (row 3)" in str(info.value)
 
 
+def test_csv_header_over_the_limit_is_named_as_the_header(tmp_path: Path, small_limit: int) -> None:
+    """A header line over the limit is named as line 1, the header, not as a data row."""
+    path = tmp_path / "d.csv"
+    path.write_text(",".join(f"column_{i}" for i in range(small_limit // 5)) + "\n")
+    with pytest.raises(InputError) as info:
+        open_(path)
+    assert "line 1 (the header)" in str(info.value)
+
+
+def test_csv_header_longer_than_the_first_block_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A header wider than the first parse block grows the block like any long row."""
+    monkeypatch.setattr(readers, "FIRST_BLOCK", 16 * 1024)
+    names = [f"column_{i}" for i in range(2000)]  # about 24 KiB of header
+    path = tmp_path / "d.csv"
+    path.write_text(",".join(["id", *names]) + "\n" + ",".join(["r1", *names]) + "\n")
+    assert rows(open_(path)) == [Row("r1", dict(zip(names, names, strict=True)))]
+
+
 @pytest.mark.parametrize("name", ["d.csv", "d.jsonl"])
 def test_row_of_exactly_the_limit_is_read(tmp_path: Path, small_limit: int, name: str) -> None:
     """A row of exactly the limit, line end included, is read whole."""

@@ -332,7 +332,7 @@ RESERVE_BYTES: Final = 256 * 1024
 
 def _holder(fd: int) -> str:
     try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        info = json.loads(os.pread(fd, 4096, 0).rstrip(b"\0") or b"{}")  # the reserve is zeros
         return f"host {info['host']}, pid {info['pid']}, since {info['since']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "holder unknown"

@@ -4,13 +4,25 @@
 * :func:`compare_variants` — each variant against the baseline, paired by row
   (``comparison.parquet``).
 * :func:`side_by_side` — one row per row with every variant's answer (``side_by_side.parquet``).
-* :func:`compare_runs` — one run against another, paired by ``(row_id, variant, repeat)``, with
-  the regression gates of ``runner compare``.
+* :func:`paired_metrics` — the metrics of one pairing, shared with :mod:`runner.gates`.
 
 Pairs are matched on ``(row_id, repeat)``: with ``--repeat`` the pairs of one row are not
 independent, so p-values then lean optimistic. A score is binary when every score in the
-results is 0 or 1; binary scores get Wilson intervals and McNemar's exact test, graded scores
-bootstrap intervals and a Wilcoxon signed-rank (or paired t) test.
+results is 0 or 1.
+
+One rule for verdicts: the interval shown next to a p-value comes from the same test, so
+the interval excludes 0 exactly when the test rejects at ``1 - confidence``, and the verdict
+word (:func:`score_verdict`) and ``--require-significance`` read that same p-value.
+
+* binary scores: McNemar's exact test, with the exact Clopper–Pearson interval on the share
+  of discordant pairs the candidate wins, mapped onto the score difference
+  (:func:`runner.stats.mcnemar_diff_ci`);
+* graded scores (default): the paired t-test with its t interval;
+* graded scores with ``graded_test="wilcoxon"``: the signed-rank test, which has no interval
+  on the mean difference, so none is given.
+
+A variant's own score interval (``summary.parquet``) is Wilson for binary scores and a
+bootstrap for graded ones: it describes one arm and gives no verdict.
 """
 
 from __future__ import annotations
@@ -23,17 +35,23 @@ from typing import Any, Final, Literal
 import polars as pl
 
 from runner import stats
-from runner.errors import ConfigError, GateFailed
+from runner.errors import ConfigError
 from runner.records import STATUS_ERROR, STATUS_OK
 
 Results = pl.DataFrame | pl.LazyFrame
-GradedTest = Literal["wilcoxon", "t"]
+GradedTest = Literal["t", "wilcoxon"]
+Verdict = Literal["better", "worse", "no significant difference"]
 
 PAIR_KEYS: Final = ("row_id", "repeat")
 LATENCY_QUANTILES: Final = (0.5, 0.9, 0.95, 0.99)
 
 _OK: Final = pl.col("status") == STATUS_OK
 _ARM_COLUMNS: Final = ("status", "output", "score", "latency_ms", "total_tokens")
+
+TOP_ERRORS: Final = 5
+"""Error types kept per variant in ``summary.parquet``, most frequent first."""
+EXAMPLE_CHARS: Final = 200
+"""An example error message is cut to this many characters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +61,7 @@ class StatOptions:
     confidence: float = 0.95
     resamples: int = stats.DEFAULT_RESAMPLES
     seed: int = stats.DEFAULT_SEED
-    graded_test: GradedTest = "wilcoxon"
+    graded_test: GradedTest = "t"
 
 
 DEFAULT_OPTIONS: Final = StatOptions()
@@ -51,8 +69,11 @@ DEFAULT_OPTIONS: Final = StatOptions()
 
 def _lazy(results: Results) -> pl.LazyFrame:
     lf = results.lazy()
-    if "score" not in lf.collect_schema().names():
+    names = lf.collect_schema().names()
+    if "score" not in names:
         lf = lf.with_columns(pl.lit(None, dtype=pl.Float64).alias("score"))
+    if "score_error" not in names:
+        lf = lf.with_columns(pl.lit(None, dtype=pl.String).alias("score_error"))
     return lf
 
 
@@ -110,13 +131,17 @@ def summarize(
     return frame.select(SUMMARY_COLUMNS)
 
 
-_ERRORS_BY_TYPE: Final = pl.List(pl.Struct({"error_type": pl.String, "count": pl.Int64}))
+ERROR_FIELDS: Final = pl.Struct(
+    {"error_type": pl.String, "count": pl.Int64, "http_status": pl.Int32, "example": pl.String}
+)
+"""One error type of one variant: how often, its most frequent HTTP status, one message."""
+_ERRORS_BY_TYPE: Final = pl.List(ERROR_FIELDS)
 
 SUMMARY_COLUMNS: Final = (
     "variant", "rows", "ok", "errors", "error_rate", "errors_by_type", "retries",
     "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
     "ttft_p50_ms", "ttft_p95_ms", "tokens_mean", "tokens_total", "output_chars_mean",
-    "scored", "score_mean", "score_ci_low", "score_ci_high", "score_ci_method",
+    "scored", "score_errors", "score_mean", "score_ci_low", "score_ci_high", "score_ci_method",
     "consistency_rows", "consistency_rate",
 )  # fmt: skip
 
@@ -142,19 +167,28 @@ def _summary_aggs() -> list[pl.Expr]:
         pl.when(tokens.count() > 0).then(tokens.sum()).cast(pl.Int64).alias("tokens_total"),
         pl.col("output").filter(_OK).str.len_chars().mean().alias("output_chars_mean"),
         pl.col("score").count().cast(pl.Int64).alias("scored"),
+        pl.col("score_error").count().cast(pl.Int64).alias("score_errors"),
         pl.col("score").mean().alias("score_mean"),
     ]
 
 
 def _errors_by_type(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """The :data:`TOP_ERRORS` most frequent error types per variant, each with an example."""
+    message = pl.col("error_message").drop_nulls()
     counts = (
         lf.filter(pl.col("status") == STATUS_ERROR)
         .group_by("variant", pl.col("error_type").fill_null("unknown"))
-        .agg(pl.len().cast(pl.Int64).alias("count"))
+        .agg(
+            pl.len().cast(pl.Int64).alias("count"),
+            pl.col("http_status").drop_nulls().mode().sort().first().cast(pl.Int32),
+            message.first().str.slice(0, EXAMPLE_CHARS).alias("example"),
+        )
         .sort(["count", "error_type"], descending=[True, False])
     )
     return counts.group_by("variant", maintain_order=True).agg(
-        pl.struct("error_type", "count").alias("errors_by_type")
+        pl.struct("error_type", "count", "http_status", "example")
+        .head(TOP_ERRORS)
+        .alias("errors_by_type")
     )
 
 
@@ -215,9 +249,12 @@ def _arm(lf: pl.LazyFrame, variant: str, prefix: str) -> pl.LazyFrame:
     )
 
 
-def _pairs(base: pl.LazyFrame, cand: pl.LazyFrame, variant_b: str, variant_c: str) -> pl.DataFrame:
+def pairs_of(base: Results, cand: Results, variant_b: str, variant_c: str) -> pl.DataFrame:
+    """Calls of ``variant_b`` in ``base`` joined with those of ``variant_c`` in ``cand`` on
+    ``(row_id, repeat)``: columns ``b_*`` and ``c_*`` as :func:`paired_metrics` reads them."""
     # No order is kept (it costs a third of the time): no paired metric depends on row order.
-    return _arm(base, variant_b, "b_").join(_arm(cand, variant_c, "c_"), on=PAIR_KEYS).collect()
+    left, right = _arm(_lazy(base), variant_b, "b_"), _arm(_lazy(cand), variant_c, "c_")
+    return left.join(right, on=PAIR_KEYS).collect()
 
 
 COMPARISON_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -225,7 +262,8 @@ COMPARISON_SCHEMA: Final[dict[str, pl.DataType]] = {
     "scored_pairs": pl.Int64(), "wins": pl.Int64(), "losses": pl.Int64(), "ties": pl.Int64(),
     "baseline_score": pl.Float64(), "candidate_score": pl.Float64(), "score_diff": pl.Float64(),
     "score_diff_ci_low": pl.Float64(), "score_diff_ci_high": pl.Float64(),
-    "score_test": pl.String(), "score_p_value": pl.Float64(),
+    "score_diff_ci_method": pl.String(), "score_test": pl.String(), "score_p_value": pl.Float64(),
+    "score_verdict": pl.String(),
     "baseline_error_rate": pl.Float64(), "candidate_error_rate": pl.Float64(),
     "error_rate_diff": pl.Float64(), "error_test": pl.String(), "error_p_value": pl.Float64(),
     "baseline_latency_p50_ms": pl.Float64(), "candidate_latency_p50_ms": pl.Float64(),
@@ -265,24 +303,50 @@ def _score_metrics(scored: pl.DataFrame, binary: bool, options: StatOptions) -> 
     out["ties"] = scored.height - wins - losses
     if scored.height == 0:
         return out
-    low, high = stats.paired_bootstrap_diff_ci(
-        b, c, confidence=options.confidence, resamples=options.resamples, seed=options.seed
-    )
-    out |= {
-        "baseline_score": float(b.mean()),
-        "candidate_score": float(c.mean()),
-        "score_diff": float(c.mean() - b.mean()),
+    diff = float(c.mean() - b.mean())
+    out |= {"baseline_score": float(b.mean()), "candidate_score": float(c.mean())}
+    out |= {"score_diff": diff, **_score_test(b, c, wins, losses, binary, options)}
+    alpha = 1.0 - options.confidence
+    out["score_verdict"] = score_verdict(diff, out.get("score_p_value"), alpha)
+    return out
+
+
+def _score_test(
+    b: Any, c: Any, wins: int, losses: int, binary: bool, options: StatOptions
+) -> dict[str, Any]:
+    """The test the comparison names, and the interval that agrees with it."""
+    confidence = options.confidence
+    if binary:
+        # Discordant pairs: baseline right and candidate wrong are the losses, and so on.
+        low, high = stats.mcnemar_diff_ci(losses, wins, len(b), confidence=confidence)
+        return {
+            "score_test": "mcnemar_exact",
+            "score_p_value": stats.mcnemar_exact(losses, wins),
+            "score_diff_ci_method": "clopper_pearson_discordant",
+            "score_diff_ci_low": low,
+            "score_diff_ci_high": high,
+        }
+    if options.graded_test == "wilcoxon":
+        # The signed-rank test has no interval on the mean difference: show none.
+        return {"score_test": "wilcoxon", "score_p_value": stats.wilcoxon_signed_rank(b, c)}
+    low, high = stats.paired_t_ci(b, c, confidence=confidence)
+    return {
+        "score_test": "paired_t",
+        "score_p_value": stats.paired_t_test(b, c),
+        "score_diff_ci_method": "paired_t",
         "score_diff_ci_low": low,
         "score_diff_ci_high": high,
     }
-    if binary:
-        # Discordant pairs: baseline right and candidate wrong are the losses, and so on.
-        out |= {"score_test": "mcnemar_exact", "score_p_value": stats.mcnemar_exact(losses, wins)}
-    elif options.graded_test == "t":
-        out |= {"score_test": "paired_t", "score_p_value": stats.paired_t_test(b, c)}
-    else:
-        out |= {"score_test": "wilcoxon", "score_p_value": stats.wilcoxon_signed_rank(b, c)}
-    return out
+
+
+def score_verdict(diff: float | None, p_value: float | None, alpha: float) -> Verdict | None:
+    """``better`` or ``worse`` when the named test rejects at ``alpha``, else ``no significant
+    difference``; ``None`` when nothing was compared. The same rule gates use."""
+    if diff is None or (isinstance(diff, float) and math.isnan(diff)):
+        return None
+    if p_value is None or math.isnan(p_value) or p_value >= alpha or diff == 0:
+        return "no significant difference"
+    return "better" if diff > 0 else "worse"
 
 
 def _error_metrics(pairs: pl.DataFrame) -> dict[str, Any]:
@@ -331,7 +395,8 @@ def _tokens_diff(both_ok: pl.DataFrame) -> float | None:
     return float(diff.mean()) if diff.len() else None  # type: ignore[arg-type]
 
 
-def _metrics_frame(rows: list[dict[str, Any]], head: Mapping[str, pl.DataType]) -> pl.DataFrame:
+def metrics_frame(rows: list[dict[str, Any]], head: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Rows of :func:`paired_metrics` (after ``head``'s columns) as a frame of fixed schema."""
     schema = {**head, **COMPARISON_SCHEMA}
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
@@ -356,12 +421,12 @@ def compare_variants(
         {
             "baseline": baseline,
             "variant": v,
-            **paired_metrics(_pairs(lf, lf, baseline, v), binary, options),
+            **paired_metrics(pairs_of(lf, lf, baseline, v), binary, options),
         }
         for v in order
         if v != baseline
     ]
-    return _metrics_frame(rows, {"baseline": pl.String(), "variant": pl.String()})
+    return metrics_frame(rows, {"baseline": pl.String(), "variant": pl.String()})
 
 
 def side_by_side(
@@ -417,214 +482,3 @@ def _worse(reference: str, variant: str) -> pl.Expr:
     ref_score, score = pl.col(f"score_{reference}"), pl.col(f"score_{variant}")
     errored = pl.col(f"status_{variant}") == STATUS_ERROR
     return ref_score.is_not_null() & (errored | (score < ref_score)).fill_null(False)
-
-
-# ------------------------------------------------------------------------ run against run
-
-
-@dataclass(frozen=True, slots=True)
-class Gates:
-    """The regression gates of ``runner compare``; ``None`` switches a gate off.
-
-    Rates and scores are compared in percentage points (an error rate going from 2 % to 3 %
-    is +1 point), latency in percent of the baseline's p95, agreement as a share in [0, 1].
-    """
-
-    max_error_rate_increase: float | None = None
-    """Largest allowed rise of the error rate, in points."""
-    max_p95_latency_increase_pct: float | None = None
-    """Largest allowed rise of p95 latency (rows ok in both runs), in percent."""
-    max_score_drop_points: float | None = None
-    """Largest allowed fall of the mean score, in points."""
-    min_agreement: float | None = None
-    """Smallest allowed share of identical outputs among rows ok in both runs."""
-    require_significance: float | None = None
-    """ALPHA: the score and error gates fail only when their change has p < ALPHA."""
-
-    def __post_init__(self) -> None:
-        for name in (
-            "max_error_rate_increase",
-            "max_p95_latency_increase_pct",
-            "max_score_drop_points",
-        ):
-            value = getattr(self, name)
-            if value is not None and (math.isnan(value) or value < 0):
-                raise ConfigError(f"{_OPTIONS[name]} must be a number >= 0, got {value}")
-        if self.min_agreement is not None and not 0.0 <= self.min_agreement <= 1.0:
-            raise ConfigError(
-                f"--min-agreement must be a share in [0, 1], got {self.min_agreement}"
-            )
-        alpha = self.require_significance
-        if alpha is not None and not 0.0 < alpha < 1.0:
-            raise ConfigError(f"--require-significance must be in (0, 1), got {alpha}")
-
-
-_OPTIONS: Final = {
-    "max_error_rate_increase": "--max-error-rate-increase",
-    "max_p95_latency_increase_pct": "--max-p95-latency-increase",
-    "max_score_drop_points": "--max-score-drop",
-    "min_agreement": "--min-agreement",
-}
-_UNITS: Final = {
-    "max_error_rate_increase": "points",
-    "max_p95_latency_increase_pct": "%",
-    "max_score_drop_points": "points",
-    "min_agreement": "share",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class GateResult:
-    """One gate checked on one variant."""
-
-    gate: str
-    variant: str
-    measured: float | None
-    limit: float
-    passed: bool
-    p_value: float | None = None
-    note: str = ""
-
-    @property
-    def option(self) -> str:
-        return _OPTIONS[self.gate]
-
-    @property
-    def unit(self) -> str:
-        return _UNITS[self.gate]
-
-    @property
-    def measured_text(self) -> str:
-        """``+6.10 points``, ``+12.0 %``, ``0.930``, or ``n/a``."""
-        return _with_unit(self.measured, self.unit, signed=True)
-
-    @property
-    def limit_text(self) -> str:
-        return _with_unit(self.limit, self.unit, signed=False)
-
-    def describe(self) -> str:
-        """``--max-score-drop on v1: measured +6.10 points, limit 2.00 points: FAIL``."""
-        verdict = "pass" if self.passed else "FAIL"
-        note = f" ({self.note})" if self.note else ""
-        measured = "not measurable" if self.measured is None else f"measured {self.measured_text}"
-        return (
-            f"{self.option} on {self.variant}: {measured}, limit {self.limit_text}: {verdict}{note}"
-        )
-
-
-def _with_unit(value: float | None, unit: str, *, signed: bool) -> str:
-    if value is None:
-        return "n/a"
-    if unit == "share":
-        return f"{value:.3f}"
-    return f"{value:+.2f} {unit}" if signed else f"{value:.2f} {unit}"
-
-
-@dataclass(frozen=True, slots=True)
-class RegressionReport:
-    """The outcome of one run against another: per-variant metrics and every gate checked."""
-
-    metrics: pl.DataFrame
-    """One row per variant found in both runs (``regression.parquet``)."""
-    gates: tuple[GateResult, ...]
-    unmatched_baseline: int = 0
-    """Result rows of the baseline run with no partner in the candidate run."""
-    unmatched_candidate: int = 0
-    only_in_baseline: tuple[str, ...] = ()
-    only_in_candidate: tuple[str, ...] = ()
-
-    @property
-    def passed(self) -> bool:
-        return all(g.passed for g in self.gates)
-
-    @property
-    def failures(self) -> tuple[GateResult, ...]:
-        return tuple(g for g in self.gates if not g.passed)
-
-    def raise_if_failed(self) -> None:
-        """Raise :class:`GateFailed` naming every failed gate, its measured value and limit."""
-        if not self.passed:
-            raise GateFailed("; ".join(g.describe() for g in self.failures))
-
-
-def compare_runs(
-    base_results: Results,
-    cand_results: Results,
-    gates: Gates,
-    *,
-    options: StatOptions = DEFAULT_OPTIONS,
-) -> RegressionReport:
-    """Compare a candidate run with a baseline run, row by row, and check ``gates``.
-
-    Rows pair on ``(row_id, variant, repeat)``; each variant found in both runs is compared
-    with itself and must pass every gate.
-    """
-    base, cand = _lazy(base_results), _lazy(cand_results)
-    base_variants, cand_variants = variants_of(base), variants_of(cand)
-    shared = [v for v in base_variants if v in cand_variants]
-    binary = scores_are_binary(pl.concat([base.select("score"), cand.select("score")]))
-    rows = [
-        {"variant": v, **paired_metrics(_pairs(base, cand, v, v), binary, options)} for v in shared
-    ]
-    checked = tuple(g for row in rows for g in _check_gates(row, gates))
-    verdicts = [all(g.passed for g in checked if g.variant == v) for v in shared]
-    metrics = _metrics_frame(rows, {"variant": pl.String()})
-    return RegressionReport(
-        metrics=metrics.with_columns(pl.Series("passed", verdicts, dtype=pl.Boolean)),
-        gates=checked,
-        unmatched_baseline=_unmatched(base, cand),
-        unmatched_candidate=_unmatched(cand, base),
-        only_in_baseline=tuple(v for v in base_variants if v not in cand_variants),
-        only_in_candidate=tuple(v for v in cand_variants if v not in base_variants),
-    )
-
-
-def _unmatched(left: pl.LazyFrame, right: pl.LazyFrame) -> int:
-    keys = ["row_id", "variant", "repeat"]
-    anti = left.select(keys).join(right.select(keys), on=keys, how="anti")
-    return int(anti.select(pl.len()).collect().item())
-
-
-def _check_gates(row: Mapping[str, Any], gates: Gates) -> list[GateResult]:
-    """Every configured gate for one variant's metrics row."""
-    variant = row["variant"]
-    error_rise, score_diff = row.get("error_rate_diff"), row.get("score_diff")
-    out = []
-    if gates.max_error_rate_increase is not None:
-        rise = None if error_rise is None else error_rise * 100.0
-        limit, p = gates.max_error_rate_increase, row.get("error_p_value")
-        out.append(_at_most("max_error_rate_increase", variant, rise, limit, p, gates))
-    if gates.max_p95_latency_increase_pct is not None:
-        rise, limit = row.get("p95_latency_increase_pct"), gates.max_p95_latency_increase_pct
-        out.append(_at_most("max_p95_latency_increase_pct", variant, rise, limit, None, None))
-    if gates.max_score_drop_points is not None:
-        drop = None if score_diff is None else 0.0 - score_diff * 100.0
-        limit, p = gates.max_score_drop_points, row.get("score_p_value")
-        out.append(_at_most("max_score_drop_points", variant, drop, limit, p, gates))
-    if gates.min_agreement is not None:
-        share = row.get("identical_share")
-        passed = share is not None and share >= gates.min_agreement
-        note = "" if share is not None else "no row answered in both runs"
-        out.append(
-            GateResult("min_agreement", variant, share, gates.min_agreement, passed, note=note)
-        )
-    return out
-
-
-def _at_most(
-    gate: str,
-    variant: str,
-    measured: float | None,
-    limit: float,
-    p_value: float | None,
-    gates: Gates | None,
-) -> GateResult:
-    """A value that must stay at or below ``limit``; pass ``gates`` where significance applies."""
-    if measured is None:
-        # A gate that was asked for but cannot be measured must not pass silently.
-        return GateResult(gate, variant, None, limit, False, p_value, "nothing to measure")
-    alpha = gates.require_significance if gates is not None else None
-    if measured > limit and alpha is not None and (p_value is None or p_value >= alpha):
-        note = f"not significant at {alpha:g}"
-        return GateResult(gate, variant, measured, limit, True, p_value, note)
-    return GateResult(gate, variant, measured, limit, measured <= limit, p_value)

@@ -3,15 +3,16 @@
 :func:`build_reports` reads ``OUT/results.parquet`` and ``OUT/manifest.json``, scores, and
 writes, each atomically::
 
-    OUT/results.parquet       the results with their ``score`` column (when scored)
-    OUT/summary.parquet       one row per variant
+    OUT/results.parquet       the results with their ``score`` and ``score_error`` columns
+    OUT/summary.parquet       one row per variant, with its top error types
     OUT/comparison.parquet    each variant against the baseline
     OUT/side_by_side.parquet  one row per row, every variant's answer
     OUT/report.html           all of it for people, one self-contained file
 
-:func:`write_regression` compares two run directories for ``runner compare``. Every file
+Gates (``runner compare``, ``runner gate``) live in :mod:`runner.regression`. Every file
 carries the run's provenance (run id, config, dataset fingerprint, versions): the parquet
-files as key-value metadata ``runner.provenance``, the HTML and markdown in words.
+files as key-value metadata ``runner.provenance``, the HTML and markdown in words. The run's
+manifest is read in one place, :func:`read_run_facts`.
 """
 
 from __future__ import annotations
@@ -22,29 +23,35 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from rich.table import Table
 
 from runner import compare
-from runner.compare import DEFAULT_OPTIONS, Gates, RegressionReport, StatOptions
+from runner.compare import DEFAULT_OPTIONS, StatOptions
 from runner.errors import ConfigError
 from runner.fsutil import atomic_write_parquet, atomic_write_text
 from runner.provenance import package_versions
 from runner.records import RESULT_SCHEMA, STATUS_OK
 from runner.report_html import render_report
 from runner.results import RESULTS, read_manifest, read_results
-from runner.scoring import SCORE_COLUMN, parse_scorer, score_results
+from runner.scoring import (
+    SCORE_COLUMN,
+    SCORE_ERROR_COLUMN,
+    missing_expected,
+    parse_scorer,
+    score_results,
+)
+
+if TYPE_CHECKING:
+    from runner.gates import Gates, RegressionReport
 
 SUMMARY: Final = "summary.parquet"
 COMPARISON: Final = "comparison.parquet"
 SIDE_BY_SIDE: Final = "side_by_side.parquet"
 REPORT_HTML: Final = "report.html"
-REGRESSION: Final = "regression.parquet"
-REGRESSION_MD: Final = "regression.md"
 
 #: Parquet key-value metadata: the scorer spec behind the ``score`` column, and provenance.
 SCORER_KEY: Final = b"runner.score"
@@ -54,14 +61,52 @@ _REPORT_PACKAGES: Final = ("runner", "polars", "numpy", "scipy", "plotly")
 
 
 @dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What the reports need from a run's manifest."""
+
+    out_dir: Path
+    run_id: str | None
+    status: str | None
+    deployment: str | None
+    variants: tuple[str, ...]
+    repeat: int | None
+    dataset_fingerprint: str | None
+    started_at: str | None
+    finished_at: str | None
+    versions: Mapping[str, Any]
+    config: Mapping[str, Any]
+
+
+def read_run_facts(out_dir: Path) -> RunFacts:
+    """The one place reports read ``OUT/manifest.json`` (:class:`ResultsDirError` if unusable)."""
+    manifest = read_manifest(out_dir)
+    config = manifest.get("config") or {}
+    return RunFacts(
+        out_dir=out_dir,
+        run_id=manifest.get("run_id"),
+        status=manifest.get("status"),
+        deployment=config.get("deployment"),
+        variants=tuple(str(v) for v in config.get("variants") or ()),
+        repeat=config.get("repeat"),
+        dataset_fingerprint=manifest.get("dataset_fingerprint"),
+        started_at=manifest.get("started_at"),
+        finished_at=manifest.get("finished_at"),
+        versions=manifest.get("versions") or {},
+        config=config,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ReportPaths:
-    """Where :func:`build_reports` wrote each file."""
+    """Where :func:`build_reports` wrote each file, and what it has to say about scoring."""
 
     results: Path
     summary: Path
     comparison: Path
     side_by_side: Path
     html: Path
+    notes: tuple[str, ...] = ()
+    """One line each, e.g. ``12 rows have no expected value: not scored``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +133,15 @@ class Provenance:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A run's results with their scores, the scorer behind them, and notes on scoring."""
+
+    results: pl.DataFrame
+    scorer: str | None
+    notes: tuple[str, ...] = ()
+
+
 def build_reports(
     out_dir: Path,
     *,
@@ -98,19 +152,22 @@ def build_reports(
     """Score ``OUT/results.parquet`` (when ``score`` is given) and write every report of ``OUT``.
 
     Without ``score`` the ``score`` column already in the results is used, if any. Calls no
-    API, so it can be run again at any time, with another scorer or baseline.
+    API, so it can be run again at any time, with another scorer or baseline. A scorer that
+    fails on a row leaves that row unscored with its ``score_error``; every report is written.
     """
-    manifest = read_manifest(out_dir)
-    results, scorer = _scored(out_dir, score)
-    variants = _variant_order(results, manifest)
-    base = _baseline(baseline, variants)
-    prov = _provenance(out_dir, manifest, variants, base, scorer)
+    facts = read_run_facts(out_dir)
+    scored = scored_results(out_dir, score)
+    results, scorer = scored.results, scored.scorer
+    variants = variant_order(results, facts)
+    base = baseline_of(baseline, variants)
+    prov = _provenance(facts, variants, base, scorer)
     paths = ReportPaths(
         results=out_dir / RESULTS,
         summary=out_dir / SUMMARY,
         comparison=out_dir / COMPARISON,
         side_by_side=out_dir / SIDE_BY_SIDE,
         html=out_dir / REPORT_HTML,
+        notes=scored.notes,
     )
     if score is not None:
         _write_results(paths.results, results, scorer)
@@ -120,11 +177,12 @@ def build_reports(
     for path, frame in ((paths.summary, summary), (paths.comparison, comparison)):
         _write_frame(path, frame, prov)
     _write_frame(paths.side_by_side, rows, prov)
-    label = _score_label(scorer)
+    label = score_label(scorer)
     verdicts = verdict_lines(comparison, score_label=label, confidence=options.confidence)
     html = render_report(
         provenance=prov.as_dict(),
         verdicts=verdicts,
+        notes=scored.notes,
         summary=summary,
         comparison=comparison,
         side_by_side=rows,
@@ -135,18 +193,50 @@ def build_reports(
     return paths
 
 
+def write_regression(
+    base_dir: Path,
+    cand_dir: Path,
+    out_dir: Path,
+    gates: Gates,
+    **kwargs: Any,
+) -> RegressionReport:
+    """:func:`runner.regression.write_regression`, kept here for ``runner.write_regression``."""
+    from runner.regression import write_regression as write
+
+    return write(base_dir, cand_dir, out_dir, gates, **kwargs)
+
+
 # ------------------------------------------------------------------------------- loading
 
 
-def _scored(out_dir: Path, score: str | None) -> tuple[pl.DataFrame, str | None]:
-    """The results, scored with ``score`` or carrying their stored scores; and the scorer."""
+def scored_results(out_dir: Path, score: str | None) -> Scored:
+    """The results of ``out_dir``, scored with ``score`` or carrying their stored scores."""
     scorer = parse_scorer(score) if score is not None else None  # a bad spec fails first
     results = read_results(out_dir)
     if scorer is not None:
-        return score_results(results, scorer), scorer.spec
-    if SCORE_COLUMN in results.columns:
-        return results, _stored_scorer(out_dir / RESULTS)
-    return results.with_columns(pl.lit(None, dtype=pl.Float64).alias(SCORE_COLUMN)), None
+        scored = score_results(results, scorer)
+        return Scored(
+            scored, scorer.spec, _scoring_notes(scored, missing_expected(results, scorer))
+        )
+    if SCORE_COLUMN not in results.columns:
+        results = results.with_columns(pl.lit(None, dtype=pl.Float64).alias(SCORE_COLUMN))
+        return Scored(results, None)
+    stored = _stored_scorer(out_dir / RESULTS)
+    return Scored(results, stored, _scoring_notes(results, 0))
+
+
+def _scoring_notes(results: pl.DataFrame, no_expected: int) -> tuple[str, ...]:
+    notes = []
+    if no_expected:
+        notes.append(f"{no_expected:,} rows have no expected value: not scored")
+    if SCORE_ERROR_COLUMN in results.columns:
+        failed = results[SCORE_ERROR_COLUMN].drop_nulls()
+        if failed.len():
+            notes.append(
+                f"the scorer failed on {failed.len():,} rows (score left empty; first: "
+                f"{failed[0]}); see score_error in results.parquet"
+            )
+    return tuple(notes)
 
 
 def _stored_scorer(path: Path) -> str | None:
@@ -155,14 +245,15 @@ def _stored_scorer(path: Path) -> str | None:
     return raw.decode("utf-8") if raw else None
 
 
-def _variant_order(results: pl.DataFrame, manifest: Mapping[str, Any]) -> list[str]:
+def variant_order(results: pl.DataFrame, facts: RunFacts) -> list[str]:
     """The run's ``--variant`` order, then any other variant found in the results."""
     present = compare.variants_of(results)
-    configured = [str(v) for v in (manifest.get("config") or {}).get("variants", [])]
+    configured = list(facts.variants)
     return [v for v in configured if v in present] + [v for v in present if v not in configured]
 
 
-def _baseline(baseline: str | None, variants: Sequence[str]) -> str:
+def baseline_of(baseline: str | None, variants: Sequence[str]) -> str:
+    """``baseline`` checked against ``variants``, or the first variant when it is None."""
     if not variants:
         raise ConfigError("the results hold no rows: nothing to report")
     if baseline is None:
@@ -176,27 +267,22 @@ def _baseline(baseline: str | None, variants: Sequence[str]) -> str:
 
 
 def _provenance(
-    out_dir: Path,
-    manifest: Mapping[str, Any],
-    variants: Sequence[str],
-    baseline: str,
-    scorer: str | None,
+    facts: RunFacts, variants: Sequence[str], baseline: str, scorer: str | None
 ) -> Provenance:
-    config = manifest.get("config") or {}
     return Provenance(
-        out_dir=str(out_dir),
-        run_id=manifest.get("run_id"),
-        status=manifest.get("status"),
-        deployment=config.get("deployment"),
+        out_dir=str(facts.out_dir),
+        run_id=facts.run_id,
+        status=facts.status,
+        deployment=facts.deployment,
         variants=tuple(variants),
         baseline=baseline,
-        repeat=config.get("repeat"),
-        dataset_fingerprint=manifest.get("dataset_fingerprint"),
-        started_at=manifest.get("started_at"),
-        finished_at=manifest.get("finished_at"),
+        repeat=facts.repeat,
+        dataset_fingerprint=facts.dataset_fingerprint,
+        started_at=facts.started_at,
+        finished_at=facts.finished_at,
         scorer=scorer,
-        versions=manifest.get("versions") or {},
-        config=config,
+        versions=facts.versions,
+        config=facts.config,
         report_versions=_report_versions(),
         generated_at=f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
     )
@@ -213,11 +299,18 @@ def _write_results(path: Path, results: pl.DataFrame, scorer: str | None) -> Non
     """Rewrite ``results.parquet`` with its score column, keeping the result schema's types."""
     table = results.to_arrow()
     fields = [
-        RESULT_SCHEMA.field(name) if name in RESULT_SCHEMA.names else table.schema.field(name)
+        RESULT_SCHEMA.field(name)
+        if name in RESULT_SCHEMA.names
+        else _plain(table.schema.field(name))
         for name in table.column_names
     ]
     metadata = {SCORER_KEY: scorer.encode("utf-8")} if scorer else None
     atomic_write_parquet(path, table.cast(pa.schema(fields, metadata=metadata)))
+
+
+def _plain(field: pa.Field) -> pa.Field:
+    """polars writes large strings; the result columns are plain ones."""
+    return field.with_type(pa.string()) if pa.types.is_large_string(field.type) else field
 
 
 def _write_frame(path: Path, frame: pl.DataFrame, prov: Provenance) -> None:
@@ -253,7 +346,8 @@ _LABELS: Final = {
 }
 
 
-def _score_label(scorer: str | None) -> str:
+def score_label(scorer: str | None) -> str:
+    """How reports name the score of ``scorer``: ``exact match``, ``score (mod:fn)``."""
     if scorer is None:
         return "score"
     if scorer in _LABELS:
@@ -269,26 +363,49 @@ def format_p(p: float | None) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+_TESTS: Final = {
+    "mcnemar_exact": "McNemar exact test",
+    "paired_t": "paired t-test",
+    "wilcoxon": "Wilcoxon signed-rank test",
+}
+
+
+def test_name(test: str | None) -> str:
+    """How a sentence names the test behind a p-value."""
+    return _TESTS.get(test or "", test or "no test")
+
+
 def verdict_lines(
     comparison: pl.DataFrame, *, score_label: str = "score", confidence: float = 0.95
 ) -> list[str]:
-    """One headline per compared variant, e.g.
+    """One sentence per compared variant, its verdict in words first, e.g.
 
-    ``candidate: +6.1 points exact match, 95 % CI [+2.3, +9.8], p = 0.002; p95 latency +140 ms``
+    ``candidate: better on exact match: +6.1 points, 95 % CI [+2.3, +9.8], paired t-test
+    p = 0.002; p95 latency +140 ms``
+
+    The word comes from :func:`runner.compare.score_verdict` at ``1 - confidence``, the rule
+    gates use; the interval is the one that agrees with the named test.
     """
     return [_verdict(row, score_label, confidence) for row in comparison.iter_rows(named=True)]
 
 
+def score_sentence(row: Mapping[str, Any], label: str, confidence: float) -> str:
+    """``worse on exact match: -20.0 points, 95 % CI [-40.0, -5.0], McNemar exact test p = 0.012``
+    from one row of paired metrics; ``no exact match to compare`` without scored pairs."""
+    diff = row.get("score_diff")
+    if diff is None:
+        return f"no {label} to compare"
+    p_value = row.get("score_p_value")
+    word = compare.score_verdict(diff, p_value, 1.0 - confidence)
+    text = f"{word} on {label}: {diff * 100:+.1f} points"
+    low, high = row.get("score_diff_ci_low"), row.get("score_diff_ci_high")
+    if low is not None and high is not None:
+        text += f", {confidence * 100:g} % CI [{low * 100:+.1f}, {high * 100:+.1f}]"
+    return f"{text}, {test_name(row.get('score_test'))} {format_p(p_value)}"
+
+
 def _verdict(row: Mapping[str, Any], label: str, confidence: float) -> str:
-    parts = []
-    if row["score_diff"] is not None:
-        low, high = row["score_diff_ci_low"] * 100, row["score_diff_ci_high"] * 100
-        parts.append(
-            f"{row['score_diff'] * 100:+.1f} points {label}, {confidence * 100:g} % CI "
-            f"[{low:+.1f}, {high:+.1f}], {format_p(row['score_p_value'])}"
-        )
-    else:
-        parts.append(f"no {label} to compare")
+    parts = [score_sentence(row, label, confidence)]
     if row["error_rate_diff"]:
         parts.append(
             f"error rate {row['error_rate_diff'] * 100:+.1f} points "
@@ -297,188 +414,3 @@ def _verdict(row: Mapping[str, Any], label: str, confidence: float) -> str:
     if row["latency_p95_diff_ms"] is not None:
         parts.append(f"p95 latency {row['latency_p95_diff_ms']:+.0f} ms")
     return f"{row['variant']}: " + "; ".join(parts)
-
-
-def summary_table(summary: pl.DataFrame, *, title: str | None = None) -> Table:
-    """The compact per-variant table printed at the end of a run (rich)."""
-    table = Table(title=title)
-    heads = ("variant", "rows", "errors", "p50 ms", "p95 ms", "tokens", "score [95 % CI]")
-    for head in heads:
-        table.add_column(head, justify="left" if head == "variant" else "right")
-    for row in summary.iter_rows(named=True):
-        table.add_row(
-            row["variant"],
-            str(row["rows"]),
-            f"{row['errors']} ({row['error_rate'] * 100:.1f} %)",
-            _num(row["latency_p50_ms"], ".0f"),
-            _num(row["latency_p95_ms"], ".0f"),
-            _num(row["tokens_mean"], ".0f"),
-            _score_cell(row),
-        )
-    return table
-
-
-def _num(value: float | None, spec: str) -> str:
-    return "–" if value is None else format(value, spec)
-
-
-def _score_cell(row: Mapping[str, Any]) -> str:
-    if row["score_mean"] is None:
-        return "–"
-    text = f"{row['score_mean'] * 100:.1f}"
-    if row["score_ci_low"] is not None:
-        text += f" [{row['score_ci_low'] * 100:.1f}, {row['score_ci_high'] * 100:.1f}]"
-    return text
-
-
-# ---------------------------------------------------------------------------- regression
-
-
-def write_regression(
-    base_dir: Path,
-    cand_dir: Path,
-    out_dir: Path,
-    gates: Gates,
-    *,
-    score: str | None = None,
-    options: StatOptions = DEFAULT_OPTIONS,
-) -> RegressionReport:
-    """Compare two run directories, write ``regression.parquet`` and ``regression.md``.
-
-    With ``score`` both runs are scored afresh (in memory; their files are left alone);
-    without it the scores stored by ``runner report`` are used, and must come from one scorer.
-    The caller decides the exit code, e.g. with :meth:`RegressionReport.raise_if_failed`.
-    """
-    base_results, base_scorer = _scored(base_dir, score)
-    cand_results, cand_scorer = _scored(cand_dir, score)
-    if base_scorer != cand_scorer:
-        raise ConfigError(
-            f"the runs were scored differently ({base_scorer or 'not scored'} in {base_dir}, "
-            f"{cand_scorer or 'not scored'} in {cand_dir}); pass --score to score both alike"
-        )
-    report = compare.compare_runs(base_results, cand_results, gates, options=options)
-    base_prov = _run_provenance(base_dir, base_scorer)
-    cand_prov = _run_provenance(cand_dir, cand_scorer)
-    provenance = {"baseline": base_prov, "candidate": cand_prov, "gates": gates}
-    table = report.metrics.to_arrow().replace_schema_metadata(
-        {PROVENANCE_KEY: json.dumps(provenance, default=_jsonable).encode("utf-8")}
-    )
-    atomic_write_parquet(out_dir / REGRESSION, table)
-    markdown = regression_markdown(report, base_prov, cand_prov, _score_label(base_scorer))
-    atomic_write_text(out_dir / REGRESSION_MD, markdown)
-    return report
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, Gates):
-        return {name: getattr(value, name) for name in value.__slots__}
-    return str(value)
-
-
-def _run_provenance(out_dir: Path, scorer: str | None) -> dict[str, Any]:
-    manifest = read_manifest(out_dir)
-    return {
-        "out_dir": str(out_dir),
-        "run_id": manifest.get("run_id"),
-        "deployment": (manifest.get("config") or {}).get("deployment"),
-        "dataset_fingerprint": manifest.get("dataset_fingerprint"),
-        "finished_at": manifest.get("finished_at"),
-        "versions": manifest.get("versions") or {},
-        "scorer": scorer,
-    }
-
-
-def regression_markdown(
-    report: RegressionReport,
-    baseline: Mapping[str, Any],
-    candidate: Mapping[str, Any],
-    score_label: str = "score",
-) -> str:
-    """A markdown summary of ``runner compare`` fit for a CI job summary."""
-    verdict = "PASS" if report.passed else "FAIL"
-    lines = [
-        f"## Regression check: {verdict}",
-        "",
-        f"Baseline `{baseline['run_id']}` ({baseline['out_dir']}) against candidate "
-        f"`{candidate['run_id']}` ({candidate['out_dir']}), rows matched on row_id, variant "
-        f"and repeat. Score: {score_label}.",
-        "",
-        *_warnings(report, baseline, candidate),
-        *_gate_table(report),
-        "",
-        "Error rates and scores change in percentage points, p95 latency in percent of the "
-        "baseline's (rows ok in both runs), agreement is the share of identical outputs.",
-        "",
-        *_metrics_table(report.metrics),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _warnings(
-    report: RegressionReport, baseline: Mapping[str, Any], candidate: Mapping[str, Any]
-) -> list[str]:
-    notes = []
-    if baseline["dataset_fingerprint"] != candidate["dataset_fingerprint"]:
-        notes.append("the two runs read different datasets (dataset fingerprints differ)")
-    if baseline["deployment"] != candidate["deployment"]:
-        notes.append(f"deployments differ: {baseline['deployment']} and {candidate['deployment']}")
-    if report.unmatched_baseline or report.unmatched_candidate:
-        notes.append(
-            f"unmatched result rows: {report.unmatched_baseline} only in the baseline, "
-            f"{report.unmatched_candidate} only in the candidate"
-        )
-    for side, variants in (
-        ("baseline", report.only_in_baseline),
-        ("candidate", report.only_in_candidate),
-    ):
-        if variants:
-            notes.append(f"variants only in the {side}, not compared: {', '.join(variants)}")
-    return [*(f"> **Note:** {n}" for n in notes), *([""] if notes else [])]
-
-
-def _gate_table(report: RegressionReport) -> list[str]:
-    if not report.gates:
-        return ["No gate was set."]
-    lines = [
-        "| gate | variant | measured | limit | p | result |",
-        "|---|---|---|---:|---:|---|",
-    ]
-    for g in report.gates:
-        p = "" if g.p_value is None else format_p(g.p_value).removeprefix("p = ")
-        result = ("pass" if g.passed else "**FAIL**") + (f" ({g.note})" if g.note else "")
-        lines.append(
-            f"| `{g.option}` | {g.variant} | {g.measured_text} | {g.limit_text} | {p} | {result} |"
-        )
-    return lines
-
-
-def _metrics_table(metrics: pl.DataFrame) -> list[str]:
-    lines = [
-        "| variant | pairs | score base → cand | Δ score [95 % CI] | test, p "
-        "| error rate base → cand | p95 ms base → cand | identical outputs |",
-        "|---|---:|---|---|---|---|---|---:|",
-    ]
-    for r in metrics.iter_rows(named=True):
-        lines.append(
-            f"| {r['variant']} | {r['pairs']} "
-            f"| {_pct(r['baseline_score'])} → {_pct(r['candidate_score'])} "
-            f"| {_diff_ci(r)} | {r['score_test'] or '–'}, {format_p(r['score_p_value'])} "
-            f"| {_pct(r['baseline_error_rate'])} → {_pct(r['candidate_error_rate'])} "
-            f"| {_num(r['baseline_latency_p95_ms'], '.0f')} → "
-            f"{_num(r['candidate_latency_p95_ms'], '.0f')} "
-            f"| {_pct(r['identical_share'])} |"
-        )
-    return lines
-
-
-def _pct(share: float | None) -> str:
-    return "–" if share is None else f"{share * 100:.1f} %"
-
-
-def _diff_ci(row: Mapping[str, Any]) -> str:
-    if row["score_diff"] is None:
-        return "–"
-    return (
-        f"{row['score_diff'] * 100:+.1f} [{row['score_diff_ci_low'] * 100:+.1f}, "
-        f"{row['score_diff_ci_high'] * 100:+.1f}] points"
-    )

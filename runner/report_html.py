@@ -16,6 +16,8 @@ import plotly.graph_objects as go
 import plotly.offline
 import polars as pl
 
+from runner.console import error_line
+
 MAX_CHANGED_ROWS: Final = 200
 MAX_CELL_CHARS: Final = 600
 
@@ -25,6 +27,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1200
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2.2rem; }
 .sub { color: #5b6475; }
 .verdicts li { font-size: 1.05rem; margin: .3rem 0; }
+.notes li { color: #8a5300; }
 /* auto-fill, not auto-fit: each chart is drawn as its cell is parsed, and auto-fit would
    give the first cell the whole row while its siblings do not exist yet. */
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr));
@@ -49,6 +52,7 @@ def render_report(
     side_by_side: pl.DataFrame,
     latency: pl.DataFrame,
     score_label: str,
+    notes: Sequence[str] = (),
     max_changed_rows: int = MAX_CHANGED_ROWS,
 ) -> str:
     """The whole report as one HTML document."""
@@ -66,9 +70,12 @@ def render_report(
         f"{escape(str(provenance.get('generated_at')))}</p>",
         "<h2>Verdict</h2>",
         _verdicts(verdicts),
+        _notes(notes),
         '<h2>Charts</h2><div class="charts">' + "".join(charts) + "</div>",
         "<h2>Variants</h2>",
         _table(summary.drop("errors_by_type"), _SUMMARY_FORMATS),
+        "<h2>Errors</h2>",
+        _errors(summary),
         "<h2>Against the baseline</h2>",
         _table(comparison, _COMPARISON_FORMATS)
         if comparison.height
@@ -189,6 +196,23 @@ def _verdicts(verdicts: Sequence[str]) -> str:
     if not verdicts:
         return "<p>Only one variant: nothing to compare.</p>"
     return '<ul class="verdicts">' + "".join(f"<li>{escape(v)}</li>" for v in verdicts) + "</ul>"
+
+
+def _notes(notes: Sequence[str]) -> str:
+    if not notes:
+        return ""
+    return '<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>"
+
+
+def _errors(summary: pl.DataFrame) -> str:
+    """Per variant, its most frequent error types with a count, HTTP status and example."""
+    items = []
+    for variant, errors in summary.select("variant", "errors_by_type").iter_rows():
+        if not errors:
+            continue
+        lines = "".join(f"<li>{escape(error_line(e))}</li>" for e in errors)
+        items.append(f'<h3>{escape(str(variant))}</h3><ul class="errors">{lines}</ul>')
+    return "".join(items) or "<p>No call ended in an error.</p>"
 
 
 def _pct(value: float) -> str:

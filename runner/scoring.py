@@ -11,12 +11,18 @@ Built-in scorers (all give 0 or 1):
                 the whole output is read as a number, else the last number in it
 
 A custom scorer is ``module:function``, a function ``(output, expected, row) -> float`` in
-[0, 1] where ``row`` is the result row as a dict with ``inputs`` decoded. A score is null when
-the call errored, or when the scorer needs an expected value and the row has none.
+[0, 1] where ``row`` is the result row as a dict with ``inputs`` decoded. It runs on every ok
+row, with ``expected`` None where the row has none (a rubric needs no reference).
+
+A score is null when the call errored, when the scorer needs an expected value and the row
+has none (:func:`missing_expected` counts those, for one note in the reports), or when a
+custom scorer failed on the row: then ``score_error`` says why (the exception's type and
+message, or ``returned 'x', not a number in [0, 1]``). A failing row never stops scoring.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
@@ -37,6 +43,8 @@ ExprScorer = Callable[[pl.Expr, pl.Expr], pl.Expr]
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 SCORE_COLUMN: Final = "score"
+SCORE_ERROR_COLUMN: Final = "score_error"
+MAX_SCORE_ERROR_CHARS: Final = 300
 DEFAULT_NUMBER_TOLERANCE: Final = 1e-6
 
 # Unicode punctuation and symbols; folding them keeps "Paris." equal to "paris".
@@ -156,7 +164,7 @@ def parse_scorer(spec: str) -> Scorer:
         return Scorer(spec, "regex match", needs_expected=False, expr=_regex(_check_regex(tail)))
     if head == "number":
         return Scorer(spec, "numeric match", expr=_number(_tolerance(tail)))
-    return Scorer(spec, f"score ({spec})", func=_import_function(head, tail))
+    return Scorer(spec, f"score ({spec})", needs_expected=False, func=_import_function(head, tail))
 
 
 def _check_regex(pattern: str) -> str:
@@ -196,12 +204,28 @@ def _import(module_name: str) -> Any:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         # The `runner` script, unlike `python -m runner`, does not put the working directory
-        # on sys.path; a scorer module next to the dataset should import either way.
+        # on sys.path; a scorer module next to the dataset should import either way. The
+        # path is put back as it was: the import must not change what later imports find.
         cwd = os.getcwd()
         if exc.name != module_name.split(".")[0] or cwd in sys.path:
             raise
         sys.path.insert(0, cwd)
-        return importlib.import_module(module_name)
+        try:
+            return importlib.import_module(module_name)
+        finally:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(cwd)
+
+
+def missing_expected(frame: pl.DataFrame | pl.LazyFrame, scorer: Scorer) -> int:
+    """Ok rows that ``scorer`` leaves unscored because they have no expected value."""
+    if not scorer.needs_expected:
+        return 0
+    rows = frame.lazy().filter((pl.col("status") == STATUS_OK) & pl.col("expected").is_null())
+    return int(rows.select(pl.len()).collect().item())
+
+
+_SCORED: Final = pl.Struct({SCORE_COLUMN: pl.Float64, SCORE_ERROR_COLUMN: pl.String})
 
 
 @overload
@@ -209,46 +233,62 @@ def score_results(frame: pl.DataFrame, scorer: Scorer) -> pl.DataFrame: ...
 @overload
 def score_results(frame: pl.LazyFrame, scorer: Scorer) -> pl.LazyFrame: ...
 def score_results(frame: Frame, scorer: Scorer) -> Frame:
-    """Return ``frame`` with a Float64 ``score`` column (replacing any), null where unscorable.
+    """Return ``frame`` with a Float64 ``score`` and a String ``score_error`` column (replacing
+    any), the score null where unscorable.
 
-    Built-in scorers are polars expressions. Row scorers run once per scorable row; on a
-    DataFrame in a plain loop, so an error from user code reaches the caller as raised
-    (polars would rewrite its message).
+    Built-in scorers are polars expressions and never fail on a row. Row scorers run once per
+    scorable row; a row where the function raises or returns something other than a number
+    in [0, 1] gets a null score and its ``score_error``.
     """
     if scorer.expr is None:
         call = _row_scorer(scorer)
         if isinstance(frame, pl.DataFrame):
-            scores = [call(row) for row in frame.iter_rows(named=True)]
-            return frame.with_columns(pl.Series(SCORE_COLUMN, scores, dtype=pl.Float64))
-        udf = pl.struct(pl.all()).map_elements(call, return_dtype=pl.Float64, skip_nulls=False)
-        return frame.with_columns(udf.alias(SCORE_COLUMN))
+            scored = [call(row) for row in frame.iter_rows(named=True)]
+            return frame.with_columns(
+                pl.Series(SCORE_COLUMN, [v for v, _ in scored], dtype=pl.Float64),
+                pl.Series(SCORE_ERROR_COLUMN, [e for _, e in scored], dtype=pl.String),
+            )
+        udf = pl.struct(pl.all()).map_elements(
+            lambda row: dict(zip((SCORE_COLUMN, SCORE_ERROR_COLUMN), call(row), strict=True)),
+            return_dtype=_SCORED,
+            skip_nulls=False,
+        )
+        stale = frame.drop(SCORE_COLUMN, SCORE_ERROR_COLUMN, strict=False)
+        return stale.with_columns(udf.alias("_scored")).unnest("_scored")
     output, expected = pl.col("output").fill_null(""), pl.col("expected")
     scorable = pl.col("status") == STATUS_OK
     if scorer.needs_expected:
         scorable = scorable & expected.is_not_null()
     raw = scorer.expr(output, expected)
     return frame.with_columns(
-        pl.when(scorable).then(raw).otherwise(None).cast(pl.Float64).alias(SCORE_COLUMN)
+        pl.when(scorable).then(raw).otherwise(None).cast(pl.Float64).alias(SCORE_COLUMN),
+        pl.lit(None, dtype=pl.String).alias(SCORE_ERROR_COLUMN),
     )
 
 
-def _row_scorer(scorer: Scorer) -> Callable[[dict[str, Any]], float | None]:
+def _row_scorer(scorer: Scorer) -> Callable[[dict[str, Any]], tuple[float | None, str | None]]:
     func = scorer.func
     assert func is not None, "a Scorer has an expr or a func"
 
-    def call(row: dict[str, Any]) -> float | None:
+    def call(row: dict[str, Any]) -> tuple[float | None, str | None]:
         if row["status"] != STATUS_OK or (scorer.needs_expected and row["expected"] is None):
-            return None
+            return None, None
         try:
             value = func(row["output"] or "", row["expected"], _decoded(row))
-        except Exception as exc:  # user code: any failure becomes one clear error
-            raise ConfigError(
-                f"--score {scorer.spec} raised {type(exc).__name__}: {exc} "
-                f"on row {row['row_id']!r} (variant {row['variant']!r})"
-            ) from exc
-        return _checked(scorer.spec, row, value)
+        except Exception as exc:  # user code: any failure is this row's score_error
+            return None, _one_line(f"{type(exc).__name__}: {exc}")
+        if isinstance(value, numbers.Real) and 0.0 <= float(value) <= 1.0:
+            return float(value), None
+        return None, _one_line(f"returned {value!r}, not a number in [0, 1]")
 
     return call
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > MAX_SCORE_ERROR_CHARS:
+        return text[: MAX_SCORE_ERROR_CHARS - 1] + "…"
+    return text
 
 
 def _decoded(row: dict[str, Any]) -> dict[str, Any]:
@@ -257,12 +297,3 @@ def _decoded(row: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         inputs = row["inputs"]
     return {**row, "inputs": inputs}
-
-
-def _checked(spec: str, row: Mapping[str, Any], value: object) -> float:
-    if isinstance(value, numbers.Real) and 0.0 <= float(value) <= 1.0:
-        return float(value)
-    raise ConfigError(
-        f"--score {spec}: returned {value!r} for row {row.get('row_id')!r} "
-        f"(variant {row.get('variant')!r}); a scorer must return a number in [0, 1]"
-    )

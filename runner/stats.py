@@ -226,3 +226,69 @@ def wilcoxon_signed_rank(baseline: npt.ArrayLike, candidate: npt.ArrayLike) -> f
     if d.size == 0:
         return 1.0
     return float(sps.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def clopper_pearson(successes: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) interval for a binomial proportion; ``(nan, nan)`` when ``n == 0``.
+
+    It inverts two one-sided exact binomial tests at ``(1 - confidence) / 2`` each, so it
+    excludes ``p0`` exactly when the two-sided exact test of ``p0 = 1/2`` (a symmetric
+    distribution) rejects at ``1 - confidence``.
+    """
+    _z(confidence)  # validates confidence
+    if n == 0:
+        return (math.nan, math.nan)
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in [0, {n}], got {successes}")
+    tail = (1.0 - confidence) / 2.0
+    low = 0.0 if successes == 0 else float(sps.beta.ppf(tail, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(sps.beta.ppf(1 - tail, successes + 1, n - successes))
+    return (low, high)
+
+
+def mcnemar_diff_ci(
+    baseline_only: int, candidate_only: int, pairs: int, *, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Interval for the paired difference of two 0/1 means that agrees with :func:`mcnemar_exact`.
+
+    With ``d`` discordant pairs of ``pairs``, the difference of the means is
+    ``(candidate_only - baseline_only) / pairs = (2·s - 1)·d / pairs`` where ``s`` is the share
+    of discordant pairs the candidate wins. The exact Clopper–Pearson interval on ``s``
+    (conditional on ``d``, as the exact test is) mapped through that line excludes 0 exactly
+    when the exact McNemar test rejects at ``1 - confidence``. No discordant pair gives
+    ``(0, 0)``: the arms agree on every pair.
+    """
+    if baseline_only < 0 or candidate_only < 0:
+        raise ValueError("discordant counts must not be negative")
+    discordant = baseline_only + candidate_only
+    if pairs < discordant:
+        raise ValueError(f"pairs ({pairs}) must be at least the discordant pairs ({discordant})")
+    if pairs == 0:
+        return (math.nan, math.nan)
+    if discordant == 0:
+        _z(confidence)
+        return (0.0, 0.0)
+    low, high = clopper_pearson(candidate_only, discordant, confidence=confidence)
+    scale = discordant / pairs
+    return ((2.0 * low - 1.0) * scale, (2.0 * high - 1.0) * scale)
+
+
+def paired_t_ci(
+    baseline: npt.ArrayLike, candidate: npt.ArrayLike, *, confidence: float = 0.95
+) -> tuple[float, float]:
+    """The t interval for ``mean(candidate - baseline)``: the interval of :func:`paired_t_test`.
+
+    It excludes 0 exactly when the two-sided paired t-test rejects at ``1 - confidence``.
+    Fewer than two pairs give ``(nan, nan)``; pairs that all differ by one constant give that
+    constant as a point (the test's answer then is 1.0 or 0.0 alike).
+    """
+    _z(confidence)
+    d = np.asarray(candidate, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    if d.size < 2:
+        return (math.nan, math.nan)
+    mean = float(d.mean())
+    if np.all(d == d[0]):
+        return (mean, mean)
+    half = float(sps.t.ppf(0.5 + confidence / 2.0, d.size - 1)) * float(d.std(ddof=1))
+    half /= math.sqrt(d.size)
+    return (mean - half, mean + half)

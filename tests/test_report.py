@@ -12,38 +12,25 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest_reports import frame, row, write_run
+from reports_helpers import answers, frame, row, write_run
 from rich.console import Console
 
-from runner.compare import COMPARISON_SCHEMA, Gates
-from runner.errors import ConfigError, GateFailed
+from runner.compare import COMPARISON_SCHEMA
+from runner.console import summary_table
+from runner.errors import ConfigError
 from runner.records import RESULT_SCHEMA
-from runner.report import build_reports, summary_table, verdict_lines, write_regression
+from runner.report import build_reports, verdict_lines
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-
-
-def _answers(variant: str, right: int, total: int = 10, latency_ms: float = 100.0) -> list[dict]:
-    """Rows r0.. of one variant: the first ``right`` answer "Paris", the others "paris"."""
-    return [
-        row(
-            f"r{i}",
-            variant,
-            "Paris" if i < right else "paris",
-            expected="Paris",
-            latency_ms=latency_ms,
-        )
-        for i in range(total)
-    ]
 
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     """base: 4 of 10 exactly right, 9 of 10 once case is folded; cand: 9 right, 1 error."""
     rows = [
-        *_answers("base", 4, total=9, latency_ms=200.0),
+        *answers("base", 4, total=9, latency_ms=200.0),
         row("r9", "base", "<script>alert(1)</script>", expected="Paris", latency_ms=200.0),
-        *_answers("cand", 9, total=9, latency_ms=260.0),
+        *answers("cand", 9, total=9, latency_ms=260.0),
         row("r9", "cand", status="error", error_type="timeout"),
     ]
     return write_run(tmp_path / "run", frame(rows), variants=["base", "cand"])
@@ -60,7 +47,9 @@ def test_build_reports_writes_every_report(run_dir: Path) -> None:
 def test_scores_land_in_results_parquet_with_the_result_types(run_dir: Path) -> None:
     build_reports(run_dir, score="exact")
     schema = pq.read_schema(run_dir / "results.parquet")
-    assert schema.remove_metadata() == RESULT_SCHEMA.append(pa.field("score", pa.float64()))
+    assert schema.remove_metadata() == RESULT_SCHEMA.append(pa.field("score", pa.float64())).append(
+        pa.field("score_error", pa.string())
+    )
     assert (schema.metadata or {})[b"runner.score"] == b"exact"
     results = pl.read_parquet(run_dir / "results.parquet")
     null_scores = results.group_by("status").agg(pl.col("score").null_count())
@@ -89,9 +78,7 @@ def test_unscored_results_still_report(run_dir: Path) -> None:
 
 
 def test_baseline_defaults_to_the_first_configured_variant(tmp_path: Path) -> None:
-    out = write_run(
-        tmp_path / "run", frame(_answers("a", 5) + _answers("b", 6)), variants=["b", "a"]
-    )
+    out = write_run(tmp_path / "run", frame(answers("a", 5) + answers("b", 6)), variants=["b", "a"])
     comparison = pl.read_parquet(build_reports(out).comparison)
     assert comparison.select("baseline", "variant").row(0) == ("b", "a")
 
@@ -130,7 +117,7 @@ def test_report_html_is_self_contained_and_escapes_outputs(run_dir: Path) -> Non
 
 
 def test_a_single_variant_reports_without_a_comparison(tmp_path: Path) -> None:
-    out = write_run(tmp_path / "run", frame(_answers("solo", 7)))
+    out = write_run(tmp_path / "run", frame(answers("solo", 7)))
     paths = build_reports(out, score="exact")
     assert pl.read_parquet(paths.comparison).height == 0
     assert pl.read_parquet(paths.side_by_side)["changed"].to_list() == [False] * 10
@@ -143,18 +130,46 @@ def _comparison_row(**values: object) -> pl.DataFrame:
     return pl.DataFrame([{"baseline": "base", "variant": "candidate", **base}])
 
 
-def test_verdict_reads_as_the_issue_says() -> None:
+def test_verdict_reads_as_the_issue_says_with_its_word_first() -> None:
     comparison = _comparison_row(
         score_diff=0.061,
         score_diff_ci_low=0.023,
         score_diff_ci_high=0.098,
+        score_test="paired_t",
         score_p_value=0.0021,
         error_rate_diff=0.0,
         latency_p95_diff_ms=140.2,
     )
     assert verdict_lines(comparison, score_label="exact match") == [
-        "candidate: +6.1 points exact match, 95 % CI [+2.3, +9.8], p = 0.002; p95 latency +140 ms"
+        "candidate: better on exact match: +6.1 points, 95 % CI [+2.3, +9.8], paired t-test "
+        "p = 0.002; p95 latency +140 ms"
     ]
+
+
+def test_a_drop_that_the_test_does_not_reject_is_no_significant_difference() -> None:
+    """The reported contradiction in words: 20 pairs, -20 points, McNemar p = 0.125."""
+    comparison = _comparison_row(
+        score_diff=-0.2,
+        score_diff_ci_low=-0.2,
+        score_diff_ci_high=0.041,
+        score_test="mcnemar_exact",
+        score_p_value=0.125,
+    )
+    assert verdict_lines(comparison, score_label="exact match") == [
+        "candidate: no significant difference on exact match: -20.0 points, 95 % CI "
+        "[-20.0, +4.1], McNemar exact test p = 0.125"
+    ]
+
+
+def test_a_significant_drop_is_worse() -> None:
+    comparison = _comparison_row(
+        score_diff=-0.4,
+        score_diff_ci_low=-0.6,
+        score_diff_ci_high=-0.1,
+        score_test="mcnemar_exact",
+        score_p_value=0.039,
+    )
+    assert verdict_lines(comparison)[0].startswith("candidate: worse on score: -40.0 points")
 
 
 def test_verdict_mentions_error_rate_changes_and_missing_scores() -> None:
@@ -172,65 +187,6 @@ def test_summary_table_prints_one_line_per_variant(run_dir: Path) -> None:
     assert "run r-test" in text
     assert re.search(r"base .* 10 .* 0 \(0\.0 %\) .* 200 .* 40\.0 \[", text)
     assert re.search(r"cand .* 10 .* 1 \(10\.0 %\) .* 260 .* 100\.0 \[", text)
-
-
-# ------------------------------------------------------------------------------ regression
-
-
-def _two_runs(tmp_path: Path, cand_right: int) -> tuple[Path, Path]:
-    base = write_run(tmp_path / "base", frame(_answers("v", 18, total=20)), run_id="r-base")
-    cand = write_run(tmp_path / "cand", frame(_answers("v", cand_right, total=20)), run_id="r-cand")
-    return base, cand
-
-
-def test_compare_passes_an_unchanged_rerun(tmp_path: Path) -> None:
-    base, cand = _two_runs(tmp_path, cand_right=18)
-    gates = Gates(max_score_drop_points=2.0, min_agreement=0.95)
-    report = write_regression(base, cand, tmp_path / "out", gates, score="exact")
-    assert report.passed
-    report.raise_if_failed()
-    assert (tmp_path / "out" / "regression.md").read_text().startswith("## Regression check: PASS")
-
-
-def test_compare_fails_a_seeded_regression_and_names_gate_value_and_limit(tmp_path: Path) -> None:
-    """18 → 8 right of 20: -50 points, McNemar on 10 discordant pairs p = 0.002."""
-    base, cand = _two_runs(tmp_path, cand_right=8)
-    gates = Gates(max_score_drop_points=2.0, min_agreement=0.95, require_significance=0.05)
-    report = write_regression(base, cand, tmp_path / "out", gates, score="exact")
-    assert not report.passed
-    markdown = (tmp_path / "out" / "regression.md").read_text(encoding="utf-8")
-    assert markdown.startswith("## Regression check: FAIL")
-    assert "| `--max-score-drop` | v | +50.00 points | 2.00 points | 0.002 | **FAIL** |" in markdown
-    assert "| `--min-agreement` | v | 0.500 | 0.950 |  | **FAIL** |" in markdown
-    assert "`r-base`" in markdown and "`r-cand`" in markdown
-    with pytest.raises(GateFailed, match="--max-score-drop on v: measured"):
-        report.raise_if_failed()
-    metrics = pl.read_parquet(tmp_path / "out" / "regression.parquet")
-    assert metrics.select("variant", "pairs", "passed").row(0) == ("v", 20, False)
-    prov = json.loads(
-        (pq.read_schema(tmp_path / "out" / "regression.parquet").metadata or {})[
-            b"runner.provenance"
-        ]
-    )
-    assert prov["baseline"]["run_id"] == "r-base"
-    assert prov["gates"]["max_score_drop_points"] == 2.0
-
-
-def test_compare_warns_when_the_datasets_differ(tmp_path: Path) -> None:
-    base = write_run(tmp_path / "base", frame(_answers("v", 5)), fingerprint="fp-1")
-    cand = write_run(tmp_path / "cand", frame(_answers("v", 5)), fingerprint="fp-2")
-    write_regression(base, cand, tmp_path / "out", Gates())
-    markdown = (tmp_path / "out" / "regression.md").read_text(encoding="utf-8")
-    assert "dataset fingerprints differ" in markdown
-    assert "No gate was set." in markdown
-
-
-def test_compare_refuses_runs_scored_differently(tmp_path: Path) -> None:
-    base, cand = _two_runs(tmp_path, cand_right=18)
-    build_reports(base, score="exact")
-    build_reports(cand, score="normalized")
-    with pytest.raises(ConfigError, match="scored differently"):
-        write_regression(base, cand, tmp_path / "out", Gates(max_score_drop_points=1.0))
 
 
 # ----------------------------------------------------------------------- headless Chromium
@@ -285,3 +241,81 @@ def test_report_html_renders_its_charts_in_headless_chromium(run_dir: Path, tmp_
     for chart in charts:
         assert 'class="main-svg"' in chart, f"chart-{chart[:20]} drew no SVG"
     assert screenshot.stat().st_size > 20_000
+
+
+# ------------------------------------------------------------------- errors and scorer trouble
+
+
+@pytest.fixture
+def errored_run(tmp_path: Path) -> Path:
+    """v: 3 calls refused with 404, 1 timeout, 2 answered (one without an expected value)."""
+    rows = [
+        *(row(f"r{i}", "v", status="error", error_type="http_404", http_status=404,
+              error_message="Deployment not found") for i in range(3)),
+        row("r3", "v", status="error", error_type="timeout", error_message="read timed out"),
+        row("r4", "v", "Paris", expected="Paris"),
+        row("r5", "v", "Paris", expected=None),
+    ]  # fmt: skip
+    return write_run(tmp_path / "run", frame(rows))
+
+
+def test_summary_parquet_names_the_top_errors_with_status_and_example(errored_run: Path) -> None:
+    summary = pl.read_parquet(build_reports(errored_run, score="exact").summary)
+    assert summary["errors_by_type"][0].to_list()[0] == {
+        "error_type": "http_404", "count": 3, "http_status": 404,
+        "example": "Deployment not found",
+    }  # fmt: skip
+
+
+def test_the_console_table_and_the_html_show_the_top_errors(errored_run: Path) -> None:
+    paths = build_reports(errored_run, score="exact")
+    console = Console(record=True, width=200)
+    console.print(summary_table(pl.read_parquet(paths.summary)))
+    text = console.export_text()
+    assert "http_404 ×3 (HTTP 404): Deployment not found" in text
+    html = paths.html.read_text(encoding="utf-8")
+    assert "http_404 ×3 (HTTP 404): Deployment not found" in html
+
+
+def test_rows_without_expected_value_are_named_once(errored_run: Path) -> None:
+    paths = build_reports(errored_run, score="exact")
+    assert paths.notes == ("1 rows have no expected value: not scored",)
+    assert "1 rows have no expected value: not scored" in paths.html.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def scorer_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "report_scorers_h4.py").write_text(
+        "def picky(output, expected, row):\n"
+        "    if row['row_id'] == 'r2':\n"
+        "        raise ValueError('cannot grade r2')\n"
+        "    return 1.0\n"
+        "\n"
+        "def rubric(output, expected, row):\n"
+        "    return 0.5 if expected is None else 1.0\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "report_scorers_h4"
+
+
+def test_a_scorer_failing_on_one_row_still_writes_every_report(
+    tmp_path: Path, scorer_module: str
+) -> None:
+    out = write_run(tmp_path / "run", frame(answers("v", 4, total=5)))
+    paths = build_reports(out, score=f"{scorer_module}:picky")
+    for path in (paths.results, paths.summary, paths.comparison, paths.side_by_side, paths.html):
+        assert path.is_file()
+    results = pl.read_parquet(paths.results)
+    failed = results.filter(pl.col("score_error").is_not_null())
+    assert failed.select("row_id", "score", "score_error").rows() == [
+        ("r2", None, "ValueError: cannot grade r2")
+    ]
+    assert pl.read_parquet(paths.summary)["score_errors"].to_list() == [1]
+    assert paths.notes[0].startswith("the scorer failed on 1 rows")
+
+
+def test_a_reference_free_scorer_scores_every_row(tmp_path: Path, scorer_module: str) -> None:
+    rows = [row(f"r{i}", "v", "text") for i in range(4)]  # no expected value at all
+    out = write_run(tmp_path / "run", frame(rows))
+    summary = pl.read_parquet(build_reports(out, score=f"{scorer_module}:rubric").summary)
+    assert summary.select("scored", "score_mean").row(0) == (4, 0.5)

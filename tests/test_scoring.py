@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest_reports import frame, row
 from polars.testing import assert_series_equal
+from reports_helpers import frame, row
 
 from runner.errors import ConfigError
-from runner.scoring import parse_scorer, score_results
+from runner.scoring import missing_expected, parse_scorer, score_results
 
 
 def _score(spec: str, output: str | None, expected: str | None, status: str = "ok") -> float | None:
@@ -116,6 +117,18 @@ def scorer_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
             def broken(output, expected, row):
                 raise KeyError("nope")
+
+            def says_yes(output, expected, row):
+                return "yes"
+
+            def picky(output, expected, row):
+                if output == "boom":
+                    raise KeyError("boom")
+                return 1.0
+
+            def rubric(output, expected, row):
+                assert expected is None
+                return 1.0 if len(output) < 10 else 0.0
             """
         )
     )
@@ -133,27 +146,88 @@ def test_custom_scorer_sees_the_row_with_decoded_inputs(scorer_module: str) -> N
     assert scored["score"].to_list() == [1.0]
 
 
-def test_custom_scorer_out_of_range_is_an_error(scorer_module: str) -> None:
-    with pytest.raises(ConfigError, match=r"returned 2\.0 for row 'r1'.*\[0, 1\]"):
-        _score(f"{scorer_module}:too_big", "a", "a")
+def _scored(spec: str, *rows: dict) -> list[tuple[float | None, str | None]]:
+    scored = score_results(frame(rows), parse_scorer(spec))
+    return list(zip(scored["score"].to_list(), scored["score_error"].to_list(), strict=True))
 
 
-def test_custom_scorer_that_raises_names_the_row(scorer_module: str) -> None:
-    with pytest.raises(ConfigError, match=r"raised KeyError.*row .r1."):
-        _score(f"{scorer_module}:broken", "a", "a")
+def test_a_custom_scorer_out_of_range_leaves_that_row_unscored_with_a_score_error(
+    scorer_module: str,
+) -> None:
+    """Was a ConfigError that stopped every report; now the row carries the reason."""
+    assert _scored(f"{scorer_module}:too_big", row("r1", "v", "a", expected="a")) == [
+        (None, "returned 2.0, not a number in [0, 1]")
+    ]
+
+
+def test_a_custom_scorer_returning_text_names_the_value(scorer_module: str) -> None:
+    assert _scored(f"{scorer_module}:says_yes", row("r1", "v", "a")) == [
+        (None, "returned 'yes', not a number in [0, 1]")
+    ]
+
+
+def test_a_custom_scorer_that_raises_on_one_row_scores_the_others(scorer_module: str) -> None:
+    rows = [row("r1", "v", "fine"), row("r2", "v", "boom"), row("r3", "v", "fine")]
+    assert _scored(f"{scorer_module}:picky", *rows) == [
+        (1.0, None),
+        (None, "KeyError: 'boom'"),
+        (1.0, None),
+    ]
+
+
+def test_a_custom_scorer_runs_without_an_expected_value(scorer_module: str) -> None:
+    """A rubric needs no reference: expected is None and every ok row is scored."""
+    rows = [row("r1", "v", "short"), row("r2", "v", "a much longer answer")]
+    assert _scored(f"{scorer_module}:rubric", *rows) == [(1.0, None), (0.0, None)]
+
+
+def test_builtin_scorers_have_no_score_errors() -> None:
+    scored = score_results(frame([row("r1", "v", "a", expected="a")]), parse_scorer("exact"))
+    assert scored["score_error"].to_list() == [None]
+
+
+def test_rows_without_expected_are_counted_for_scorers_that_need_one(scorer_module: str) -> None:
+    rows = frame([row("r1", "v", "a"), row("r2", "v", "a", expected="a"), row("r3", "v", "a")])
+    assert missing_expected(rows, parse_scorer("exact")) == 2
+    assert missing_expected(rows, parse_scorer(f"{scorer_module}:rubric")) == 0
 
 
 def test_custom_scorer_is_not_called_on_errored_rows(scorer_module: str) -> None:
     assert _score(f"{scorer_module}:broken", None, "a", status="error") is None
 
 
-def test_custom_scorer_error_reaches_the_caller_unwrapped(scorer_module: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        _score(f"{scorer_module}:broken", "a", "a")
-    assert "\n" not in str(info.value)
+def test_a_multi_line_error_is_kept_on_one_line(scorer_module: str) -> None:
+    [(score, error)] = _scored(f"{scorer_module}:broken", row("r1", "v", "a", expected="a"))
+    assert score is None
+    assert error == "KeyError: 'nope'"
+    assert "\n" not in error
 
 
 def test_custom_scorer_runs_on_a_lazy_frame(scorer_module: str) -> None:
     results = frame([row("r1", "v", "abcd", expected="abcdefgh")]).lazy()
     scored = score_results(results, parse_scorer(f"{scorer_module}:length_ratio"))
     assert scored.collect()["score"].to_list() == [0.5]
+
+
+def test_custom_scorer_on_a_lazy_frame_records_score_errors(scorer_module: str) -> None:
+    rows = frame([row("r1", "v", "fine"), row("r2", "v", "boom")]).lazy()
+    scored = score_results(rows, parse_scorer(f"{scorer_module}:picky")).collect()
+    assert scored.select("score", "score_error").rows() == [(1.0, None), (None, "KeyError: 'boom'")]
+
+
+def test_importing_a_scorer_from_the_working_directory_leaves_sys_path_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cwd_scorers_h4.py").write_text("def one(output, expected, row):\n    return 1.0\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "cwd_scorers_h4", raising=False)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = list(sys.path)
+    scorer = parse_scorer("cwd_scorers_h4:one")
+    assert sys.path == before
+    assert _scored_with(scorer) == [1.0]
+
+
+def _scored_with(scorer: object) -> list[float | None]:
+    results = score_results(frame([row("r1", "v", "x")]), scorer)  # type: ignore[arg-type]
+    return results["score"].to_list()

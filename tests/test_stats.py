@@ -183,3 +183,41 @@ def test_quantile_diff_ci_covers_the_true_median_difference_about_95_percent() -
         low, high = stats.quantile_diff_ci(base, cand, 0.5, resamples=1000, seed=trial)
         hits.append(low <= truth <= high)
     assert 0.93 <= _coverage(hits) <= 0.97
+
+
+def test_clopper_pearson_zero_of_four_by_hand() -> None:
+    """For 0/n the upper end solves (1 - p)^n = α/2: 1 - 0.025^(1/4) ≈ 0.6024."""
+    low, high = stats.clopper_pearson(0, 4)
+    assert low == 0.0
+    assert high == pytest.approx(1 - 0.025 ** (1 / 4))
+
+
+def test_clopper_pearson_is_symmetric() -> None:
+    low, high = stats.clopper_pearson(3, 10)
+    low2, high2 = stats.clopper_pearson(7, 10)
+    assert (low, high) == pytest.approx((1 - high2, 1 - low2))
+
+
+def test_mcnemar_diff_ci_maps_the_discordant_share_onto_the_difference() -> None:
+    """4 lost of 20 pairs: the difference -0.2 runs from -0.2 to (2·0.6024 - 1)·4/20."""
+    low, high = stats.mcnemar_diff_ci(4, 0, 20)
+    assert low == pytest.approx(-0.2)
+    assert high == pytest.approx((2 * (1 - 0.025 ** (1 / 4)) - 1) * 4 / 20)
+
+
+def test_mcnemar_diff_ci_without_discordant_pairs_is_zero() -> None:
+    assert stats.mcnemar_diff_ci(0, 0, 10) == (0.0, 0.0)
+    assert all(math.isnan(x) for x in stats.mcnemar_diff_ci(0, 0, 0))
+
+
+def test_paired_t_ci_excludes_zero_exactly_when_the_t_test_rejects() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        base = rng.random(8)
+        cand = base + rng.normal(0.1, 0.2, 8)
+        low, high = stats.paired_t_ci(base, cand)
+        assert (low > 0 or high < 0) == (stats.paired_t_test(base, cand) < 0.05)
+
+
+def test_paired_t_ci_of_a_constant_shift_is_that_shift() -> None:
+    assert stats.paired_t_ci([0.1, 0.2, 0.3], [0.3, 0.4, 0.5]) == pytest.approx((0.2, 0.2))

@@ -1,12 +1,26 @@
-"""``runner report`` and ``runner compare``: reports and gates from run directories (no API)."""
+"""``runner report``, ``runner compare`` and ``runner gate``: reports and gates from run
+directories (no API).
+
+The gate options are shared: put :func:`gate_options` on a command, build :class:`Gates`
+from its parameters with :func:`gates_from_params`, and call
+:func:`runner.regression.gate_run` (one run) or :func:`runner.regression.write_regression`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from runner.cli.app import main
+from runner.errors import ConfigError
+
+if TYPE_CHECKING:
+    from runner.gates import Gates, RegressionReport
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 score_option = click.option(
     "--score",
@@ -18,21 +32,120 @@ score_option = click.option(
 baseline_option = click.option(
     "--baseline-variant", help="The variant others are compared with (default: the first)."
 )
+allow_incomplete_option = click.option(
+    "--allow-incomplete",
+    is_flag=True,
+    help="Gate on a run whose status is not complete (interrupted, aborted, running).",
+)
+
+#: The parameters :func:`gate_options` adds, by name.
+GATE_PARAMS = (
+    "max_error_rate_increase",
+    "max_p95_latency_increase",
+    "max_score_drop",
+    "min_agreement",
+    "require_significance",
+    "min_coverage",
+)
+
+
+def gate_options(func: F) -> F:
+    """The gate limits, as options of one command (``compare``, ``gate``, ``run``)."""
+    options = [
+        click.option(
+            "--max-error-rate-increase",
+            type=float,
+            metavar="POINTS",
+            help="Fail if a variant's error rate rises by more than POINTS percentage points.",
+        ),
+        click.option(
+            "--max-p95-latency-increase",
+            type=float,
+            metavar="PERCENT",
+            help="Fail if a variant's p95 latency rises by more than PERCENT %.",
+        ),
+        click.option(
+            "--max-score-drop",
+            type=float,
+            metavar="POINTS",
+            help="Fail if a variant's mean score falls by more than POINTS points (0-100).",
+        ),
+        click.option(
+            "--min-agreement",
+            type=float,
+            metavar="SHARE",
+            help="Fail if fewer than SHARE (0-1) of outputs are identical to the baseline's.",
+        ),
+        click.option(
+            "--require-significance",
+            type=float,
+            metavar="ALPHA",
+            help="Score and error gates fail only when the change is significant at ALPHA "
+            "(by the test the comparison names; intervals are then shown at 1 - ALPHA).",
+        ),
+        click.option(
+            "--min-coverage",
+            type=float,
+            metavar="SHARE",
+            help="Fail if fewer than SHARE (0-1) of the baseline's calls have a partner "
+            "(default 1.0 whenever another gate is set).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def gates_from_params(params: Mapping[str, Any]) -> Gates:
+    """The :class:`Gates` of a command's parsed :func:`gate_options` parameters."""
+    from runner.gates import Gates
+
+    return Gates(
+        max_error_rate_increase=params.get("max_error_rate_increase"),
+        max_p95_latency_increase_pct=params.get("max_p95_latency_increase"),
+        max_score_drop_points=params.get("max_score_drop"),
+        min_agreement=params.get("min_agreement"),
+        require_significance=params.get("require_significance"),
+        min_coverage=params.get("min_coverage"),
+    )
+
+
+def parse_variant_map(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("v1=v2", …)`` as ``{"v1": "v2"}``; a malformed or repeated pair is a ConfigError."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        base, sep, cand = pair.partition("=")
+        base, cand = base.strip(), cand.strip()
+        if not sep or not base or not cand:
+            raise ConfigError(f"--variant-map {pair!r}: expected BASE=CAND, e.g. v1=v2")
+        if base in mapping:
+            raise ConfigError(f"--variant-map names baseline variant {base!r} twice")
+        mapping[base] = cand
+    return mapping
+
+
+def print_gate(report: RegressionReport, markdown_path: Path) -> None:
+    """Print the written markdown as it is (it ends in a newline), then fail on a failed gate."""
+    click.echo(markdown_path.read_text(encoding="utf-8"), nl=False)
+    report.raise_if_failed()
 
 
 def write_and_print_reports(out_dir: Path, score: str | None, baseline: str | None) -> None:
-    """Build every report of ``out_dir`` and print the compact table and the verdicts."""
+    """Build every report of ``out_dir`` and print the compact table, notes and verdicts."""
     import polars as pl
     from rich.console import Console
 
-    from runner.report import build_reports, summary_table, verdict_lines
+    from runner.console import summary_table
+    from runner.report import build_reports, verdict_lines
 
     paths = build_reports(out_dir, score=score, baseline=baseline)
     console = Console(highlight=False)
     console.print(summary_table(pl.read_parquet(paths.summary), title=f"results in {out_dir}"))
+    for note in paths.notes:
+        console.print(f"note: {note}", markup=False)
     for line in verdict_lines(pl.read_parquet(paths.comparison)):
-        console.print(line)
-    console.print(f"report: {paths.html}")
+        console.print(line, markup=False)
+    console.print(f"report: {paths.html}", markup=False)
 
 
 @main.command()
@@ -57,49 +170,31 @@ def report(out: Path, score: str | None, baseline_variant: str | None) -> None:
     help="Where regression.parquet and regression.md go (default CANDIDATE_OUT).",
 )
 @click.option(
-    "--max-error-rate-increase",
-    type=float,
-    metavar="POINTS",
-    help="Fail if a variant's error rate rises by more than POINTS percentage points.",
+    "--variant-map",
+    "variant_map",
+    multiple=True,
+    metavar="BASE=CAND",
+    help="Pair baseline variant BASE with candidate variant CAND (repeatable); variants "
+    "with equal names pair by themselves.",
 )
-@click.option(
-    "--max-p95-latency-increase",
-    type=float,
-    metavar="PERCENT",
-    help="Fail if a variant's p95 latency rises by more than PERCENT %.",
-)
-@click.option(
-    "--max-score-drop",
-    type=float,
-    metavar="POINTS",
-    help="Fail if a variant's mean score falls by more than POINTS points (0-100).",
-)
-@click.option(
-    "--min-agreement",
-    type=float,
-    metavar="SHARE",
-    help="Fail if fewer than SHARE (0-1) of outputs are identical to the baseline run.",
-)
-@click.option(
-    "--require-significance",
-    type=float,
-    metavar="ALPHA",
-    help="Score and error gates fail only when the change is significant at ALPHA.",
-)
+@gate_options
+@allow_incomplete_option
 @score_option
 def compare(
     baseline_out: Path,
     candidate_out: Path,
     out: Path | None,
-    max_error_rate_increase: float | None,
-    max_p95_latency_increase: float | None,
-    max_score_drop: float | None,
-    min_agreement: float | None,
-    require_significance: float | None,
+    variant_map: tuple[str, ...],
+    allow_incomplete: bool,
     score: str | None,
+    **params: Any,
 ) -> None:
     """Compare run CANDIDATE_OUT against run BASELINE_OUT, row by row and variant by variant,
     and gate on the result: exit 1 when a gate fails, 0 otherwise.
+
+    With any gate set, a variant without a counterpart fails (pair renamed variants with
+    --variant-map), and so does a candidate missing any of the baseline's calls (see
+    --min-coverage). A run that is not complete is refused unless --allow-incomplete.
 
     \b
     Nightly CI example:
@@ -107,18 +202,51 @@ def compare(
           --max-score-drop 2 --max-error-rate-increase 1 --require-significance 0.05
       cat reports/tonight/regression.md >> "$GITHUB_STEP_SUMMARY"
     """
-    from runner.compare import Gates
-    from runner.report import write_regression
+    from runner.regression import REGRESSION_MD, write_regression
 
-    gates = Gates(
-        max_error_rate_increase=max_error_rate_increase,
-        max_p95_latency_increase_pct=max_p95_latency_increase,
-        max_score_drop_points=max_score_drop,
-        min_agreement=min_agreement,
-        require_significance=require_significance,
-    )
+    gates = gates_from_params(params)
+    mapping = parse_variant_map(variant_map)
     target = out or candidate_out
     target.mkdir(parents=True, exist_ok=True)
-    result = write_regression(baseline_out, candidate_out, target, gates, score=score)
-    click.echo((target / "regression.md").read_text(encoding="utf-8"))
-    result.raise_if_failed()
+    result = write_regression(
+        baseline_out,
+        candidate_out,
+        target,
+        gates,
+        score=score,
+        variant_map=mapping,
+        allow_incomplete=allow_incomplete,
+    )
+    print_gate(result, target / REGRESSION_MD)
+
+
+@main.command()
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@gate_options
+@allow_incomplete_option
+@score_option
+@baseline_option
+def gate(
+    out: Path,
+    allow_incomplete: bool,
+    score: str | None,
+    baseline_variant: str | None,
+    **params: Any,
+) -> None:
+    """Gate each variant of run OUT against its baseline variant, row by row: write gate.md
+    and gate.parquet into OUT, print the markdown, exit 1 when a gate fails, 0 otherwise.
+
+    \b
+    Example (an A/B inside one run):
+      runner gate reports/ab --baseline-variant baseline --max-score-drop 2
+    """
+    from runner.regression import GATE_MD, gate_run
+
+    result = gate_run(
+        out,
+        gates_from_params(params),
+        score=score,
+        baseline=baseline_variant,
+        allow_incomplete=allow_incomplete,
+    )
+    print_gate(result, out / GATE_MD)

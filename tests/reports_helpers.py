@@ -27,6 +27,8 @@ def row(
     repeat: int = 0,
     latency_ms: float | None = 100.0,
     error_type: str | None = None,
+    http_status: int | None = None,
+    error_message: str | None = None,
     attempts: int = 1,
     ttft_ms: float | None = None,
     total_tokens: int | None = None,
@@ -46,9 +48,9 @@ def row(
         "reasoning": None,
         "model": "m",
         "request_id": None,
-        "http_status": 200 if ok else 502,
+        "http_status": http_status or (200 if ok else 502),
         "error_type": None if ok else (error_type or "http_502"),
-        "error_message": None if ok else "bad gateway",
+        "error_message": None if ok else (error_message or "bad gateway"),
         "attempts": attempts,
         "latency_ms": latency_ms if ok else None,
         "total_ms": latency_ms or 0.0,
@@ -69,6 +71,20 @@ def frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
     out = pl.from_arrow(table)
     assert isinstance(out, pl.DataFrame)
     return out
+
+
+def answers(variant: str, right: int, total: int = 10, latency_ms: float = 100.0) -> list[dict]:
+    """Rows r0.. of one variant: the first ``right`` answer "Paris", the others "paris"."""
+    return [
+        row(
+            f"r{i}",
+            variant,
+            "Paris" if i < right else "paris",
+            expected="Paris",
+            latency_ms=latency_ms,
+        )
+        for i in range(total)
+    ]
 
 
 def with_scores(results: pl.DataFrame, scores: Sequence[float | None]) -> pl.DataFrame:
@@ -98,6 +114,7 @@ def write_run(
     run_id: str = "r-test",
     fingerprint: str = "fp-1",
     variants: Sequence[str] | None = None,
+    status: str = "complete",
 ) -> Path:
     """A run directory as the runner leaves it: results.parquet and manifest.json."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +123,7 @@ def write_run(
         variants = results["variant"].unique(maintain_order=True).to_list()
     manifest = {
         "run_id": run_id,
-        "status": "complete",
+        "status": status,
         "config": {"deployment": "dep", "variants": list(variants), "repeat": 1},
         "dataset_fingerprint": fingerprint,
         "started_at": "2025-01-01T00:00:00Z",

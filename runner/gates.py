@@ -1,0 +1,472 @@
+"""Regression gates: limits on paired metrics, checked so that no gate passes by accident.
+
+Pure polars, like :mod:`runner.compare`. Two ways to pair what is gated:
+
+* :func:`compare_runs` — a candidate run against a baseline run, variant by variant
+  (``runner compare``); renamed variants are paired with ``variant_map``.
+* :func:`gate_variants` — each variant of one run against its baseline variant
+  (``runner gate``, and ``runner run`` with gate options).
+
+Rules that keep a gate honest:
+
+* a gate that was asked for but cannot be measured fails ("nothing to measure");
+* a variant with no counterpart fails every gate, naming both sides' variants;
+* when any gate is set, a coverage gate (default 1.0) fails when fewer of the baseline's
+  calls have a partner than ``--min-coverage`` asks;
+* ``--require-significance`` reads the p-value of the test the comparison names, the same
+  p-value the verdict word and the shown interval agree with (see :mod:`runner.compare`).
+
+A score drop is negative everywhere: the score gate measures the score change in points and
+fails when it falls below ``-max_score_drop_points``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import polars as pl
+
+from runner.compare import (
+    DEFAULT_OPTIONS,
+    Results,
+    StatOptions,
+    metrics_frame,
+    paired_metrics,
+    pairs_of,
+    scores_are_binary,
+    variants_of,
+)
+from runner.errors import ConfigError, GateFailed
+
+_OPTIONS: Final = {
+    "max_error_rate_increase": "--max-error-rate-increase",
+    "max_p95_latency_increase_pct": "--max-p95-latency-increase",
+    "max_score_drop_points": "--max-score-drop",
+    "min_agreement": "--min-agreement",
+    "min_coverage": "--min-coverage",
+    "pairing": "--variant-map",
+}
+_UNITS: Final = {
+    "max_error_rate_increase": "points",
+    "max_p95_latency_increase_pct": "%",
+    "max_score_drop_points": "points",
+    "min_agreement": "share",
+    "min_coverage": "share",
+    "pairing": "share",
+}
+
+#: The columns gate metrics carry before :data:`runner.compare.COMPARISON_SCHEMA`.
+HEAD: Final[dict[str, pl.DataType]] = {
+    "baseline_variant": pl.String(),
+    "variant": pl.String(),
+    "baseline_calls": pl.Int64(),
+    "coverage": pl.Float64(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Gates:
+    """The regression gates; ``None`` switches a gate off.
+
+    Rates and scores are compared in percentage points (an error rate going from 2 % to 3 %
+    is +1 point), latency in percent of the baseline's p95, agreement and coverage as shares
+    in [0, 1].
+    """
+
+    max_error_rate_increase: float | None = None
+    """Largest allowed rise of the error rate, in points."""
+    max_p95_latency_increase_pct: float | None = None
+    """Largest allowed rise of p95 latency (rows ok in both arms), in percent."""
+    max_score_drop_points: float | None = None
+    """Largest allowed fall of the mean score, in points (the change must stay >= -this)."""
+    min_agreement: float | None = None
+    """Smallest allowed share of identical outputs among rows ok in both arms."""
+    require_significance: float | None = None
+    """ALPHA: the score and error gates fail only when their change has p < ALPHA."""
+    min_coverage: float | None = None
+    """Smallest allowed share of the baseline's calls with a partner; 1.0 when unset and any
+    other gate is set (see :attr:`coverage_limit`)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_error_rate_increase",
+            "max_p95_latency_increase_pct",
+            "max_score_drop_points",
+        ):
+            value = getattr(self, name)
+            if value is not None and (math.isnan(value) or value < 0):
+                raise ConfigError(f"{_OPTIONS[name]} must be a number >= 0, got {value}")
+        for name in ("min_agreement", "min_coverage"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{_OPTIONS[name]} must be a share in [0, 1], got {value}")
+        alpha = self.require_significance
+        if alpha is not None and not 0.0 < alpha < 1.0:
+            raise ConfigError(f"--require-significance must be in (0, 1), got {alpha}")
+
+    @property
+    def limits_set(self) -> bool:
+        """True when any limit is set (``require_significance`` alone limits nothing)."""
+        return any(
+            getattr(self, name) is not None
+            for name in (
+                "max_error_rate_increase",
+                "max_p95_latency_increase_pct",
+                "max_score_drop_points",
+                "min_agreement",
+                "min_coverage",
+            )
+        )
+
+    @property
+    def coverage_limit(self) -> float | None:
+        """The coverage gate in force: the explicit value, else 1.0 whenever a gate is set."""
+        if self.min_coverage is not None:
+            return self.min_coverage
+        return 1.0 if self.limits_set else None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """One gate checked on one variant.
+
+    ``limit`` is a bound on ``measured``: at most for rises, at least for the score change
+    (``-max_score_drop_points``), agreement and coverage.
+    """
+
+    gate: str
+    variant: str
+    measured: float | None
+    limit: float
+    passed: bool
+    p_value: float | None = None
+    note: str = ""
+    at_least: bool = False
+
+    @property
+    def option(self) -> str:
+        return _OPTIONS[self.gate]
+
+    @property
+    def unit(self) -> str:
+        return _UNITS[self.gate]
+
+    @property
+    def measured_text(self) -> str:
+        """``-6.10 points``, ``+12.0 %``, ``0.930``, or ``n/a``."""
+        return _with_unit(self.measured, self.unit)
+
+    @property
+    def limit_text(self) -> str:
+        """``>= -2.00 points``, ``<= +1.00 points``, ``>= 0.950``."""
+        return ("≥ " if self.at_least else "≤ ") + _with_unit(self.limit, self.unit)
+
+    def describe(self) -> str:
+        """``--max-score-drop on v1: measured -6.10 points, limit ≥ -2.00 points: FAIL``."""
+        verdict = "pass" if self.passed else "FAIL"
+        if self.gate == "pairing":
+            return f"{self.note}: {verdict}"
+        note = f" ({self.note})" if self.note else ""
+        measured = "not measurable" if self.measured is None else f"measured {self.measured_text}"
+        return (
+            f"{self.option} on {self.variant}: {measured}, limit {self.limit_text}: {verdict}{note}"
+        )
+
+
+def _with_unit(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "share":
+        return f"{value:.3f}"
+    return f"{value:+.2f} {unit}"
+
+
+@dataclass(frozen=True, slots=True)
+class RegressionReport:
+    """The outcome of a gated comparison: per-pairing metrics and every gate checked."""
+
+    metrics: pl.DataFrame
+    """One row per paired variant (``regression.parquet``, ``gate.parquet``)."""
+    gates: tuple[GateResult, ...]
+    gates_set: bool = False
+    """Whether any gate was asked for (so "no gate was set" is never said when one was)."""
+    unmatched_baseline: int = 0
+    """Calls of the baseline with no partner in the candidate."""
+    unmatched_candidate: int = 0
+    only_in_baseline: tuple[str, ...] = ()
+    only_in_candidate: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def failures(self) -> tuple[GateResult, ...]:
+        return tuple(g for g in self.gates if not g.passed)
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`GateFailed` naming every failed gate, its measured value and limit."""
+        if not self.passed:
+            raise GateFailed("; ".join(g.describe() for g in self.failures))
+
+
+Side = Literal["baseline", "candidate"]
+
+
+# ------------------------------------------------------------------------------ pairing
+
+
+def pair_variants(
+    base_variants: Sequence[str],
+    cand_variants: Sequence[str],
+    variant_map: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """``(baseline, candidate)`` variant pairs: ``variant_map`` first, then equal names.
+
+    A mapped name is not paired again by name; a name in ``variant_map`` that a run does not
+    hold is a :class:`ConfigError` naming what the run has.
+    """
+    mapping = dict(variant_map or {})
+    for base, cand in mapping.items():
+        if base not in base_variants:
+            raise ConfigError(
+                f"--variant-map {base}={cand}: the baseline has no variant {base!r} "
+                f"(it has {', '.join(base_variants) or 'no variant'})"
+            )
+        if cand not in cand_variants:
+            raise ConfigError(
+                f"--variant-map {base}={cand}: the candidate has no variant {cand!r} "
+                f"(it has {', '.join(cand_variants) or 'no variant'})"
+            )
+    if len(set(mapping.values())) != len(mapping):
+        raise ConfigError("--variant-map pairs one candidate variant with two baseline variants")
+    mapped_cand = set(mapping.values())
+    pairs = list(mapping.items())
+    for v in base_variants:
+        if v not in mapping and v in cand_variants and v not in mapped_cand:
+            pairs.append((v, v))
+    return pairs
+
+
+def _label(base: str, cand: str) -> str:
+    return cand if base == cand else f"{cand} (baseline {base})"
+
+
+def _unpaired(side: Side, variant: str, other: Sequence[str], *, suggest: str | None) -> GateResult:
+    other_side = "candidate" if side == "baseline" else "baseline"
+    has = ", ".join(other) if other else "no variant"
+    note = (
+        f"variant {variant} of the {side} has no counterpart in the {other_side} "
+        f"({other_side} has {has})"
+    )
+    if suggest:
+        note += f"; pair them with --variant-map {suggest}"
+    return GateResult("pairing", variant, None, 1.0, False, note=note, at_least=True)
+
+
+def _pairing_failures(
+    base_variants: Sequence[str],
+    cand_variants: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
+) -> list[GateResult]:
+    """A failed gate for every variant on either side left without a partner."""
+    only_base = [v for v in base_variants if v not in {b for b, _ in pairs}]
+    only_cand = [v for v in cand_variants if v not in {c for _, c in pairs}]
+    one_each = len(only_base) == 1 and len(only_cand) == 1
+    hint = f"{only_base[0]}={only_cand[0]}" if one_each else None
+    if not only_base and not only_cand:
+        return []
+    if not hint:
+        hint = "BASE=CAND" if only_base and only_cand else None
+    return [
+        *(_unpaired("baseline", v, cand_variants, suggest=hint) for v in only_base),
+        *(_unpaired("candidate", v, base_variants, suggest=hint) for v in only_cand),
+    ]
+
+
+# ------------------------------------------------------------------------------- gating
+
+
+def compare_runs(
+    base_results: Results,
+    cand_results: Results,
+    gates: Gates,
+    *,
+    variant_map: Mapping[str, str] | None = None,
+    options: StatOptions = DEFAULT_OPTIONS,
+) -> RegressionReport:
+    """Compare a candidate run with a baseline run, row by row, and check ``gates``.
+
+    Calls pair on ``(row_id, variant, repeat)``, a baseline variant named in ``variant_map``
+    standing for its candidate variant. With any gate set, a variant on either side without
+    a counterpart fails, and so does a pairing whose coverage is below the coverage limit.
+    """
+    base_variants, cand_variants = variants_of(base_results), variants_of(cand_results)
+    pairs = pair_variants(base_variants, cand_variants, variant_map)
+    binary = scores_are_binary(
+        pl.concat([_scores(base_results), _scores(cand_results)], how="vertical")
+    )
+    rows = [_pair_row(base_results, cand_results, b, c, binary, options) for b, c in pairs]
+    unpaired = _pairing_failures(base_variants, cand_variants, pairs) if gates.limits_set else []
+    only_base = tuple(v for v in base_variants if v not in {b for b, _ in pairs})
+    only_cand = tuple(v for v in cand_variants if v not in {c for _, c in pairs})
+    unmatched_base = sum(r["baseline_calls"] - r["pairs"] for r in rows)
+    unmatched_base += _calls(base_results, only_base)
+    unmatched_cand = sum(
+        _calls(cand_results, [c]) - r["pairs"] for (_, c), r in zip(pairs, rows, strict=True)
+    )
+    unmatched_cand += _calls(cand_results, only_cand)
+    return _report(rows, gates, unpaired, unmatched_base, unmatched_cand, only_base, only_cand)
+
+
+def gate_variants(
+    results: Results,
+    baseline: str,
+    gates: Gates,
+    *,
+    variants: Sequence[str] | None = None,
+    options: StatOptions = DEFAULT_OPTIONS,
+) -> RegressionReport:
+    """Check ``gates`` on each variant of one run against its ``baseline`` variant.
+
+    Calls pair on ``(row_id, repeat)``. A run with no variant besides the baseline fails
+    every gate set: there is nothing the gate could have passed on.
+    """
+    order = list(variants) if variants is not None else variants_of(results)
+    if baseline not in order:
+        raise ConfigError(
+            f"--baseline-variant {baseline!r} is not in the results; variants: {', '.join(order)}"
+        )
+    binary = scores_are_binary(results)
+    rows = [
+        _pair_row(results, results, baseline, v, binary, options) for v in order if v != baseline
+    ]
+    failures = []
+    if gates.limits_set and not rows:
+        note = f"the run has one variant only ({baseline}): no variant to gate against it"
+        failures.append(GateResult("pairing", baseline, None, 1.0, False, note=note))
+    unmatched = sum(r["baseline_calls"] - r["pairs"] for r in rows)
+    return _report(rows, gates, failures, unmatched, 0, (), (), one_run=True)
+
+
+def _scores(results: Results) -> pl.LazyFrame:
+    lf = results.lazy()
+    if "score" not in lf.collect_schema().names():
+        return lf.select(pl.lit(None, dtype=pl.Float64).alias("score"))
+    return lf.select(pl.col("score").cast(pl.Float64))
+
+
+def _calls(results: Results, variants: Sequence[str]) -> int:
+    if not variants:
+        return 0
+    counted = results.lazy().filter(pl.col("variant").is_in(list(variants))).select(pl.len())
+    return int(counted.collect().item())
+
+
+def _pair_row(
+    base: Results, cand: Results, b: str, c: str, binary: bool, options: StatOptions
+) -> dict[str, Any]:
+    pairs = pairs_of(base, cand, b, c)
+    calls = _calls(base, [b])
+    return {
+        "baseline_variant": b,
+        "variant": c,
+        "baseline_calls": calls,
+        "coverage": pairs.height / calls if calls else None,
+        **paired_metrics(pairs, binary, options),
+    }
+
+
+def _report(
+    rows: list[dict[str, Any]],
+    gates: Gates,
+    failures: list[GateResult],
+    unmatched_base: int,
+    unmatched_cand: int,
+    only_base: tuple[str, ...],
+    only_cand: tuple[str, ...],
+    *,
+    one_run: bool = False,
+) -> RegressionReport:
+    if one_run:
+        labels = [str(r["variant"]) for r in rows]
+    else:
+        labels = [_label(r["baseline_variant"], r["variant"]) for r in rows]
+    checked = [*failures]
+    for row, label in zip(rows, labels, strict=True):
+        checked += check_gates(row, gates, label)
+    verdicts = [all(g.passed for g in checked if g.variant == label) for label in labels]
+    metrics = metrics_frame(rows, HEAD)
+    return RegressionReport(
+        metrics=metrics.with_columns(pl.Series("passed", verdicts, dtype=pl.Boolean)),
+        gates=tuple(checked),
+        gates_set=gates.limits_set,
+        unmatched_baseline=unmatched_base,
+        unmatched_candidate=unmatched_cand,
+        only_in_baseline=only_base,
+        only_in_candidate=only_cand,
+    )
+
+
+def check_gates(row: Mapping[str, Any], gates: Gates, label: str | None = None) -> list[GateResult]:
+    """Every configured gate for one pairing's metrics row (``HEAD`` and paired metrics),
+    named ``label`` (default: the candidate variant, and its baseline variant if renamed)."""
+    variant = label or _label(row["baseline_variant"], row["variant"])
+    error_rise, score_diff = row.get("error_rate_diff"), row.get("score_diff")
+    out = []
+    if gates.coverage_limit is not None:
+        out.append(_coverage(row, variant, gates.coverage_limit))
+    if gates.max_error_rate_increase is not None:
+        rise = None if error_rise is None else error_rise * 100.0
+        limit, p = gates.max_error_rate_increase, row.get("error_p_value")
+        out.append(_bounded("max_error_rate_increase", variant, rise, limit, p, gates))
+    if gates.max_p95_latency_increase_pct is not None:
+        rise, limit = row.get("p95_latency_increase_pct"), gates.max_p95_latency_increase_pct
+        out.append(_bounded("max_p95_latency_increase_pct", variant, rise, limit, None, None))
+    if gates.max_score_drop_points is not None:
+        change = None if score_diff is None else score_diff * 100.0
+        limit, p = -gates.max_score_drop_points, row.get("score_p_value")
+        out.append(_bounded("max_score_drop_points", variant, change, limit, p, gates, True))
+    if gates.min_agreement is not None:
+        share = row.get("identical_share")
+        out.append(_bounded("min_agreement", variant, share, gates.min_agreement, None, None, True))
+    return out
+
+
+def _coverage(row: Mapping[str, Any], variant: str, limit: float) -> GateResult:
+    share, calls, pairs = row.get("coverage"), row["baseline_calls"], row["pairs"]
+    passed = share is not None and share >= limit
+    note = f"{pairs:,} of {calls:,} baseline calls have a partner"
+    if passed:
+        note = ""
+    return GateResult("min_coverage", variant, share, limit, passed, note=note, at_least=True)
+
+
+def _bounded(
+    gate: str,
+    variant: str,
+    measured: float | None,
+    limit: float,
+    p_value: float | None,
+    gates: Gates | None,
+    at_least: bool = False,
+) -> GateResult:
+    """``measured`` must stay at or below (or at or above) ``limit``; pass ``gates`` where
+    significance applies."""
+    if measured is None:
+        # A gate that was asked for but cannot be measured must not pass silently.
+        return GateResult(
+            gate, variant, None, limit, False, p_value, "nothing to measure", at_least
+        )
+    within = measured >= limit if at_least else measured <= limit
+    alpha = gates.require_significance if gates is not None else None
+    if not within and alpha is not None and (p_value is None or p_value >= alpha):
+        note = f"not significant at {alpha:g}"
+        return GateResult(gate, variant, measured, limit, True, p_value, note, at_least)
+    return GateResult(gate, variant, measured, limit, within, p_value, at_least=at_least)

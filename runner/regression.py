@@ -1,0 +1,314 @@
+"""Gated comparisons written to disk: the I/O edge around :mod:`runner.gates`.
+
+* :func:`write_regression` — ``runner compare``: a candidate run against a baseline run,
+  written to ``regression.parquet`` and ``regression.md``.
+* :func:`gate_run` — ``runner gate`` (and ``runner run`` with gate options): each variant of
+  one run against its baseline variant, written to ``gate.parquet`` and ``gate.md``.
+
+Both refuse, before any scoring question, a run whose manifest status is not ``complete``
+(:class:`GateFailed`, naming the run directory and its status) unless ``allow_incomplete``.
+With ``--require-significance ALPHA`` every interval is computed at ``1 - ALPHA``, so the
+interval, the verdict word and the gate all say the same thing. The caller decides the exit
+code, e.g. with :meth:`RegressionReport.raise_if_failed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from runner.compare import DEFAULT_OPTIONS, StatOptions
+from runner.errors import ConfigError, GateFailed
+from runner.fsutil import atomic_write_parquet, atomic_write_text
+from runner.gates import Gates, RegressionReport, compare_runs, gate_variants
+from runner.report import (
+    PROVENANCE_KEY,
+    RunFacts,
+    Scored,
+    baseline_of,
+    format_p,
+    read_run_facts,
+    score_label,
+    score_sentence,
+    scored_results,
+    test_name,
+    variant_order,
+)
+from runner.scoring import parse_scorer, score_results
+
+REGRESSION: Final = "regression.parquet"
+REGRESSION_MD: Final = "regression.md"
+GATE: Final = "gate.parquet"
+GATE_MD: Final = "gate.md"
+
+COMPLETE: Final = "complete"
+
+
+def require_complete(facts: RunFacts, role: str, *, allow_incomplete: bool) -> None:
+    """Refuse to gate on a run that did not finish: its missing calls would pass unseen."""
+    if allow_incomplete or facts.status == COMPLETE:
+        return
+    raise GateFailed(
+        f"the {role} run {facts.out_dir} is not complete (status: {facts.status or 'unknown'}); "
+        "resume it with runner run ... --resume, or pass --allow-incomplete to gate on "
+        "what it holds"
+    )
+
+
+def _for_gates(options: StatOptions, gates: Gates) -> StatOptions:
+    alpha = gates.require_significance
+    return options if alpha is None else dataclasses.replace(options, confidence=1.0 - alpha)
+
+
+def write_regression(
+    base_dir: Path,
+    cand_dir: Path,
+    out_dir: Path,
+    gates: Gates,
+    *,
+    score: str | None = None,
+    variant_map: Mapping[str, str] | None = None,
+    allow_incomplete: bool = False,
+    options: StatOptions = DEFAULT_OPTIONS,
+) -> RegressionReport:
+    """Compare two run directories, write ``regression.parquet`` and ``regression.md``.
+
+    With ``score`` both runs are scored afresh (in memory; their files are left alone);
+    without it the scores stored by ``runner report`` are used, and must come from one
+    scorer (a run with no stored scores is scored with the other run's scorer).
+    """
+    base_facts, cand_facts = read_run_facts(base_dir), read_run_facts(cand_dir)
+    require_complete(base_facts, "baseline", allow_incomplete=allow_incomplete)
+    require_complete(cand_facts, "candidate", allow_incomplete=allow_incomplete)
+    base, cand = _scored_alike(base_dir, cand_dir, score)
+    options = _for_gates(options, gates)
+    report = compare_runs(
+        base.results, cand.results, gates, variant_map=variant_map, options=options
+    )
+    base_prov = _run_provenance(base_facts, base.scorer)
+    cand_prov = _run_provenance(cand_facts, cand.scorer)
+    provenance = {"baseline": base_prov, "candidate": cand_prov, "gates": gates.as_dict()}
+    if variant_map:
+        provenance["variant_map"] = dict(variant_map)
+    _write_metrics(out_dir / REGRESSION, report, provenance)
+    markdown = regression_markdown(
+        report,
+        base_prov,
+        cand_prov,
+        score_label(base.scorer),
+        confidence=options.confidence,
+    )
+    atomic_write_text(out_dir / REGRESSION_MD, markdown)
+    return report
+
+
+def gate_run(
+    out_dir: Path,
+    gates: Gates,
+    *,
+    score: str | None = None,
+    baseline: str | None = None,
+    allow_incomplete: bool = False,
+    options: StatOptions = DEFAULT_OPTIONS,
+) -> RegressionReport:
+    """Gate each variant of run ``out_dir`` against its baseline variant (default: the first
+    configured), write ``gate.parquet`` and ``gate.md`` into ``out_dir``.
+
+    With ``score`` the run is scored afresh in memory; without it its stored scores are used.
+    """
+    facts = read_run_facts(out_dir)
+    require_complete(facts, "gated", allow_incomplete=allow_incomplete)
+    scored = scored_results(out_dir, score)
+    variants = variant_order(scored.results, facts)
+    base = baseline_of(baseline, variants)
+    options = _for_gates(options, gates)
+    report = gate_variants(scored.results, base, gates, variants=variants, options=options)
+    prov = _run_provenance(facts, scored.scorer)
+    _write_metrics(
+        out_dir / GATE, report, {"run": prov, "baseline_variant": base, "gates": gates.as_dict()}
+    )
+    markdown = regression_markdown(
+        report,
+        prov,
+        prov,
+        score_label(scored.scorer),
+        confidence=options.confidence,
+        title=f"Gate: variants against {base}",
+    )
+    atomic_write_text(out_dir / GATE_MD, markdown)
+    return report
+
+
+def _scored_alike(base_dir: Path, cand_dir: Path, score: str | None) -> tuple[Scored, Scored]:
+    base, cand = scored_results(base_dir, score), scored_results(cand_dir, score)
+    if base.scorer == cand.scorer:
+        return base, cand
+    # One run was never scored (e.g. its reports were not built): score it as the other was.
+    if cand.scorer is None and base.scorer is not None:
+        return base, _rescored(cand, base.scorer)
+    if base.scorer is None and cand.scorer is not None:
+        return _rescored(base, cand.scorer), cand
+    raise ConfigError(
+        f"the runs were scored differently ({base.scorer} in {base_dir}, {cand.scorer} in "
+        f"{cand_dir}); pass --score to score both alike"
+    )
+
+
+def _rescored(scored: Scored, spec: str) -> Scored:
+    return Scored(score_results(scored.results, parse_scorer(spec)), spec, scored.notes)
+
+
+def _write_metrics(path: Path, report: RegressionReport, provenance: Mapping[str, Any]) -> None:
+    metadata = {PROVENANCE_KEY: json.dumps(provenance, default=str).encode("utf-8")}
+    atomic_write_parquet(path, report.metrics.to_arrow().replace_schema_metadata(metadata))
+
+
+def _run_provenance(facts: RunFacts, scorer: str | None) -> dict[str, Any]:
+    return {
+        "out_dir": str(facts.out_dir),
+        "run_id": facts.run_id,
+        "status": facts.status,
+        "deployment": facts.deployment,
+        "dataset_fingerprint": facts.dataset_fingerprint,
+        "finished_at": facts.finished_at,
+        "versions": dict(facts.versions),
+        "scorer": scorer,
+    }
+
+
+# ------------------------------------------------------------------------------ markdown
+
+
+def regression_markdown(
+    report: RegressionReport,
+    baseline: Mapping[str, Any],
+    candidate: Mapping[str, Any],
+    score_label: str = "score",
+    *,
+    confidence: float = 0.95,
+    title: str = "Regression check",
+) -> str:
+    """A markdown summary of a gated comparison fit for a CI job summary; ends in a newline."""
+    verdict = "PASS" if report.passed else "FAIL"
+    if baseline is candidate:
+        scope = (
+            f"Variants of run `{baseline['run_id']}` ({baseline['out_dir']}), calls matched on "
+            f"row_id and repeat. Score: {score_label}."
+        )
+    else:
+        scope = (
+            f"Baseline `{baseline['run_id']}` ({baseline['out_dir']}) against candidate "
+            f"`{candidate['run_id']}` ({candidate['out_dir']}), calls matched on row_id, "
+            f"variant and repeat. Score: {score_label}."
+        )
+    lines = [
+        f"## {title}: {verdict}",
+        "",
+        scope,
+        "",
+        *_warnings(report, baseline, candidate),
+        *_gate_table(report),
+        "",
+        "Error rates and scores change in percentage points (a drop is negative), p95 latency "
+        "in percent of the baseline's (rows ok in both), agreement is the share of identical "
+        "outputs, coverage the share of the baseline's calls with a partner. The interval "
+        "beside each p-value comes from the same test, so they agree.",
+        "",
+        *_verdicts(report.metrics, score_label, confidence),
+        "",
+        *_metrics_table(report.metrics, confidence),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _warnings(
+    report: RegressionReport, baseline: Mapping[str, Any], candidate: Mapping[str, Any]
+) -> list[str]:
+    notes = []
+    if baseline["dataset_fingerprint"] != candidate["dataset_fingerprint"]:
+        notes.append("the two runs read different datasets (dataset fingerprints differ)")
+    if baseline["deployment"] != candidate["deployment"]:
+        notes.append(f"deployments differ: {baseline['deployment']} and {candidate['deployment']}")
+    for prov in {id(baseline): baseline, id(candidate): candidate}.values():
+        if prov.get("status") != "complete":
+            notes.append(f"{prov['out_dir']} is not complete (status: {prov.get('status')})")
+    if report.unmatched_baseline or report.unmatched_candidate:
+        notes.append(
+            f"unmatched calls: {report.unmatched_baseline:,} only in the baseline, "
+            f"{report.unmatched_candidate:,} only in the candidate"
+        )
+    for side, variants in (
+        ("baseline", report.only_in_baseline),
+        ("candidate", report.only_in_candidate),
+    ):
+        if variants:
+            notes.append(f"variants only in the {side}, not compared: {', '.join(variants)}")
+    return [*(f"> **Note:** {n}" for n in notes), *([""] if notes else [])]
+
+
+def _gate_table(report: RegressionReport) -> list[str]:
+    if not report.gates:
+        return ["No gate was set."]
+    lines = [
+        "| gate | variant | measured | limit | p | result |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for g in report.gates:
+        p = "" if g.p_value is None else format_p(g.p_value).removeprefix("p = ")
+        result = ("pass" if g.passed else "**FAIL**") + (f" ({g.note})" if g.note else "")
+        lines.append(
+            f"| `{g.option}` | {g.variant} | {g.measured_text} | {g.limit_text} | {p} | {result} |"
+        )
+    return lines
+
+
+def _verdicts(metrics: pl.DataFrame, label: str, confidence: float) -> list[str]:
+    return [
+        f"- {_pair(r)}: {score_sentence(r, label, confidence)}"
+        for r in metrics.iter_rows(named=True)
+    ]
+
+
+def _pair(row: Mapping[str, Any]) -> str:
+    base, cand = row["baseline_variant"], row["variant"]
+    return cand if base == cand else f"{base} → {cand}"
+
+
+def _metrics_table(metrics: pl.DataFrame, confidence: float) -> list[str]:
+    lines = [
+        f"| variant | pairs | coverage | score base → cand | Δ score [{confidence * 100:g} % CI] "
+        "| test, p | error rate base → cand | p95 ms base → cand | identical outputs |",
+        "|---|---:|---:|---|---|---|---|---|---:|",
+    ]
+    for r in metrics.iter_rows(named=True):
+        lines.append(
+            f"| {_pair(r)} | {r['pairs']} | {_pct(r['coverage'])} "
+            f"| {_pct(r['baseline_score'])} → {_pct(r['candidate_score'])} "
+            f"| {_diff_ci(r)} | {test_name(r['score_test'])}, {format_p(r['score_p_value'])} "
+            f"| {_pct(r['baseline_error_rate'])} → {_pct(r['candidate_error_rate'])} "
+            f"| {_num(r['baseline_latency_p95_ms'])} → {_num(r['candidate_latency_p95_ms'])} "
+            f"| {_pct(r['identical_share'])} |"
+        )
+    return lines
+
+
+def _pct(share: float | None) -> str:
+    return "–" if share is None else f"{share * 100:.1f} %"
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def _diff_ci(row: Mapping[str, Any]) -> str:
+    if row["score_diff"] is None:
+        return "–"
+    text = f"{row['score_diff'] * 100:+.1f}"
+    if row["score_diff_ci_low"] is not None and row["score_diff_ci_high"] is not None:
+        text += f" [{row['score_diff_ci_low'] * 100:+.1f}, {row['score_diff_ci_high'] * 100:+.1f}]"
+    return text + " points"

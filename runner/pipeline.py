@@ -29,7 +29,7 @@ from runner.limits import Limits, Ticket
 from runner.progress import Counters
 from runner.records import STATUS_ERROR, STATUS_OK, Answer, Call, Outcome, Row
 from runner.results import DoneKeys, Journal, key_frame
-from runner.retry import Decision, RetryPolicy, decide
+from runner.retry import Decision, RetryPolicy, decide, is_throttled
 
 # Module-level encoders: json.dumps with options builds a new encoder on every call.
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -328,7 +328,7 @@ class Pipeline:
             ok = True
             return answer
         except AttemptError as error:
-            throttled = error.http_status == 429 and decide(error) is Decision.RETRY
+            throttled = is_throttled(error)
             raise
         finally:
             c.in_flight -= 1

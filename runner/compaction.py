@@ -30,7 +30,6 @@ from runner.journal import (
     journal_schema,
     parse_piece,
     parse_timestamps,
-    scan_journal,
     unreadable_journal,
 )
 from runner.records import KEY_COLUMNS
@@ -95,8 +94,11 @@ def _first_line(exc: Exception) -> str:
 
 def _compact_into(tmp: Path, journal: Path, out_dir: Path, order: dict[str, int]) -> None:
     if journal.stat().st_size <= ONE_PIECE_BYTES:
+        schema = journal_schema()
         with _reading(journal):  # a few MB: parsed and sorted in memory, then written
-            frame = _ordered(scan_journal(journal).with_row_index("_seq"), order)
+            pieces = [parse_piece(piece, schema) for piece in journal_pieces(journal)]
+            lines = pl.concat(pieces) if pieces else pl.DataFrame(schema=schema)
+            frame = _ordered(parse_timestamps(lines.lazy()).with_row_index("_seq"), order)
             done = frame.sort(_ORDER, nulls_last=True).drop(_HELPERS).collect()
         _write(done, tmp, compression="zstd")
         return

@@ -305,7 +305,7 @@ def _bad_line_numbers(path: Path) -> list[int]:
     first = 1
     for piece in journal_pieces(path):
         lines = _lines(piece)
-        if not _valid(piece, len(lines)):
+        if not _valid(lines):
             bad += _bisect_bad(lines, first)
         first += len(lines)
     return bad
@@ -314,23 +314,28 @@ def _bad_line_numbers(path: Path) -> list[int]:
 def _bisect_bad(lines: list[bytes], first: int) -> list[int]:
     """The bad lines among ``lines`` (numbered from ``first``), halving to find them."""
     if len(lines) == 1:
-        return [] if _valid(lines[0], 1) else [first]
+        return [] if _valid(lines) else [first]
     half = len(lines) // 2
     found = []
     for part, start in ((lines[:half], first), (lines[half:], first + half)):
-        if not _valid(b"".join(part), len(part)):
+        if not _valid(part):
             found += _bisect_bad(part, start)
     return found
 
 
-def _valid(piece: bytes, lines: int) -> bool:
-    """Whether every one of the ``lines`` lines of ``piece`` is a valid journal line."""
+def _valid(lines: list[bytes]) -> bool:
+    """Whether every one of ``lines`` is a valid journal line."""
+    piece = b"".join(lines)
+    # Small blocks parse in parallel; no line may be longer than a block.
+    blocks = pa_json.ReadOptions(block_size=max(1 << 16, max(map(len, lines)) + 1))
     try:
         frame = parse_piece(piece, _SCHEMA)
-        strict = pa_json.read_json(io.BytesIO(piece), parse_options=_STRICT_KEYS)
+        strict = pa_json.read_json(
+            io.BytesIO(piece), read_options=blocks, parse_options=_STRICT_KEYS
+        )
     except (pl.exceptions.PolarsError, pa.ArrowException):
         return False
-    if frame.height != lines or strict.num_rows != lines:  # a blank line is skipped
+    if frame.height != len(lines) or strict.num_rows != len(lines):  # blank lines are skipped
         return False
     if frame.select(_REQUIRED).null_count().sum_horizontal().item():
         return False

@@ -92,6 +92,11 @@ def test_read_done_keys_skips_an_unterminated_last_line_even_before_recovery(
     assert done_ids(tmp_path, ["r1", "r2"]) == ["r1"]
 
 
+def test_compact_skips_an_unterminated_last_line_even_before_recovery(tmp_path: Path) -> None:
+    write_journal(tmp_path, line("r1"), line("r2")[:-20])
+    assert compact(tmp_path, ("a",)) == {"ok": 1}
+
+
 def test_opening_a_journal_with_a_torn_tail_does_not_glue_the_next_line_to_it(
     tmp_path: Path,
 ) -> None:
@@ -131,6 +136,16 @@ def test_a_damaged_middle_line_is_set_aside_and_the_rest_kept(
     assert done_ids(tmp_path, ["r1", "r2", "r3", "r4", "r5"]) == ["r1", "r2", "r4", "r5"]
     assert compact(tmp_path, ("a",)) == {"ok": 4}
     assert pl.read_parquet(tmp_path / RESULTS)["row_id"].to_list() == ["r1", "r2", "r4", "r5"]
+
+
+def test_a_very_long_line_is_valid(tmp_path: Path) -> None:
+    long = replace(outcome("r2"), output="é" * 1_500_000)  # 3 MB, more than a piece
+    writer = Journal(tmp_path / JOURNAL)
+    for item in (outcome("r1"), long, outcome("r3")):
+        writer.append(item)
+    writer.close()
+    assert recover_journal(tmp_path / JOURNAL).messages() == []
+    assert done_ids(tmp_path, ["r1", "r2", "r3"]) == ["r1", "r2", "r3"]
 
 
 def test_damage_and_a_torn_tail_together_keep_line_numbers_of_the_journal_as_it_was(

@@ -126,3 +126,20 @@ def test_compare_gates_a_seeded_regression_and_passes_a_rerun(
     assert "2.00" in markdown  # the limit
     assert "FAIL" in markdown
     assert (tmp_path / "night3" / "regression.parquet").exists()
+
+
+def test_gate_inside_one_run_fails_the_worse_variant_and_passes_an_equal_one(
+    dataset: Path, tmp_path: Path
+) -> None:
+    worse, equal = tmp_path / "worse", tmp_path / "equal"
+    with SimulatorServer(sim_config(seed=4, baseline_wrong=0.0, candidate_wrong=0.15)) as sim:
+        run(sim, dataset, worse, "baseline", "candidate")
+    with SimulatorServer(sim_config(seed=4, baseline_wrong=0.0, candidate_wrong=0.0)) as sim:
+        run(sim, dataset, equal, "baseline", "candidate")
+    failed = cli("gate", str(worse), "--max-score-drop", "2")
+    assert failed.exit_code == 1, failed.output
+    drop = 100 * wrong_rows(4, "candidate", 0.15, dataset) / ROWS
+    assert f"--max-score-drop on candidate: measured -{drop:.2f} points" in failed.output
+    assert (worse / "gate.md").read_text().startswith("## Gate: variants against baseline: FAIL")
+    passed = cli("gate", str(equal), "--max-score-drop", "2", "--max-error-rate-increase", "1")
+    assert passed.exit_code == 0, passed.output

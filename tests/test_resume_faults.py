@@ -1,0 +1,179 @@
+"""A resume survives what crashes leave in OUT, and the files of a run are a team's to read.
+
+The runner runs through the CLI against the simulator on 127.0.0.1; the damage is written into
+the journal by hand, as a power loss or a bad disk would leave it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from runner.cli import main
+from runner.results import read_manifest, read_results
+from runner.simulator import SimulatorConfig, SimulatorServer
+
+ROWS = 40
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorServer]:
+    with SimulatorServer(SimulatorConfig(latency_ms=1)) as server:
+        yield server
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    path = tmp_path / "rows.csv"
+    pl.DataFrame(
+        {"id": [f"r{i}" for i in range(ROWS)], "q": [f"q{i}" for i in range(ROWS)]}
+    ).write_csv(path)
+    return path
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env={"FETCH_HIVE_API_KEY": ""})
+    return result.exit_code, result.output
+
+
+def run(sim: SimulatorServer, dataset: Path, out: Path, *extra: str) -> tuple[int, str]:
+    return cli(
+        "run", str(dataset), "-d", "support-reply", "-v", "a", "-v", "b",
+        "--base-url", sim.base_url, "--out", str(out), *extra,
+    )  # fmt: skip
+
+
+def key(line: bytes) -> tuple[str, str]:
+    record = json.loads(line)
+    return record["row_id"], record["variant"]
+
+
+DAMAGE = {
+    "a torn tail": lambda good: [*good[:-1], good[-1][: len(good[-1]) // 2]],
+    "a garbage line in the middle": lambda good: [*good[:10], b"\x00\xff garbage\n", *good[11:]],
+    "a line cut short in the middle": lambda good: [
+        *good[:10],
+        good[10][: len(good[10]) // 3] + b"\n",
+        *good[11:],
+    ],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_journal_resumes_to_one_result_per_key_resending_only_the_damaged(
+    sim: SimulatorServer, dataset: Path, tmp_path: Path, damage: str
+) -> None:
+    out = tmp_path / "out"
+    code, output = run(sim, dataset, out)
+    assert code == 0, output
+    journal = out / "journal.jsonl"
+    good = journal.read_bytes().splitlines(keepends=True)
+    damaged = DAMAGE[damage](good)
+    lost = {key(line) for line in good} - {
+        key(line)
+        for line in damaged
+        if line.endswith(b"\n") and line.startswith(b"{") and _parses(line)
+    }
+    assert len(lost) == 1
+    journal.write_bytes(b"".join(damaged))
+    (out / "manifest.json").write_text(
+        (out / "manifest.json").read_text().replace('"complete"', '"interrupted"')
+    )
+
+    sim.reset_stats()
+    code, output = run(sim, dataset, out, "--resume")
+    assert code == 0, output
+    assert sim.stats.requests == len(lost)  # only the damaged call is sent again
+    sent = {(k.row, k.variant) for k in sim.stats.requests_per_key}
+    assert sent == lost
+    results = read_results(out)
+    assert results.height == 2 * ROWS
+    assert results.select("row_id", "variant", "repeat").is_unique().all()
+    assert read_manifest(out)["status"] == "complete"
+    if damage != "a torn tail":
+        assert "line 11" in output and "journal.rejected.jsonl" in output
+        assert (out / "journal.rejected.jsonl").exists()
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def test_a_resume_that_is_refused_leaves_a_complete_manifest_untouched(
+    sim: SimulatorServer, dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert run(sim, dataset, out)[0] == 0
+    before = (out / "manifest.json").read_bytes()
+    code, output = cli(
+        "run", str(dataset), "-d", "support-reply", "-v", "a", "-v", "c",
+        "--base-url", sim.base_url, "--out", str(out), "--resume",
+    )  # fmt: skip
+    assert code == 2, output
+    assert "variants" in output
+    assert (out / "manifest.json").read_bytes() == before
+
+
+def test_stale_temp_files_are_removed_by_a_resume(
+    sim: SimulatorServer, dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    assert run(sim, dataset, out)[0] == 0
+    (out / ".results.parquet.k3j2.tmp").write_bytes(b"half a file")
+    (out / ".compact-x1y2").mkdir()
+    (out / "notes.tmp").write_text("mine")
+    assert run(sim, dataset, out, "--resume")[0] == 0
+    assert not (out / ".results.parquet.k3j2.tmp").exists()
+    assert not (out / ".compact-x1y2").exists()
+    assert (out / "notes.tmp").read_text() == "mine"
+
+
+def test_every_file_of_a_run_honours_the_umask(
+    sim: SimulatorServer, dataset: Path, tmp_path: Path
+) -> None:
+    old = os.umask(0o022)
+    try:
+        assert run(sim, dataset, tmp_path / "out")[0] == 0
+    finally:
+        os.umask(old)
+    modes = {
+        p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir() if p.is_file()
+    }
+    assert {"journal.jsonl", "results.parquet", "manifest.json", "report.html"} <= modes.keys()
+    assert set(modes.values()) == {0o644}, modes
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_while_writing_reports_keeps_the_run_complete_and_report_finishes_later(
+    sim: SimulatorServer, dataset: Path, tmp_path: Path
+) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # Room for the run (journal, results, manifest, the lock's reserve), not for report.html.
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
+    try:
+        out = disk / "out"
+        code, output = run(sim, dataset, out)
+        assert code == 5, output
+        assert "No space left on device" in output and "Traceback" not in output
+        assert f"runner report {out}" in output
+        assert read_manifest(out)["status"] == "complete"
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        sim.reset_stats()
+        code, output = cli("report", str(out))
+        assert code == 0, output
+        assert (out / "report.html").exists()
+        assert sim.stats.requests == 0
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -108,8 +108,7 @@ def run_job(
     rundir.create()
     with rundir.locked() as lock:
         manifest = _prepare(config, dataset, rundir)
-        for line in recover_journal(rundir.journal).messages():
-            print(f"warning: {line}", file=sys.stderr, flush=True)
+        _warn(recover_journal(rundir.journal).messages())
         remove_stale_temps(rundir.root)
         policy = policy or RetryPolicy(
             max_attempts=config.max_attempts,
@@ -122,6 +121,14 @@ def run_job(
             transport, resume_command, quit_now, lock,
         )  # fmt: skip
         return anyio.run(session.run, handle_signals)
+
+
+def _warn(lines: list[str], most: int = 10) -> None:
+    """Print warnings on stderr, at most ``most`` of them and a count of the rest."""
+    for line in lines[:most]:
+        print(f"warning: {line}", file=sys.stderr, flush=True)
+    if len(lines) > most:
+        print(f"warning: … and {len(lines) - most} more like these", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------- the directory

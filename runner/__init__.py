@@ -2,18 +2,47 @@
 
 The library's one public door; the CLI (``runner.cli``) is a thin shell over it::
 
-    from runner import RunConfig, run_job, build_reports
+    from runner import RunConfig, run_job, build_reports, read_results
 
     config = RunConfig(dataset=("tickets.csv",), out_dir=Path("reports/x"),
                        deployment="support-reply", variants=("baseline", "candidate"))
     result = run_job(config, api_key=os.environ["FETCH_HIVE_API_KEY"])
     build_reports(result.out_dir, score="exact")
+    frame = read_results(result.out_dir)      # a polars DataFrame, one row per call
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # real types for type checkers; at run time names load on first use
+    from runner.config import RunConfig
+    from runner.errors import (
+        AttemptError,
+        ConfigError,
+        ErrorBudgetExceeded,
+        GateFailed,
+        InputError,
+        ResultsDirError,
+        RunAborted,
+        RunDirLocked,
+        RunInterrupted,
+        RunnerError,
+        ShardsError,
+        StorageError,
+        UsageError,
+    )
+    from runner.gates import Gates, RegressionReport
+    from runner.inputs import Dataset, open_dataset
+    from runner.job import RunResult, arun_job, run_job
+    from runner.records import RESULT_SCHEMA, Answer, Call, Outcome, Row
+    from runner.regression import gate_run, write_regression
+    from runner.report import build_reports
+    from runner.results import read_results
+    from runner.retry import RetryPolicy
+    from runner.rundir import Manifest, RunDir, RunStatus
+    from runner.simulator import SimulatorConfig, SimulatorServer
 
 # Names load on first use: `import runner` (and so every CLI command) must not pay for scipy,
 # plotly or aiohttp unless it uses them.
@@ -21,26 +50,37 @@ _EXPORTS = {
     "RunConfig": "runner.config",
     "AttemptError": "runner.errors",
     "ConfigError": "runner.errors",
+    "ErrorBudgetExceeded": "runner.errors",
     "GateFailed": "runner.errors",
     "InputError": "runner.errors",
     "ResultsDirError": "runner.errors",
     "RunAborted": "runner.errors",
+    "RunDirLocked": "runner.errors",
     "RunInterrupted": "runner.errors",
     "RunnerError": "runner.errors",
     "ShardsError": "runner.errors",
+    "StorageError": "runner.errors",
     "UsageError": "runner.errors",
+    "Gates": "runner.gates",
+    "RegressionReport": "runner.gates",
     "Dataset": "runner.inputs",
     "open_dataset": "runner.inputs",
     "RunResult": "runner.job",
+    "arun_job": "runner.job",
     "run_job": "runner.job",
     "RESULT_SCHEMA": "runner.records",
     "Answer": "runner.records",
     "Call": "runner.records",
     "Outcome": "runner.records",
     "Row": "runner.records",
+    "gate_run": "runner.regression",
+    "write_regression": "runner.regression",
     "build_reports": "runner.report",
-    "write_regression": "runner.report",
+    "read_results": "runner.results",
     "RetryPolicy": "runner.retry",
+    "Manifest": "runner.rundir",
+    "RunDir": "runner.rundir",
+    "RunStatus": "runner.rundir",
     "SimulatorConfig": "runner.simulator",
     "SimulatorServer": "runner.simulator",
 }
@@ -55,7 +95,7 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "RESULT_SCHEMA",
@@ -64,24 +104,35 @@ __all__ = [
     "Call",
     "ConfigError",
     "Dataset",
+    "ErrorBudgetExceeded",
     "GateFailed",
+    "Gates",
     "InputError",
+    "Manifest",
     "Outcome",
+    "RegressionReport",
     "ResultsDirError",
     "RetryPolicy",
     "Row",
     "RunAborted",
     "RunConfig",
+    "RunDir",
+    "RunDirLocked",
     "RunInterrupted",
     "RunResult",
+    "RunStatus",
     "RunnerError",
     "ShardsError",
     "SimulatorConfig",
     "SimulatorServer",
+    "StorageError",
     "UsageError",
     "__version__",
+    "arun_job",
     "build_reports",
+    "gate_run",
     "open_dataset",
+    "read_results",
     "run_job",
     "write_regression",
 ]

@@ -21,18 +21,21 @@ _CHUNK: Final = 1 << 20
 
 
 def fingerprints(files: Sequence[Path], fmt: Format) -> tuple[str, dict[str, str]]:
-    """The dataset's fingerprint, and each file's digest by its path as shown to users.
+    """The dataset's fingerprint, and each file's digest by its path below the files' root.
 
     The fingerprint is blake2b (hex, 32 bytes) over the format and each file's name (relative
     to the files' root), size and bytes, so it does not depend on where the folder lives. A
     file's digest is blake2b (hex, 32 bytes) over its bytes alone: ``b2sum -l 256`` prints it.
+    Both are keyed by location-independent names, so a shard run from another working directory
+    (or a resume with an absolute path) records the same fingerprints.
     """
     combined = hashlib.blake2b(digest_size=32)
     combined.update(f"runner-dataset-v1\0{fmt}\0".encode())
     base = root(files)
     per_file: dict[str, str] = {}
     for path in files:
-        name = path.relative_to(base).as_posix().encode()
+        relative = path.relative_to(base).as_posix()
+        name = relative.encode()
         # Lengths first, so that no two different file lists can hash the same stream.
         combined.update(len(name).to_bytes(8, "big") + name)
         own = hashlib.blake2b(digest_size=32)
@@ -44,7 +47,7 @@ def fingerprints(files: Sequence[Path], fmt: Format) -> tuple[str, dict[str, str
                     own.update(chunk)
         except OSError as exc:
             raise InputError(f"{show(path)}: cannot read the file: {exc.strerror}") from exc
-        per_file[show(path)] = own.hexdigest()
+        per_file[relative] = own.hexdigest()
     return combined.hexdigest(), per_file
 
 

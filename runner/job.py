@@ -8,6 +8,8 @@ resume of the same dataset and config). The manifest is first written when sendi
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import os
 import re
@@ -83,6 +85,18 @@ class RunResult:
     manifest: Manifest = field(repr=False)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a job is run, as opposed to what it computes (:class:`RunConfig`)."""
+
+    display: Display | None = None
+    policy: RetryPolicy | None = None
+    transport: httpx.AsyncBaseTransport | None = None
+    handle_signals: bool = False
+    resume_command: str | None = None
+    quit_now: Callable[[], None] | None = None
+
+
 def run_job(
     config: RunConfig,
     *,
@@ -98,29 +112,83 @@ def run_job(
 
     Raises ``RunAborted`` (the API refused the run), ``StorageError`` (a file could not be
     written) or ``RunInterrupted`` after committing what finished; validation errors before
-    anything is sent. ``handle_signals`` (the CLI sets it) makes SIGINT, SIGTERM and SIGHUP
-    stop sending and commit; a second signal marks the manifest and calls ``quit_now``.
+    anything is sent. ``handle_signals`` (the CLI sets it; a library leaves signals alone)
+    makes SIGINT, SIGTERM and SIGHUP stop sending and commit; a second signal marks the
+    manifest and calls ``quit_now``. Called where an event loop is already running (a notebook
+    cell), the job runs on a worker thread and this returns its result all the same.
     """
+    options = RunOptions(display, policy, transport, handle_signals, resume_command, quit_now)
+    if _loop_running():
+        if handle_signals:
+            raise ConfigError("handle_signals needs the main thread, with no event loop running")
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="runner") as pool:
+            return pool.submit(_run_blocking, config, api_key, options).result()
+    return _run_blocking(config, api_key, options)
+
+
+async def arun_job(
+    config: RunConfig,
+    *,
+    api_key: str | None,
+    display: Display | None = None,
+    policy: RetryPolicy | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> RunResult:
+    """:func:`run_job` for async code: ``await arun_job(config, api_key=…)``.
+
+    The checks before sending (reading the dataset, locking ``OUT``) run on a worker thread,
+    so the event loop is not blocked; signals are left to the caller.
+    """
+    options = RunOptions(display, policy, transport)
+    stack = contextlib.ExitStack()
+    try:
+        session = await anyio.to_thread.run_sync(_open, config, api_key, options, stack)
+        return await session.run(False)
+    finally:
+        stack.close()
+
+
+def _run_blocking(config: RunConfig, api_key: str | None, options: RunOptions) -> RunResult:
+    stack = contextlib.ExitStack()
+    try:
+        session = _open(config, api_key, options, stack)
+        return anyio.run(session.run, options.handle_signals)
+    finally:
+        stack.close()
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _open(
+    config: RunConfig, api_key: str | None, options: RunOptions, stack: contextlib.ExitStack
+) -> _Session:
+    """Every check before the first request, then ``OUT`` locked (held until ``stack`` ends)."""
     key = resolve_api_key(config, api_key)
     dataset = open_dataset(config)
     rundir = RunDir(config.run_dir)
     _refuse_early(config, rundir)
     rundir.create()
-    with rundir.locked() as lock:
-        manifest = _prepare(config, dataset, rundir)
-        _warn(recover_journal(rundir.journal).messages())
-        remove_stale_temps(rundir.root)
-        policy = policy or RetryPolicy(
-            max_attempts=config.max_attempts,
-            initial=config.backoff_initial,
-            cap=config.backoff_max,
-            max_elapsed=config.max_elapsed,
-        )
-        session = _Session(config, dataset, rundir, manifest, key, display or Display(), policy)
-        session.transport, session.resume_command, session.quit_now, session.lock = (
-            transport, resume_command, quit_now, lock,
-        )  # fmt: skip
-        return anyio.run(session.run, handle_signals)
+    lock = stack.enter_context(rundir.locked())
+    manifest = _prepare(config, dataset, rundir)
+    _warn(recover_journal(rundir.journal).messages())
+    remove_stale_temps(rundir.root)
+    policy = options.policy or RetryPolicy(
+        max_attempts=config.max_attempts,
+        initial=config.backoff_initial,
+        cap=config.backoff_max,
+        max_elapsed=config.max_elapsed,
+    )
+    session = _Session(config, dataset, rundir, manifest, key, options.display or Display(), policy)
+    session.transport, session.resume_command, session.quit_now, session.lock = (
+        options.transport, options.resume_command, options.quit_now, lock,
+    )  # fmt: skip
+    return session
 
 
 def _warn(lines: list[str], most: int = 10) -> None:
@@ -269,7 +337,7 @@ class _Session:
                 self.display.start(counters)
                 try:
                     async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._tick, journal)
+                        tg.start_soon(self._tick, journal, pipeline)
                         if handle_signals:
                             tg.start_soon(self._watch_signals, pipeline, tg)
                         try:
@@ -354,14 +422,18 @@ class _Session:
             time.monotonic() - started, manifest,
         )  # fmt: skip
 
-    async def _tick(self, journal: Journal) -> None:
+    async def _tick(self, journal: Journal, pipeline: Pipeline) -> None:
         last_sync = time.monotonic()
         while True:
             await anyio.sleep(0.5)
             self.display.tick()
             if time.monotonic() - last_sync >= 2.0:
                 last_sync = time.monotonic()
-                await anyio.to_thread.run_sync(journal.sync)
+                try:
+                    await anyio.to_thread.run_sync(journal.sync)
+                except StorageError as exc:  # the disk failed under us: stop like Ctrl-C
+                    pipeline.fail(exc)
+                    return
 
     async def _watch_signals(self, pipeline: Pipeline, tg: anyio.abc.TaskGroup) -> None:
         grace = self.config.grace_period

@@ -186,6 +186,12 @@ class Pipeline:
         self.stopping.set()
         self._queue.close()
 
+    def fail(self, error: StorageError) -> None:
+        """Nothing more can be committed (disk full, I/O error): stop at once, and say why."""
+        if self.storage_error is None:
+            self.storage_error = error
+        self.cancel()
+
     def cancel(self) -> None:
         """Cancel everything still in flight (after the grace period)."""
         self.stop()
@@ -236,10 +242,7 @@ class Pipeline:
             try:
                 self.journal.append(outcome)
             except StorageError as exc:
-                # Nothing more can be committed: stop as Ctrl-C does, and say why.
-                if self.storage_error is None:
-                    self.storage_error = exc
-                self.cancel()
+                self.fail(exc)
                 return
             self.counters.record(outcome.status)
 

@@ -32,11 +32,15 @@ def parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "data"
 
 
-def test_each_file_has_the_blake2b_of_its_bytes_under_its_shown_path(parts: Path) -> None:
-    """file_fingerprints maps each path as messages show it to blake2b-256 of the file's bytes."""
+def test_each_file_has_the_blake2b_of_its_bytes_under_its_path_below_the_root(
+    parts: Path,
+) -> None:
+    """file_fingerprints maps each file's path below the dataset's root to blake2b-256 of its
+    bytes: the same keys from any working directory (a shard pod, a resume)."""
     dataset = open_("data")
+    assert dataset.file_fingerprints == open_(str(parts.resolve())).file_fingerprints
     assert dataset.file_fingerprints == {
-        f"data/part-{i}.parquet": hashlib.blake2b(
+        f"part-{i}.parquet": hashlib.blake2b(
             (parts / f"part-{i}.parquet").read_bytes(), digest_size=32
         ).hexdigest()
         for i in range(3)
@@ -62,9 +66,9 @@ def test_changes_name_the_changed_added_and_missing_files(parts: Path) -> None:
     (parts / "part-0.parquet").unlink()
     new = open_("data").file_fingerprints
     assert dataset_changes(old, new) == [
-        "changed: data/part-1.parquet",
-        "added: data/part-3.parquet",
-        "missing: data/part-0.parquet",
+        "changed: part-1.parquet",
+        "added: part-3.parquet",
+        "missing: part-0.parquet",
     ]
 
 

@@ -14,6 +14,7 @@ import anyio
 import httpx
 import numpy as np
 import pytest
+from fakes import ok_response
 
 from runner.client import InvokeClient
 from runner.config import RunConfig
@@ -25,7 +26,6 @@ from runner.records import Row
 from runner.results import DoneKeys, Journal, read_manifest, read_results
 from runner.retry import RetryPolicy, no_sleep
 from runner.simulator import SimulatorConfig, SimulatorServer, call_key, fault_for
-from tests.conftest import ok_response
 
 MakeConfig = Callable[..., RunConfig]
 

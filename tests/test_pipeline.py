@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
+from fakes import FakeApi, ok_response
 
 from runner.config import RunConfig
 from runner.errors import RunAborted
@@ -16,7 +17,6 @@ from runner.job import run_job
 from runner.pipeline import request_body, shard_of
 from runner.records import RESULT_COLUMNS, Call, Row
 from runner.results import read_manifest, read_results
-from tests.conftest import FakeApi, ok_response
 
 MakeConfig = Callable[..., RunConfig]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import runner
 
 
@@ -15,10 +17,12 @@ def test_public_api_is_deliberate() -> None:
     assert sorted(runner.__all__) == sorted(
         [
             "RESULT_SCHEMA", "Answer", "AttemptError", "Call", "ConfigError", "Dataset",
-            "GateFailed", "InputError", "Outcome", "ResultsDirError", "RetryPolicy", "Row",
-            "RunAborted", "RunConfig", "RunInterrupted", "RunResult", "RunnerError",
-            "ShardsError", "SimulatorConfig", "SimulatorServer", "UsageError", "__version__",
-            "build_reports", "open_dataset", "run_job", "write_regression",
+            "ErrorBudgetExceeded", "GateFailed", "Gates", "InputError", "Manifest", "Outcome",
+            "RegressionReport", "ResultsDirError", "RetryPolicy", "Row", "RunAborted",
+            "RunConfig", "RunDir", "RunDirLocked", "RunInterrupted", "RunResult", "RunStatus",
+            "RunnerError", "ShardsError", "SimulatorConfig", "SimulatorServer", "StorageError",
+            "UsageError", "__version__", "arun_job", "build_reports", "gate_run",
+            "open_dataset", "read_results", "run_job", "write_regression",
         ]
     )  # fmt: skip
 
@@ -38,3 +42,26 @@ def test_importing_runner_stays_light() -> None:
     code = "import runner, sys; print(sorted({'scipy', 'plotly', 'aiohttp'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_public_door_is_typed_for_a_users_type_checker(tmp_path: Path) -> None:
+    """mypy sees real types through the lazy door: a wrong argument is an error."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "import runner\n"
+        "ok = runner.RunConfig(dataset=('a.csv',), out_dir=Path('o'), deployment='d',"
+        " variants=('v',))\n"
+        "bad = runner.RunConfig(dataset=1, out_dir=Path('o'), deployment='d', variants=('v',))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--strict", str(script)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout
+    errors = [line for line in out.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and "user_script.py:4:" in errors[0], out.stdout
+    assert "dataset" in errors[0]

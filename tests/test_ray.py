@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_shards import assert_same_run, invoke, run_args, write_tickets
+from shards_helpers import assert_same_run, invoke, run_args, write_tickets
 
 from runner.config import RunConfig
 from runner.ray_executor import shard_configs

@@ -143,3 +143,18 @@ def test_gate_inside_one_run_fails_the_worse_variant_and_passes_an_equal_one(
     assert (worse / "gate.md").read_text().startswith("## Gate: variants against baseline: FAIL")
     passed = cli("gate", str(equal), "--max-score-drop", "2", "--max-error-rate-increase", "1")
     assert passed.exit_code == 0, passed.output
+
+
+def test_run_applies_its_gate_options_when_it_ends(dataset: Path, tmp_path: Path) -> None:
+    """One command is a CI check of a prompt change: exit 1 on a regression, 0 without."""
+    gate = ("--max-score-drop", "2", "--expected-column", "expected", "-c", "8")
+    with SimulatorServer(sim_config(seed=5, baseline_wrong=0.0, candidate_wrong=0.2)) as sim:
+        worse = cli("run", str(dataset), "-d", "support-reply", "-v", "baseline", "-v", "candidate",
+                    "--base-url", sim.base_url, "--out", str(tmp_path / "w"), *gate)  # fmt: skip
+    assert worse.exit_code == 1, worse.output
+    assert "--max-score-drop on candidate" in worse.output
+    assert (tmp_path / "w" / "gate.md").exists() and (tmp_path / "w" / "report.html").exists()
+    with SimulatorServer(sim_config(seed=5, baseline_wrong=0.0, candidate_wrong=0.0)) as sim:
+        same = cli("run", str(dataset), "-d", "support-reply", "-v", "baseline", "-v", "candidate",
+                   "--base-url", sim.base_url, "--out", str(tmp_path / "s"), *gate)  # fmt: skip
+    assert same.exit_code == 0, same.output

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest_shards import (
+from shards_helpers import (
     assert_same_run,
     invoke,
     journal_lines,

@@ -158,7 +158,13 @@ def report(out: Path, score: str | None, baseline_variant: str | None) -> None:
 
     Pass --score to score again with another scorer.
     """
-    write_and_print_reports(out, score, baseline_variant)
+    from runner.fsutil import remove_stale_temps
+    from runner.rundir import RunDir
+
+    rundir = RunDir(out)
+    with rundir.locked():  # not while a run (or another report) writes the same files
+        remove_stale_temps(rundir.root)
+        write_and_print_reports(out, score, baseline_variant)
 
 
 @main.command()

@@ -13,9 +13,16 @@ import click
 
 from runner.budget import check_error_budget
 from runner.cli.app import main
-from runner.cli.reports import baseline_option, score_option, write_and_print_reports
+from runner.cli.reports import (
+    baseline_option,
+    gate_options,
+    gates_from_params,
+    print_gate,
+    score_option,
+    write_and_print_reports,
+)
 from runner.config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, RunConfig, parse_tag
-from runner.errors import ConfigError, StorageError
+from runner.errors import ConfigError, ErrorBudgetExceeded, GateFailed, StorageError
 from runner.job import RunResult, run_job
 from runner.progress import auto_display
 
@@ -233,6 +240,7 @@ class _KeepArgs(click.Command):
 @main.command(cls=_KeepArgs)
 @run_options
 @executor_options
+@gate_options
 def run(**params: Any) -> None:
     """Invoke every row of DATASET against each --variant and record every outcome.
 
@@ -263,4 +271,28 @@ def run(**params: Any) -> None:
             f"{exc}. The run itself is complete; build its reports later with: "
             f"runner report {shlex.quote(str(result.out_dir))}"
         ) from exc
-    check_error_budget(result.out_dir / "results.parquet", config.max_error_rate)
+    _judge_the_run(result, config, params)
+
+
+def _judge_the_run(result: RunResult, config: RunConfig, params: dict[str, Any]) -> None:
+    """The exit code of a completed run: over the error budget is 4 (the run itself cannot be
+    trusted), else a failed gate is 1, else 0. Both are printed when both apply."""
+    from runner.regression import GATE_MD, gate_run
+    from runner.rundir import RunDir
+
+    failed_gate: GateFailed | None = None
+    gates = gates_from_params(params)
+    if gates.limits_set:
+        report = gate_run(result.out_dir, gates, baseline=params["baseline_variant"])
+        try:
+            print_gate(report, result.out_dir / GATE_MD)
+        except GateFailed as exc:
+            failed_gate = exc
+    try:
+        check_error_budget(RunDir(result.out_dir).results, config.max_error_rate)
+    except ErrorBudgetExceeded as exc:
+        if failed_gate is not None:
+            click.echo(f"error: {failed_gate}", err=True)
+        raise exc from None
+    if failed_gate is not None:
+        raise failed_gate

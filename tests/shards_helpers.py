@@ -39,10 +39,13 @@ def write_tickets(path: Path, rows: int) -> Path:
 
 
 def run_args(base_url: str, dataset: Path, out: Path, *extra: str) -> list[str]:
+    """A sharded run's command. The simulator seeds permanent 422s on about 5 % of the calls
+    (error rows the merge must carry), so the error budget is opened: a shard's share may
+    exceed 5 % by chance."""
     return [
         "run", str(dataset), "--deployment", "support-reply", "--variant", "baseline",
         "--variant", "candidate", "--expected-column", "expected", "--base-url", base_url,
-        "--out", str(out), *extra,
+        "--out", str(out), "--max-error-rate", "1", *extra,
     ]  # fmt: skip
 
 

@@ -8,7 +8,7 @@ one line and an exit code; the codes are listed in :mod:`runner.cli.app`.
 
 from __future__ import annotations
 
-from runner.cli import reports, run, tools
+from runner.cli import export, reports, run, tools
 from runner.cli.app import main
 
-__all__ = ["main", "reports", "run", "tools"]
+__all__ = ["export", "main", "reports", "run", "tools"]

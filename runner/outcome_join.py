@@ -1,0 +1,221 @@
+"""Each dataset row's outcomes, looked up from ``results.parquet`` in bounded memory.
+
+The dataset and the results need not share an order (results are sorted by id, the dataset is
+in the user's order), so this is an external hash join, restored to the dataset's order:
+
+1. the wanted outcomes (``repeat`` 0 of the chosen variants, only the columns asked for) are
+   streamed out of ``results.parquet`` into ``K`` bucket files by a hash of ``row_id``;
+2. the dataset's row ids, with their positions, go into the same ``K`` buckets;
+3. each bucket is joined alone (a ``K``-th of the data in memory) and written sorted by
+   position, in small row groups;
+4. :meth:`InOrder.take` merges the ``K`` sorted buckets back into dataset order, one
+   slice of positions at a time, holding one small row group per bucket.
+
+``K`` grows with the size of the results, so memory stays flat whatever the run's size. A row
+without an outcome for a variant gets nulls and the status :data:`MISSING`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MISSING: Final = "missing"
+
+#: Uncompressed bytes of results per bucket, and rows per row group of a joined bucket.
+BUCKET_BYTES: Final = 32 * 1024 * 1024
+_MERGE_ROWS: Final = 1024
+_READ_ROWS: Final = 65_536
+_SEED: Final = 11
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeJoin:
+    """Joined buckets on disk, ready to be read back in dataset order."""
+
+    buckets: tuple[Path, ...]
+    columns: tuple[str, ...]
+    """Joined columns, named ``<field>@@<variant index>`` (renamed by the caller)."""
+
+    def in_order(self) -> InOrder:
+        """A reader handing out the outcome columns of consecutive dataset batches."""
+        return InOrder([_Sorted(path) for path in self.buckets])
+
+
+class InOrder:
+    """Step 4: the joined buckets merged back into dataset order, one batch at a time."""
+
+    def __init__(self, readers: list[_Sorted]) -> None:
+        self._readers = readers
+        self._start = 0
+
+    def take(self, size: int) -> pl.DataFrame:
+        """The outcome columns of the next ``size`` dataset rows, in their order."""
+        end = self._start + size
+        parts = [p for p in (r.take_below(end) for r in self._readers) if p.height]
+        frame = pl.concat(parts, how="vertical") if parts else pl.DataFrame()
+        if frame.height != size:  # every position is in exactly one bucket
+            raise AssertionError(f"outcome join lost rows {self._start}..{end}")
+        self._start = end
+        return frame.sort("_pos").drop("_pos")
+
+
+def bucket_count(results: Path, columns: Sequence[str]) -> int:
+    """How many buckets keep each one under :data:`BUCKET_BYTES` (by the file's metadata)."""
+    meta = pq.ParquetFile(results).metadata
+    wanted = set(columns)
+    size = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            if column.path_in_schema in wanted:
+                size += column.total_uncompressed_size
+    return max(1, math.ceil(size / BUCKET_BYTES))
+
+
+def join_outcomes(
+    results: Path,
+    ids: Iterable[pa.Array],
+    *,
+    variants: Sequence[str],
+    fields: Sequence[str],
+    scratch: Path,
+) -> OutcomeJoin:
+    """Steps 1–3: bucket the results and the dataset's ids (string arrays, one per batch, in
+    dataset order), then join each bucket. ``scratch`` must be an empty directory."""
+    k = bucket_count(results, ("row_id", *fields))
+    res_paths = _bucket_results(results, variants, fields, scratch, k)
+    key_paths = _bucket_ids(ids, scratch, k)
+    columns = tuple(f"{f}@@{i}" for i in range(len(variants)) for f in fields)
+    joined = []
+    for b in range(k):
+        path = scratch / f"joined-{b}.parquet"
+        frame = _join_bucket(key_paths[b], res_paths[b], variants, fields)
+        pq.write_table(frame.to_arrow(), path, row_group_size=_MERGE_ROWS)
+        res_paths[b].unlink()
+        key_paths[b].unlink()
+        joined.append(path)
+    return OutcomeJoin(tuple(joined), columns)
+
+
+def _bucket_of(row_id: pl.Expr, k: int) -> pl.Expr:
+    return (row_id.hash(seed=_SEED) % k).cast(pl.Int64).alias("_bucket")
+
+
+class _Writers:
+    """One Parquet writer per bucket, opened on first use."""
+
+    def __init__(self, scratch: Path, stem: str, k: int) -> None:
+        self.paths = [scratch / f"{stem}-{b}.parquet" for b in range(k)]
+        self._open: dict[int, pq.ParquetWriter] = {}
+        self._schema: pa.Schema | None = None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        for (bucket,), part in frame.partition_by("_bucket", as_dict=True).items():
+            table = part.drop("_bucket").to_arrow()
+            if self._schema is None:
+                self._schema = table.schema
+            b = int(bucket)
+            if b not in self._open:
+                self._open[b] = pq.ParquetWriter(self.paths[b], self._schema)
+            self._open[b].write_table(table.cast(self._schema))
+
+    def close(self, empty: pa.Schema) -> list[Path]:
+        for writer in self._open.values():
+            writer.close()
+        for b, path in enumerate(self.paths):
+            if b not in self._open:  # a bucket nothing hashed to
+                pq.write_table(empty.empty_table(), path)
+        return self.paths
+
+
+def _bucket_results(
+    results: Path, variants: Sequence[str], fields: Sequence[str], scratch: Path, k: int
+) -> list[Path]:
+    writers = _Writers(scratch, "results", k)
+    wanted = (pl.col("repeat") == 0) & pl.col("variant").is_in(list(variants))
+    source = pq.ParquetFile(results)
+    names = set(source.schema_arrow.names)
+    read = ["row_id", "variant", "repeat", *[f for f in fields if f in names]]
+    empty: pa.Schema | None = None
+    for batch in source.iter_batches(batch_size=_READ_ROWS, columns=read):
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        frame = frame.with_columns(
+            pl.lit(None, dtype=pl.String).alias(f) for f in fields if f not in names
+        )
+        frame = frame.filter(wanted).select("row_id", "variant", *fields)
+        empty = empty or frame.to_arrow().schema
+        writers.write(frame.with_columns(_bucket_of(pl.col("row_id"), k)))
+    if empty is None:
+        schema = {"row_id": pl.String, "variant": pl.String, **dict.fromkeys(fields, pl.String)}
+        empty = pl.DataFrame(schema=schema).to_arrow().schema
+    return writers.close(empty)
+
+
+def _bucket_ids(ids: Iterable[pa.Array], scratch: Path, k: int) -> list[Path]:
+    writers = _Writers(scratch, "ids", k)
+    position = 0
+    for array in ids:
+        frame = pl.DataFrame(
+            {
+                "_pos": pl.int_range(position, position + len(array), eager=True),
+                "row_id": pl.Series("row_id", array.cast(pa.string())),
+            }
+        )
+        position += len(array)
+        writers.write(frame.with_columns(_bucket_of(pl.col("row_id"), k)))
+    empty = pl.DataFrame(schema={"_pos": pl.Int64, "row_id": pl.String}).to_arrow().schema
+    return writers.close(empty)
+
+
+def _join_bucket(
+    keys_path: Path, results_path: Path, variants: Sequence[str], fields: Sequence[str]
+) -> pl.DataFrame:
+    keys = pl.read_parquet(keys_path)
+    results = pl.read_parquet(results_path)
+    frame = keys
+    for i, variant in enumerate(variants):
+        arm = results.filter(pl.col("variant") == variant).select(
+            "row_id", *[pl.col(f).cast(pl.String).alias(f"{f}@@{i}") for f in fields]
+        )
+        frame = frame.join(arm, on="row_id", how="left")
+        if "status" in fields:
+            frame = frame.with_columns(pl.col(f"status@@{i}").fill_null(MISSING))
+    return frame.drop("row_id").sort("_pos")
+
+
+class _Sorted:
+    """A joined bucket read in position order, a row group at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self._batches = pq.ParquetFile(path).iter_batches(batch_size=_MERGE_ROWS)
+        self._buffer: pl.DataFrame | None = None
+        self._done = False
+
+    def _fill(self) -> None:
+        batch = next(self._batches, None)
+        if batch is None:
+            self._done = True
+            return
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        self._buffer = frame if self._buffer is None else pl.concat([self._buffer, frame])
+
+    def take_below(self, end: int) -> pl.DataFrame:
+        """The rows with ``_pos < end`` not taken yet."""
+        while not self._done and (self._buffer is None or self._buffer["_pos"][-1] < end):
+            self._fill()
+        if self._buffer is None:
+            return pl.DataFrame()
+        cut = int(self._buffer["_pos"].search_sorted(end, side="left"))
+        taken, self._buffer = self._buffer.head(cut), self._buffer.slice(cut)
+        return taken

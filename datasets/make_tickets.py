@@ -1,4 +1,5 @@
-"""Regenerate datasets/tickets.csv: synthetic support tickets with their expected category.
+"""Regenerate runner/data/tickets.csv, the demo's sample shipped inside the package:
+synthetic support tickets with their expected category.
 
 The expected label is what the simulator's reference model answers, so the demo's baseline
 scores 100 % and the candidate's seeded wrong answers show up as a measurable regression.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from runner.simulator_model import reference_answer
+from runner.simulator import reference_answer
 
 TEMPLATES = {
     "billing": [
@@ -65,7 +66,7 @@ def make(rows: int = 500, seed: int = 11) -> pl.DataFrame:
 
 
 if __name__ == "__main__":
-    out = Path(__file__).with_name("tickets.csv")
+    out = Path(__file__).resolve().parent.parent / "runner" / "data" / "tickets.csv"
     frame = make()
     frame.write_csv(out)
     print(f"wrote {frame.height} rows to {out}")

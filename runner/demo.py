@@ -1,50 +1,102 @@
 """``runner demo``: the main job on the built-in simulator, end to end, with no key and no
-network. Two variants over the sample tickets, streamed, with injected 502s."""
+network. Two variants over the sample tickets shipped inside the package (``runner/data``),
+streamed, with injected 502s; it works from any directory after a plain ``pip install``."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 from runner.config import RunConfig
 from runner.errors import ResultsDirError
 from runner.job import RunResult, run_job
 from runner.progress import auto_display
-from runner.results import MANIFEST, read_manifest
+from runner.rundir import RunDir
 from runner.simulator import SimulatorConfig, SimulatorServer
 
-SAMPLE = Path(__file__).resolve().parent.parent / "datasets" / "tickets.csv"
+#: The sample dataset's name inside the package (``runner/data/tickets.csv``).
+SAMPLE_NAME = "tickets.csv"
+#: The ``experiment`` a demo run is tagged with: how a later demo knows it may replace it.
+DEMO_EXPERIMENT = "demo"
+
+
+@contextmanager
+def sample_dataset() -> Iterator[Path]:
+    """The packaged sample tickets as a file on disk, for the ``with`` block.
+
+    A real path inside an installed package; extracted to a temporary file only when the
+    package is imported from a zip.
+    """
+    resource = resources.files("runner") / "data" / SAMPLE_NAME
+    with resources.as_file(resource) as path:
+        yield path
 
 
 def _clear_previous_demo(out: Path) -> None:
     """Replace an earlier demo's output, and refuse anything that is not one."""
+    run_dir = RunDir(out)
     if not out.exists() or not any(out.iterdir()):
         return
-    if (out / MANIFEST).exists() and read_manifest(out).get("config", {}).get(
-        "experiment"
-    ) == "demo":
+    if run_dir.has_manifest() and (
+        run_dir.read_manifest().config.get("experiment") == DEMO_EXPERIMENT
+    ):
         shutil.rmtree(out)
         return
     raise ResultsDirError(f"{out} is not empty and not an earlier demo; choose another --out")
 
 
-def run_demo(out: Path, *, rows: int = 200, dataset: Path = SAMPLE) -> RunResult:
+def demo_config(out: Path, dataset: Path, base_url: str, rows: int) -> RunConfig:
+    """The demo's run: two variants of ``support-reply``, streamed, scored on ``expected``."""
+    return RunConfig(
+        dataset=(str(dataset),),
+        out_dir=out,
+        deployment="support-reply",
+        variants=("baseline", "candidate"),
+        expected_column="expected",
+        metadata_columns=("plan",),
+        limit=rows,
+        experiment=DEMO_EXPERIMENT,
+        tags={"source": "runner-demo"},
+        base_url=base_url,
+        stream=True,
+        concurrency=16,
+        backoff_initial=0.05,
+    )
+
+
+def run_demo(
+    out: Path,
+    *,
+    rows: int = 200,
+    dataset: Path | None = None,
+    handle_signals: bool = False,
+    quit_now: Callable[[], None] | None = None,
+) -> RunResult:
+    """Run the demo into ``out`` (replacing an earlier demo there) and return its result.
+
+    ``dataset`` defaults to the packaged sample tickets. ``handle_signals`` and ``quit_now``
+    are passed to :func:`runner.job.run_job` (the CLI sets them; a library leaves signals
+    alone).
+    """
     _clear_previous_demo(out)
     sim = SimulatorConfig(latency_ms=40.0, jitter_ms=20.0, seed=7, faults={"http_502": 0.1})
-    with SimulatorServer(sim) as server:
-        config = RunConfig(
-            dataset=(str(dataset),),
-            out_dir=out,
-            deployment="support-reply",
-            variants=("baseline", "candidate"),
-            expected_column="expected",
-            metadata_columns=("plan",),
-            limit=rows,
-            experiment="demo",
-            tags={"source": "runner-demo"},
-            base_url=server.base_url,
-            stream=True,
-            concurrency=16,
-            backoff_initial=0.05,
+    with SimulatorServer(sim) as server, _dataset_path(dataset) as path:
+        return run_job(
+            demo_config(out, path, server.base_url, rows),
+            api_key=None,
+            display=auto_display(),
+            handle_signals=handle_signals,
+            quit_now=quit_now,
         )
-        return run_job(config, api_key=None, display=auto_display())
+
+
+@contextmanager
+def _dataset_path(dataset: Path | None) -> Iterator[Path]:
+    if dataset is not None:
+        yield dataset
+        return
+    with sample_dataset() as path:
+        yield path

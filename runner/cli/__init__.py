@@ -1,14 +1,15 @@
 """The command line: parse, build a config, call the library, map errors to exit codes.
 
-One module per family of commands: :mod:`~runner.cli.run` (``run``), :mod:`~runner.cli.reports`
-(``report``, ``compare``), :mod:`~runner.cli.tools` (``simulate``, ``demo``, ``merge``). Every
-command runs through :class:`~runner.cli.app.Commands`, the one place where an error becomes
-one line and an exit code; the codes are listed in :mod:`runner.cli.app`.
+One module per family of commands: :mod:`~runner.cli.run` (``run``),
+:mod:`~runner.cli.reports` (``report``, ``compare``, ``gate``), :mod:`~runner.cli.judge`
+(``judge``), :mod:`~runner.cli.tools` (``simulate``, ``demo``, ``merge``). Every command runs
+through :class:`~runner.cli.app.Commands`, the one place where an error becomes one line and an
+exit code; the codes are listed in :mod:`runner.cli.app`.
 """
 
 from __future__ import annotations
 
-from runner.cli import export, reports, run, tools
+from runner.cli import judge, reports, run, tools
 from runner.cli.app import main
 
-__all__ = ["export", "main", "reports", "run", "tools"]
+__all__ = ["judge", "main", "reports", "run", "tools"]

@@ -13,6 +13,7 @@ import click
 
 from runner.budget import check_error_budget
 from runner.cli.app import main
+from runner.cli.judge import judge_options, judge_options_from_params, run_judges
 from runner.cli.reports import (
     baseline_option,
     gate_options,
@@ -240,6 +241,7 @@ class _KeepArgs(click.Command):
 @main.command(cls=_KeepArgs)
 @run_options
 @executor_options
+@judge_options
 @gate_options
 def run(**params: Any) -> None:
     """Invoke every row of DATASET against each --variant and record every outcome.
@@ -253,6 +255,7 @@ def run(**params: Any) -> None:
           --concurrency 32 --experiment nightly --tag team=support --out reports/nightly
     """
     config = build_config(params)
+    judge_options_from_params(params, keep_score=False, base_url=None)  # bad options: exit 2 now
     if params["score"]:
         from runner.scoring import parse_scorer
 
@@ -262,10 +265,14 @@ def run(**params: Any) -> None:
         result = execute_on_ray(config, params, run_args)
     else:
         result = execute_run(config, run_args)
+    judges = judge_options_from_params(params, keep_score=bool(params["score"]), base_url=None)
+    score = _default_score(config, params["score"])
+    if judges is not None:
+        run_judges(result.out_dir, judges)
+        if judges.pointwise is not None and not params["score"]:
+            score = None  # the judge's score is the run's score, already in results.parquet
     try:
-        write_and_print_reports(
-            result.out_dir, _default_score(config, params["score"]), params["baseline_variant"]
-        )
+        write_and_print_reports(result.out_dir, score, params["baseline_variant"])
     except StorageError as exc:
         raise StorageError(
             f"{exc}. The run itself is complete; build its reports later with: "

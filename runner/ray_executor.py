@@ -36,9 +36,9 @@ from runner.errors import (
 )
 from runner.inputs import open_dataset
 from runner.job import RunResult, resolve_api_key, run_job
+from runner.journal import journal_fragment
 from runner.merge import find_shard_dirs, merge_shards
 from runner.progress import Counters, Display
-from runner.journal import journal_fragment
 from runner.records import STATUS_OK
 from runner.rundir import RunDir, RunStatus
 
@@ -99,18 +99,18 @@ def shard_configs(config: RunConfig, tasks: int) -> list[RunConfig]:
     ]
 
 
-def run_shard(values: dict[str, Any], api_key: str | None) -> dict[str, Any]:
+def run_shard(values: dict[str, Any]) -> dict[str, Any]:
     """The body of one Ray task: run or resume one shard to the end; errors come back as data.
 
-    A shard's ``resume`` starts it when it has not started (:func:`runner.job.prepare_out_dir`),
-    so Ray's retry of a task whose worker died continues what the first attempt committed.
+    A shard's ``resume`` starts it when it has not started, so Ray's retry of a task whose
+    worker died continues what the first attempt committed. The API key comes from the worker's
+    own ``FETCH_HIVE_API_KEY`` (a local Ray instance inherits the driver's environment; give a
+    cluster's nodes the secret): it is never a task argument, which Ray keeps in its metadata.
     """
     config = replace(RunConfig.from_mapping(values), resume=True)
     index = config.shard[0] if config.shard else 0
     try:
-        result = run_job(
-            config, api_key=api_key or os.environ.get(API_KEY_ENV), handle_signals=False
-        )
+        result = run_job(config, api_key=os.environ.get(API_KEY_ENV))
     except RunnerError as exc:
         return {"index": index, "status": "failed", "error": exc}
     return {"index": index, "status": result.status, "counts": result.counts}
@@ -137,9 +137,7 @@ def run_on_ray(
     owns_ray = _connect(ray, options.address)
     try:
         task = ray.remote(max_retries=TASK_RETRIES)(run_shard)
-        refs = [
-            task.options(num_cpus=options.task_cpus).remote(c.to_dict(), api_key) for c in configs
-        ]
+        refs = [task.options(num_cpus=options.task_cpus).remote(c.to_dict()) for c in configs]
         counters = _follow(ray, refs, configs, total, display or Display(), resume_command)
         outcomes = [_outcome(ray, ref, i) for i, ref in enumerate(refs)]
     finally:

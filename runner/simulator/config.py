@@ -30,6 +30,10 @@ PERMANENT_KINDS: Final = ("http_400", "http_422")
 
 UsageShape = Literal["nested", "flat"]
 
+#: What a judge variant answers (see :func:`runner.simulator.model.judge_response`).
+JudgeKind = Literal["pointwise", "pointwise_text", "pairwise", "pairwise_biased", "garbage"]
+JUDGE_KINDS: Final = ("pointwise", "pointwise_text", "pairwise", "pairwise_biased", "garbage")
+
 
 class SimulatorConfigError(ConfigError, ValueError):
     """An invalid simulator setting: a ``ConfigError`` for the CLI, a ``ValueError`` for callers."""
@@ -47,8 +51,15 @@ class VariantProfile:
     """Append an explanatory sentence after the label, so outputs are longer."""
     model: str = "gpt-5-nano"
     """The ``model`` field of every answer."""
+    judge: JudgeKind | None = None
+    """Answer as a judge deployment instead of as the ticket classifier: ``pointwise``
+    (``{"score": 0|1, "reason": …}``), ``pointwise_text`` (a last line ``SCORE: N``),
+    ``pairwise`` (``{"winner": "A"|"B"|"tie", …}``, the side whose label is right),
+    ``pairwise_biased`` (always ``A``: a position-biased judge) or ``garbage`` (no verdict)."""
 
     def __post_init__(self) -> None:
+        if self.judge is not None and self.judge not in JUDGE_KINDS:
+            raise SimulatorConfigError(f"judge must be one of {JUDGE_KINDS}, got {self.judge!r}")
         if not 0.0 <= self.wrong_rate <= 1.0:
             raise SimulatorConfigError(f"wrong_rate must be in [0, 1], got {self.wrong_rate}")
         if self.latency_factor < 0:

@@ -8,6 +8,7 @@ functions of the config's ``seed`` and of the request's call key
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -85,6 +86,8 @@ def model_response(
     ``inputs_json``, the canonical JSON of ``inputs``, saves computing it again.
     """
     profile = config.profile(variant)
+    if profile.judge is not None:
+        return judge_response(profile.judge, inputs)
     label = reference_answer(inputs)
     if profile.wrong_rate > 0:
         text = canonical_json(inputs) if inputs_json is None else inputs_json
@@ -94,6 +97,32 @@ def model_response(
     if profile.verbose:
         return f"{label}. This ticket is about {label}, so I routed it to the {label} team."
     return label
+
+
+def label_of(output: Any) -> str:
+    """The label an answer gives: its first word (a verbose answer starts ``label.``)."""
+    text = str(output or "").strip().lower()
+    return re.split(r"[^a-z]+", text, maxsplit=1)[0] if text else ""
+
+
+def judge_response(kind: str, inputs: Mapping[str, Any]) -> str:
+    """A judge deployment's answer. It grades by the ticket's reference label (computed from
+    ``input``), so its verdicts are exactly predictable: an answer is right when its label is
+    the reference label."""
+    truth = reference_answer({"input": inputs.get("input", "")})
+    if kind in ("pointwise", "pointwise_text"):
+        right = label_of(inputs.get("output")) == truth
+        if kind == "pointwise_text":
+            return f"The label should be {truth}.\nSCORE: {int(right)}"
+        return json.dumps({"score": int(right), "reason": f"the right label is {truth}"})
+    if kind == "pairwise_biased":
+        return json.dumps({"winner": "A", "reason": "the first answer reads better"})
+    if kind == "pairwise":
+        a = label_of(inputs.get("output_a")) == truth
+        b = label_of(inputs.get("output_b")) == truth
+        winner = "A" if a and not b else "B" if b and not a else "tie"
+        return json.dumps({"winner": winner, "reason": f"the right label is {truth}"})
+    return "Both answers have merits; I cannot decide."
 
 
 def response_pieces(text: str, size: int = 4) -> list[str]:

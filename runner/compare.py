@@ -46,6 +46,11 @@ PAIR_KEYS: Final = ("row_id", "repeat")
 LATENCY_QUANTILES: Final = (0.5, 0.9, 0.95, 0.99)
 
 _OK: Final = pl.col("status") == STATUS_OK
+_HASH_SEED: Final = 5
+
+#: The polars engine of every query here: streaming, so a scan of results.parquet is read in
+#: pieces and only the columns a query names are loaded.
+ENGINE: Final = "streaming"
 _ARM_COLUMNS: Final = ("status", "output", "score", "latency_ms", "total_tokens")
 
 TOP_ERRORS: Final = 5
@@ -67,7 +72,9 @@ class StatOptions:
 DEFAULT_OPTIONS: Final = StatOptions()
 
 
-def _lazy(results: Results) -> pl.LazyFrame:
+def lazy_results(results: Results) -> pl.LazyFrame:
+    """``results`` as a LazyFrame that has ``score`` and ``score_error`` columns (null when
+    the results carry none)."""
     lf = results.lazy()
     names = lf.collect_schema().names()
     if "score" not in names:
@@ -77,9 +84,14 @@ def _lazy(results: Results) -> pl.LazyFrame:
     return lf
 
 
+_lazy = lazy_results
+
+
 def variants_of(results: Results) -> list[str]:
     """The variants in ``results``, in order of first appearance."""
-    col = results.lazy().select(pl.col("variant").unique(maintain_order=True)).collect()
+    col = (
+        results.lazy().select(pl.col("variant").unique(maintain_order=True)).collect(engine=ENGINE)
+    )
     return [str(v) for v in col["variant"]]
 
 
@@ -89,7 +101,7 @@ def scores_are_binary(results: Results) -> bool:
     row = (
         _lazy(results)
         .select(score.len().alias("n"), score.is_in([0.0, 1.0]).all().alias("binary"))
-        .collect()
+        .collect(engine=ENGINE)
     )
     return bool(row["n"][0] > 0 and row["binary"][0])
 
@@ -125,7 +137,7 @@ def summarize(
             (pl.col("errors") / pl.col("rows")).alias("error_rate"),
             pl.col("errors_by_type").fill_null(pl.lit([], dtype=_ERRORS_BY_TYPE)),
         )
-        .collect()
+        .collect(engine=ENGINE)
     )
     frame = frame.with_columns(**_score_intervals(lf, frame, options, scores_are_binary(lf)))
     return frame.select(SUMMARY_COLUMNS)
@@ -195,7 +207,7 @@ def _errors_by_type(lf: pl.LazyFrame) -> pl.LazyFrame:
 def _consistency(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Among rows with two or more ok repeats, the share whose outputs are all identical."""
     # Without --repeat there is nothing to agree; skip a group-by over every row.
-    repeated = lf.select((pl.col("repeat") > 0).any()).collect().item()
+    repeated = lf.select((pl.col("repeat") > 0).any()).collect(engine=ENGINE).item()
     per_row = (
         lf.filter(_OK & repeated)
         .group_by("variant", "row_id")
@@ -222,7 +234,7 @@ def _score_intervals(
             low, high = stats.wilson_interval(successes, scored, confidence=options.confidence)
             method = "wilson"
         else:
-            values = lf.filter(pl.col("variant") == variant).select("score").collect()
+            values = lf.filter(pl.col("variant") == variant).select("score").collect(engine=ENGINE)
             low, high = stats.bootstrap_mean_ci(
                 values["score"].drop_nulls().to_numpy(),
                 confidence=options.confidence,
@@ -244,8 +256,12 @@ def _score_intervals(
 
 
 def _arm(lf: pl.LazyFrame, variant: str, prefix: str) -> pl.LazyFrame:
+    """One variant's calls; the output as a 64-bit hash (equal outputs, equal hashes), so a
+    pairing of a million rows holds numbers, not texts."""
+    columns = {c: pl.col(c) for c in _ARM_COLUMNS}
+    columns["output"] = pl.col("output").hash(seed=_HASH_SEED)
     return lf.filter(pl.col("variant") == variant).select(
-        *PAIR_KEYS, *[pl.col(c).alias(prefix + c) for c in _ARM_COLUMNS]
+        *PAIR_KEYS, *[expr.alias(prefix + c) for c, expr in columns.items()]
     )
 
 
@@ -254,7 +270,7 @@ def pairs_of(base: Results, cand: Results, variant_b: str, variant_c: str) -> pl
     ``(row_id, repeat)``: columns ``b_*`` and ``c_*`` as :func:`paired_metrics` reads them."""
     # No order is kept (it costs a third of the time): no paired metric depends on row order.
     left, right = _arm(_lazy(base), variant_b, "b_"), _arm(_lazy(cand), variant_c, "c_")
-    return left.join(right, on=PAIR_KEYS).collect()
+    return left.join(right, on=PAIR_KEYS).collect(engine=ENGINE)
 
 
 COMPARISON_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -441,34 +457,55 @@ def side_by_side(
     other way round. Regressions come first, then improvements, then other changes, each in
     the order of the results.
     """
+    flagged = side_by_side_flagged(results, baseline, variants=variants).collect(engine=ENGINE)
+    return in_side_by_side_order(flagged.lazy()).collect(engine=ENGINE)
+
+
+SIDE_BY_SIDE_RANK: Final = "_rank"
+"""A helper column of :func:`side_by_side_flagged`: 0 for the rows shown first, 7 last."""
+
+
+def side_by_side_flagged(
+    results: Results, baseline: str, *, variants: Sequence[str] | None = None
+) -> pl.LazyFrame:
+    """The rows of :func:`side_by_side` in the order of the results, with their flags and a
+    :data:`SIDE_BY_SIDE_RANK` column; :func:`in_side_by_side_order` puts them in order."""
     lf = _lazy(results)
     order = _order(results, variants)
     if baseline not in order:
         raise ConfigError(f"baseline variant {baseline!r} is not in the results ({order})")
-    frame = (
-        lf.select(*PAIR_KEYS, "inputs", "expected")
-        .unique(PAIR_KEYS, keep="first", maintain_order=True)
-        .with_row_index("_position")
+    frame = lf.select(*PAIR_KEYS, "inputs", "expected").unique(
+        PAIR_KEYS, keep="first", maintain_order=True
     )
     fields = ("output", "status", "score", "latency_ms")
     for v in order:
         arm = lf.filter(pl.col("variant") == v).select(
             *PAIR_KEYS, *[pl.col(f).alias(f"{f}_{v}") for f in fields]
         )
-        frame = frame.join(arm, on=PAIR_KEYS, how="left")
+        frame = frame.join(arm, on=PAIR_KEYS, how="left", maintain_order="left")
     candidates = [v for v in order if v != baseline] or [baseline]
     flags = {
         "changed": pl.any_horizontal(_changed(baseline, v) for v in candidates),
         "regression": pl.any_horizontal(_worse(baseline, v) for v in candidates),
         "improvement": pl.any_horizontal(_worse(v, baseline) for v in candidates),
     }
-    order_by = ["regression", "improvement", "changed", "_position"]
-    return (
-        frame.with_columns(**{k: e.fill_null(False) for k, e in flags.items()})
-        .sort(order_by, descending=[True, True, True, False])
-        .drop("_position")
-        .collect()
+    flagged = frame.with_columns(**{k: e.fill_null(False) for k, e in flags.items()})
+    rank = (
+        (~pl.col("regression")).cast(pl.Int8) * 4
+        + (~pl.col("improvement")).cast(pl.Int8) * 2
+        + (~pl.col("changed")).cast(pl.Int8)
     )
+    return flagged.with_columns(rank.alias(SIDE_BY_SIDE_RANK))
+
+
+def in_side_by_side_order(flagged: pl.LazyFrame) -> pl.LazyFrame:
+    """Regressions first, then improvements, then other changes, each in the results' order.
+
+    Eight order-keeping filtered passes instead of a sort: over a file on disk each pass
+    streams, so no pass holds the table (a sort would)."""
+    rank = pl.col(SIDE_BY_SIDE_RANK)
+    parts = [flagged.filter(rank == r) for r in range(8)]
+    return pl.concat(parts, how="vertical").drop(SIDE_BY_SIDE_RANK)
 
 
 def _changed(baseline: str, variant: str) -> pl.Expr:

@@ -17,8 +17,10 @@ manifest is read in one place, :func:`read_run_facts`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,14 +31,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runner import compare
+from runner import compare, segments
 from runner.compare import DEFAULT_OPTIONS, StatOptions
-from runner.errors import ConfigError
-from runner.fsutil import atomic_write_parquet, atomic_write_text
+from runner.errors import ConfigError, ResultsDirError, StorageError
+from runner.fsutil import atomic_path, atomic_write_parquet, atomic_write_text, describe_os_error
 from runner.provenance import package_versions
 from runner.records import RESULT_SCHEMA, STATUS_OK
-from runner.report_html import render_report
-from runner.results import RESULTS, read_manifest, read_results
+from runner.report_html import MAX_CHANGED_ROWS, render_report
+from runner.results import read_manifest, read_results
+from runner.rundir import RunDir
 from runner.scoring import (
     SCORE_COLUMN,
     SCORE_ERROR_COLUMN,
@@ -52,6 +55,8 @@ SUMMARY: Final = "summary.parquet"
 COMPARISON: Final = "comparison.parquet"
 SIDE_BY_SIDE: Final = "side_by_side.parquet"
 REPORT_HTML: Final = "report.html"
+SUMMARY_BY_SEGMENT: Final = "summary_by_segment.parquet"
+COMPARISON_BY_SEGMENT: Final = "comparison_by_segment.parquet"
 
 #: Parquet key-value metadata: the scorer spec behind the ``score`` column, and provenance.
 SCORER_KEY: Final = b"runner.score"
@@ -98,15 +103,23 @@ def read_run_facts(out_dir: Path) -> RunFacts:
 
 @dataclass(frozen=True, slots=True)
 class ReportPaths:
-    """Where :func:`build_reports` wrote each file, and what it has to say about scoring."""
+    """Where :func:`build_reports` wrote each file, and what it has to say about scoring.
+
+    With one variant there is nothing to set side by side: ``side_by_side`` is ``None`` and no
+    such file is left in ``OUT``; ``comparison.parquet`` is still written, with no rows, so
+    that every reader of a run finds it. Without segments the ``*_by_segment`` paths are
+    ``None``.
+    """
 
     results: Path
     summary: Path
     comparison: Path
-    side_by_side: Path
+    side_by_side: Path | None
     html: Path
     notes: tuple[str, ...] = ()
     """One line each, e.g. ``12 rows have no expected value: not scored``."""
+    summary_by_segment: Path | None = None
+    comparison_by_segment: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,49 +161,127 @@ def build_reports(
     score: str | None = None,
     baseline: str | None = None,
     options: StatOptions = DEFAULT_OPTIONS,
+    segments: Sequence[str] = (),
 ) -> ReportPaths:
     """Score ``OUT/results.parquet`` (when ``score`` is given) and write every report of ``OUT``.
 
     Without ``score`` the ``score`` column already in the results is used, if any. Calls no
     API, so it can be run again at any time, with another scorer or baseline. A scorer that
     fails on a row leaves that row unscored with its ``score_error``; every report is written.
+    ``segments`` (metadata or input columns) adds ``summary_by_segment.parquet`` and
+    ``comparison_by_segment.parquet`` and their tables in ``report.html``.
+
+    Memory does not grow with the run: every query scans ``results.parquet`` lazily with the
+    columns it needs on the streaming engine, outputs are compared by hash, side_by_side is
+    written by streaming sinks, and the HTML collects only the rows it shows.
     """
     facts = read_run_facts(out_dir)
-    scored = scored_results(out_dir, score)
-    results, scorer = scored.results, scored.scorer
+    rundir = RunDir(out_dir)
+    scorer, notes = _score_file(rundir.results, score)
+    results = compare.lazy_results(_scan(rundir.results))
     variants = variant_order(results, facts)
     base = baseline_of(baseline, variants)
     prov = _provenance(facts, variants, base, scorer)
-    paths = ReportPaths(
-        results=out_dir / RESULTS,
-        summary=out_dir / SUMMARY,
-        comparison=out_dir / COMPARISON,
-        side_by_side=out_dir / SIDE_BY_SIDE,
-        html=out_dir / REPORT_HTML,
-        notes=scored.notes,
-    )
-    if score is not None:
-        _write_results(paths.results, results, scorer)
+    several = len(variants) > 1
     summary = compare.summarize(results, variants=variants, options=options)
-    comparison = compare.compare_variants(results, base, variants=variants, options=options)
-    rows = compare.side_by_side(results, base, variants=variants)
-    for path, frame in ((paths.summary, summary), (paths.comparison, comparison)):
-        _write_frame(path, frame, prov)
-    _write_frame(paths.side_by_side, rows, prov)
+    comparison = (
+        compare.compare_variants(results, base, variants=variants, options=options)
+        if several
+        else compare.metrics_frame([], {"baseline": pl.String(), "variant": pl.String()})
+    )
+    _write_frame(rundir.summary, summary, prov)
+    _write_frame(rundir.comparison, comparison, prov)
+    shown, changed_total = pl.DataFrame(), 0
+    if several:
+        shown, changed_total = _write_side_by_side(rundir, results, base, variants, prov)
+    else:
+        with contextlib.suppress(FileNotFoundError):  # left by an earlier report: now stale
+            rundir.side_by_side.unlink()
+    by_segment = _segment_reports(rundir, results, segments, base, variants, options, prov)
     label = score_label(scorer)
-    verdicts = verdict_lines(comparison, score_label=label, confidence=options.confidence)
     html = render_report(
         provenance=prov.as_dict(),
-        verdicts=verdicts,
-        notes=scored.notes,
+        verdicts=verdict_lines(comparison, score_label=label, confidence=options.confidence),
+        notes=notes,
         summary=summary,
-        comparison=comparison,
-        side_by_side=rows,
+        comparison=comparison if several else None,
+        changed_rows=shown if several else None,
+        changed_total=changed_total,
         latency=_latency_boxes(results),
         score_label=label,
+        summary_by_segment=by_segment[0] if by_segment else None,
+        comparison_by_segment=by_segment[1] if by_segment and several else None,
     )
-    atomic_write_text(paths.html, html)
-    return paths
+    atomic_write_text(rundir.report_html, html)
+    return ReportPaths(
+        results=rundir.results,
+        summary=rundir.summary,
+        comparison=rundir.comparison,
+        side_by_side=rundir.side_by_side if several else None,
+        html=rundir.report_html,
+        notes=notes,
+        summary_by_segment=out_dir / SUMMARY_BY_SEGMENT if by_segment else None,
+        comparison_by_segment=out_dir / COMPARISON_BY_SEGMENT if by_segment else None,
+    )
+
+
+def _scan(path: Path) -> pl.LazyFrame:
+    if not path.exists():
+        raise ResultsDirError(f"{path} does not exist; run the job first (or resume it)")
+    return pl.scan_parquet(path)
+
+
+def _write_side_by_side(
+    rundir: RunDir,
+    results: pl.LazyFrame,
+    baseline: str,
+    variants: Sequence[str],
+    prov: Provenance,
+) -> tuple[pl.DataFrame, int]:
+    """Stream side_by_side.parquet to disk; return the first changed rows and their number.
+
+    The rows are joined and flagged in the results' order into a scratch file, then copied
+    into their report order by order-keeping filtered scans of it: no step holds the table.
+    """
+    flagged = compare.side_by_side_flagged(results, baseline, variants=variants)
+    metadata = {PROVENANCE_KEY: _provenance_json(prov).encode("utf-8")}
+    # ".compact-*": the scratch name remove_stale_temps clears after a killed writer.
+    try:
+        with tempfile.TemporaryDirectory(dir=rundir.root, prefix=".compact-sbs-") as scratch:
+            unordered = Path(scratch) / "flagged.parquet"
+            flagged.sink_parquet(unordered, engine=compare.ENGINE)
+            ordered = compare.in_side_by_side_order(pl.scan_parquet(unordered))
+            _stream_parquet(rundir.side_by_side, ordered, metadata)
+    except OSError as exc:
+        raise StorageError(f"cannot write {rundir.side_by_side}: {describe_os_error(exc)}") from exc
+    except pl.exceptions.PolarsError as exc:
+        raise StorageError(f"cannot write {rundir.side_by_side}: {exc}") from exc
+    changed = pl.col("changed") | pl.col("regression") | pl.col("improvement")
+    rows = pl.scan_parquet(rundir.side_by_side).filter(changed)
+    shown = rows.head(MAX_CHANGED_ROWS).collect(engine=compare.ENGINE)
+    total = rows.select(pl.len()).collect(engine=compare.ENGINE).item()
+    return shown, int(total)
+
+
+def _segment_reports(
+    rundir: RunDir,
+    results: pl.LazyFrame,
+    columns: Sequence[str],
+    baseline: str,
+    variants: Sequence[str],
+    options: StatOptions,
+    prov: Provenance,
+) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    if not columns:
+        return None
+    columns = list(dict.fromkeys(columns))
+    summary = segments.summary_by_segment(results, columns, variants=variants, options=options)
+    comparison = segments.comparison_by_segment(
+        results, columns, baseline, variants=variants, options=options
+    )
+    _write_frame(rundir.root / SUMMARY_BY_SEGMENT, summary, prov)
+    _write_frame(rundir.root / COMPARISON_BY_SEGMENT, comparison, prov)
+    return summary, comparison
 
 
 def write_regression(
@@ -221,22 +312,76 @@ def scored_results(out_dir: Path, score: str | None) -> Scored:
     if SCORE_COLUMN not in results.columns:
         results = results.with_columns(pl.lit(None, dtype=pl.Float64).alias(SCORE_COLUMN))
         return Scored(results, None)
-    stored = _stored_scorer(out_dir / RESULTS)
+    stored = _stored_scorer(RunDir(out_dir).results)
     return Scored(results, stored, _scoring_notes(results, 0))
 
 
-def _scoring_notes(results: pl.DataFrame, no_expected: int) -> tuple[str, ...]:
+def _scoring_notes(results: pl.DataFrame | pl.LazyFrame, no_expected: int) -> tuple[str, ...]:
     notes = []
     if no_expected:
         notes.append(f"{no_expected:,} rows have no expected value: not scored")
-    if SCORE_ERROR_COLUMN in results.columns:
-        failed = results[SCORE_ERROR_COLUMN].drop_nulls()
-        if failed.len():
+    lf = results.lazy()
+    if SCORE_ERROR_COLUMN in lf.collect_schema().names():
+        failed = pl.col(SCORE_ERROR_COLUMN).drop_nulls()
+        row = lf.select(failed.len().alias("n"), failed.first().alias("first")).collect(
+            engine=compare.ENGINE
+        )
+        if row["n"][0]:
             notes.append(
-                f"the scorer failed on {failed.len():,} rows (score left empty; first: "
-                f"{failed[0]}); see score_error in results.parquet"
+                f"the scorer failed on {row['n'][0]:,} rows (score left empty; first: "
+                f"{row['first'][0]}); see score_error in results.parquet"
             )
     return tuple(notes)
+
+
+def _score_file(path: Path, score: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """Score ``results.parquet`` in place when ``score`` is given (streamed: the results are
+    never all in memory); return the scorer behind its score column and the scoring notes."""
+    scorer = parse_scorer(score) if score is not None else None  # a bad spec fails first
+    results = _scan(path)
+    if scorer is None:
+        if SCORE_COLUMN not in results.collect_schema().names():
+            return None, ()
+        return _stored_scorer(path), _scoring_notes(results, 0)
+    no_expected = missing_expected(results, scorer)
+    scored = score_results(results, scorer)
+    schema = _results_schema(scored.head(0).collect().to_arrow().schema, scorer.spec)
+    _stream_parquet(path, scored, schema.metadata, schema)
+    return scorer.spec, _scoring_notes(_scan(path), no_expected)
+
+
+#: Rows computed and written at a time by :func:`_stream_parquet`.
+_STREAM_ROWS: Final = 65_536
+
+
+def _stream_parquet(
+    path: Path,
+    frame: pl.LazyFrame,
+    metadata: Mapping[bytes, bytes] | None,
+    schema: pa.Schema | None = None,
+) -> None:
+    """Write ``frame`` to ``path`` atomically, a batch at a time, in order, with Arrow types
+    ``schema`` (default: the frame's, strings plain) and key-value ``metadata``."""
+    if schema is None:
+        empty = frame.head(0).collect().to_arrow().schema
+        schema = pa.schema([_plain(f) for f in empty], metadata=metadata)
+    try:
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
+            for batch in frame.collect_batches(chunk_size=_STREAM_ROWS, engine=compare.ENGINE):
+                out.write_table(batch.to_arrow().cast(schema))
+    except pl.exceptions.PolarsError as exc:
+        raise StorageError(f"cannot write {path}: {exc}") from exc
+
+
+def _results_schema(schema: pa.Schema, scorer: str | None) -> pa.Schema:
+    """The result schema's own types for its columns (plain strings for the others), and the
+    scorer in the metadata."""
+    fields = [
+        RESULT_SCHEMA.field(field.name) if field.name in RESULT_SCHEMA.names else _plain(field)
+        for field in schema
+    ]
+    metadata = {SCORER_KEY: scorer.encode("utf-8")} if scorer else None
+    return pa.schema(fields, metadata=metadata)
 
 
 def _stored_scorer(path: Path) -> str | None:
@@ -245,7 +390,7 @@ def _stored_scorer(path: Path) -> str | None:
     return raw.decode("utf-8") if raw else None
 
 
-def variant_order(results: pl.DataFrame, facts: RunFacts) -> list[str]:
+def variant_order(results: pl.DataFrame | pl.LazyFrame, facts: RunFacts) -> list[str]:
     """The run's ``--variant`` order, then any other variant found in the results."""
     present = compare.variants_of(results)
     configured = list(facts.variants)
@@ -295,42 +440,34 @@ def _report_versions() -> dict[str, str]:
 # ------------------------------------------------------------------------------- writing
 
 
-def _write_results(path: Path, results: pl.DataFrame, scorer: str | None) -> None:
-    """Rewrite ``results.parquet`` with its score column, keeping the result schema's types."""
-    table = results.to_arrow()
-    fields = [
-        RESULT_SCHEMA.field(name)
-        if name in RESULT_SCHEMA.names
-        else _plain(table.schema.field(name))
-        for name in table.column_names
-    ]
-    metadata = {SCORER_KEY: scorer.encode("utf-8")} if scorer else None
-    atomic_write_parquet(path, table.cast(pa.schema(fields, metadata=metadata)))
-
-
 def _plain(field: pa.Field) -> pa.Field:
-    """polars writes large strings; the result columns are plain ones."""
-    return field.with_type(pa.string()) if pa.types.is_large_string(field.type) else field
+    """polars writes large strings and string views; the result columns are plain strings."""
+    if pa.types.is_large_string(field.type) or pa.types.is_string_view(field.type):
+        return field.with_type(pa.string())
+    return field
+
+
+def _provenance_json(prov: Provenance) -> str:
+    return json.dumps(prov.as_dict(), default=str)
 
 
 def _write_frame(path: Path, frame: pl.DataFrame, prov: Provenance) -> None:
     table = frame.to_arrow()
-    provenance = json.dumps(prov.as_dict(), default=str).encode("utf-8")
+    provenance = _provenance_json(prov).encode("utf-8")
     atomic_write_parquet(path, table.replace_schema_metadata({PROVENANCE_KEY: provenance}))
 
 
-def _latency_boxes(results: pl.DataFrame) -> pl.DataFrame:
+def _latency_boxes(results: pl.LazyFrame) -> pl.DataFrame:
     """Per variant, the five numbers of a latency box plot (ok rows), whiskers at p5 and p95."""
     latency = pl.col("latency_ms").filter(pl.col("status") == STATUS_OK)
     quantiles = {"p5": 0.05, "q1": 0.25, "median": 0.5, "q3": 0.75, "p95": 0.95}
     return (
-        results.lazy()
-        .group_by("variant", maintain_order=True)
+        results.group_by("variant", maintain_order=True)
         .agg(
             *[latency.quantile(q, "linear").alias(name) for name, q in quantiles.items()],
             latency.mean().alias("mean"),
         )
-        .collect()
+        .collect(engine=compare.ENGINE)
     )
 
 

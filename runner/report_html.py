@@ -19,6 +19,7 @@ import polars as pl
 from runner.console import error_line
 
 MAX_CHANGED_ROWS: Final = 200
+"""Changed rows report.html shows (side_by_side.parquet has them all)."""
 MAX_CELL_CHARS: Final = 600
 
 _CSS: Final = """
@@ -48,43 +49,58 @@ def render_report(
     provenance: Mapping[str, Any],
     verdicts: Sequence[str],
     summary: pl.DataFrame,
-    comparison: pl.DataFrame,
-    side_by_side: pl.DataFrame,
+    comparison: pl.DataFrame | None,
+    changed_rows: pl.DataFrame | None,
     latency: pl.DataFrame,
     score_label: str,
+    changed_total: int | None = None,
     notes: Sequence[str] = (),
-    max_changed_rows: int = MAX_CHANGED_ROWS,
+    summary_by_segment: pl.DataFrame | None = None,
+    comparison_by_segment: pl.DataFrame | None = None,
 ) -> str:
-    """The whole report as one HTML document."""
+    """The whole report as one HTML document.
+
+    Sections with nothing to say are left out: without ``comparison`` (one variant) there is
+    no verdict, comparison or changed-rows section; with nothing scored, no score chart.
+    ``changed_rows`` holds only the rows to show (regressions first); ``changed_total``
+    says how many there are in all.
+    """
     variants = [str(v) for v in provenance["variants"]]
-    charts = [
-        _figure_html(_latency_figure(latency), "chart-latency"),
-        _figure_html(_score_figure(summary, score_label), "chart-score"),
-        _figure_html(_errors_figure(summary), "chart-errors"),
-    ]
+    scored = summary.filter(pl.col("score_mean").is_not_null()).height > 0
+    charts = [_figure_html(_latency_figure(latency), "chart-latency")]
+    if scored:
+        charts.append(_figure_html(_score_figure(summary, score_label), "chart-score"))
+    charts.append(_figure_html(_errors_figure(summary), "chart-errors"))
     title = f"Evaluation report: {provenance.get('deployment') or 'run'}"
     body = [
         f"<h1>{escape(title)}</h1>",
         f'<p class="sub">run {_code(provenance.get("run_id"))} · baseline '
         f"{_code(provenance['baseline'])} · score: {escape(score_label)} · generated "
         f"{escape(str(provenance.get('generated_at')))}</p>",
-        "<h2>Verdict</h2>",
-        _verdicts(verdicts),
+    ]
+    if comparison is not None:
+        body += ["<h2>Verdict</h2>", _verdicts(verdicts)]
+    body += [
         _notes(notes),
         '<h2>Charts</h2><div class="charts">' + "".join(charts) + "</div>",
         "<h2>Variants</h2>",
         _table(summary.drop("errors_by_type"), _SUMMARY_FORMATS),
         "<h2>Errors</h2>",
         _errors(summary),
-        "<h2>Against the baseline</h2>",
-        _table(comparison, _COMPARISON_FORMATS)
-        if comparison.height
-        else "<p>One variant only.</p>",
-        "<h2>Changed rows</h2>",
-        _changed_rows(side_by_side, variants, max_changed_rows),
-        "<h2>Provenance</h2>",
-        _provenance(provenance),
     ]
+    if comparison is not None:
+        body += ["<h2>Against the baseline</h2>", _table(comparison, _COMPARISON_FORMATS)]
+    if summary_by_segment is not None:
+        body += ["<h2>By segment</h2>", _segment_summary(summary_by_segment)]
+    if comparison_by_segment is not None:
+        body += [
+            "<h2>Against the baseline, by segment</h2>",
+            _segment_comparison(comparison_by_segment),
+        ]
+    if changed_rows is not None:
+        total = changed_rows.height if changed_total is None else changed_total
+        body += ["<h2>Changed rows</h2>", _changed_rows(changed_rows, variants, total)]
+    body += ["<h2>Provenance</h2>", _provenance(provenance)]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_CSS}</style>"
@@ -299,19 +315,89 @@ def _clip(text: str | None) -> str:
     return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS] + " …"
 
 
-def _changed_rows(side_by_side: pl.DataFrame, variants: Sequence[str], limit: int) -> str:
-    changed = side_by_side.filter(pl.col("changed") | pl.col("regression") | pl.col("improvement"))
+def _changed_rows(shown: pl.DataFrame, variants: Sequence[str], total: int) -> str:
+    changed = shown.filter(pl.col("changed") | pl.col("regression") | pl.col("improvement"))
     if not changed.height:
         return "<p>No row changed: every variant gave the baseline's output.</p>"
     heads = "".join(f"<th>{escape(v)}</th>" for v in variants)
-    rows = [_changed_row(row, variants) for row in changed.head(limit).iter_rows(named=True)]
-    shown = f"showing {min(limit, changed.height):,} of {changed.height:,} changed rows"
+    rows = [_changed_row(row, variants) for row in changed.iter_rows(named=True)]
+    note = f"showing {changed.height:,} of {total:,} changed rows"
     return (
-        f'<p class="sub">{shown}, regressions first; all rows are in side_by_side.parquet.</p>'
+        f'<p class="sub">{note}, regressions first; all rows are in side_by_side.parquet.</p>'
         f"<table><tr><th>row</th><th>inputs</th><th>expected</th>{heads}</tr>"
         + "".join(rows)
         + "</table>"
     )
+
+
+def _score_with_ci(row: Mapping[str, Any], mean: str, low: str, high: str, fmt: Formatter) -> str:
+    if row.get(mean) is None:
+        return "–"
+    text = fmt(row[mean])
+    if row.get(low) is not None and row.get(high) is not None:
+        text += f" [{fmt(row[low])}, {fmt(row[high])}]"
+    return text
+
+
+def _rows_table(heads: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in heads)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _maybe(value: Any, fmt: Formatter) -> str:
+    return "–" if value is None else fmt(value)
+
+
+def _segment_summary(frame: pl.DataFrame) -> str:
+    """Per segment and variant: calls, error rate, latency and the score with its interval."""
+    heads = (
+        "column",
+        "segment",
+        "variant",
+        "calls",
+        "error rate",
+        "p50 ms",
+        "p95 ms",
+        "score [CI]",
+    )
+    rows = [
+        (
+            str(r["segment_column"]),
+            str(r["segment"]),
+            str(r["variant"]),
+            f"{r['rows']:,}",
+            _maybe(r["error_rate"], _pct),
+            _maybe(r["latency_p50_ms"], _ms),
+            _maybe(r["latency_p95_ms"], _ms),
+            _score_with_ci(r, "score_mean", "score_ci_low", "score_ci_high", _pct),
+        )
+        for r in frame.iter_rows(named=True)
+    ]
+    return _rows_table(heads, rows)
+
+
+def _segment_comparison(frame: pl.DataFrame) -> str:
+    """Per segment and variant: the score difference with its interval and p-value, the error
+    rate difference and the p95 latency difference, against the baseline."""
+    heads = ("column", "segment", "variant", "pairs", "score diff [CI]", "p", "error rate diff",
+             "p95 latency diff ms")  # fmt: skip
+    rows = [
+        (
+            str(r["segment_column"]),
+            str(r["segment"]),
+            str(r["variant"]),
+            f"{r['pairs']:,}",
+            _score_with_ci(r, "score_diff", "score_diff_ci_low", "score_diff_ci_high", _points),
+            _maybe(r["score_p_value"], _p),
+            _maybe(r["error_rate_diff"], _points),
+            _maybe(r["latency_p95_diff_ms"], lambda v: f"{v:+,.1f}"),
+        )
+        for r in frame.iter_rows(named=True)
+    ]
+    return _rows_table(heads, rows)
 
 
 def _changed_row(row: Mapping[str, Any], variants: Sequence[str]) -> str:

@@ -118,10 +118,36 @@ def test_report_html_is_self_contained_and_escapes_outputs(run_dir: Path) -> Non
 
 def test_a_single_variant_reports_without_a_comparison(tmp_path: Path) -> None:
     out = write_run(tmp_path / "run", frame(answers("solo", 7)))
+    (out / "side_by_side.parquet").write_bytes(b"stale")  # from an earlier report
     paths = build_reports(out, score="exact")
-    assert pl.read_parquet(paths.comparison).height == 0
-    assert pl.read_parquet(paths.side_by_side)["changed"].to_list() == [False] * 10
-    assert "nothing to compare" in paths.html.read_text(encoding="utf-8")
+    assert pl.read_parquet(paths.comparison).height == 0  # kept, empty: readers find it
+    assert paths.side_by_side is None and not (out / "side_by_side.parquet").exists()
+    html = paths.html.read_text(encoding="utf-8")
+    for section in ("Verdict", "Against the baseline", "Changed rows"):
+        assert f"<h2>{section}</h2>" not in html
+    assert html.count("Plotly.newPlot(") == 3  # latency, score, errors
+
+
+def test_without_a_score_there_is_no_score_chart(run_dir: Path) -> None:
+    html = build_reports(run_dir).html.read_text(encoding="utf-8")
+    assert 'id="chart-score"' not in html
+    assert html.count("Plotly.newPlot(") == 2  # latency, errors
+
+
+def test_the_html_shows_the_first_changed_rows_and_counts_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner import report
+
+    monkeypatch.setattr(report, "MAX_CHANGED_ROWS", 3)
+    rows = [*answers("base", 10, total=10), *answers("cand", 2, total=10)]  # r2..r9 regress
+    out = write_run(tmp_path / "run", frame(rows), variants=["base", "cand"])
+    paths = build_reports(out, score="exact")
+    html = paths.html.read_text(encoding="utf-8")
+    assert "showing 3 of 8 changed rows" in html
+    assert paths.side_by_side is not None
+    side = pl.read_parquet(paths.side_by_side)
+    assert side["row_id"].to_list() == [f"r{i}" for i in (*range(2, 10), 0, 1)]
 
 
 def _comparison_row(**values: object) -> pl.DataFrame:
@@ -303,7 +329,7 @@ def test_a_scorer_failing_on_one_row_still_writes_every_report(
 ) -> None:
     out = write_run(tmp_path / "run", frame(answers("v", 4, total=5)))
     paths = build_reports(out, score=f"{scorer_module}:picky")
-    for path in (paths.results, paths.summary, paths.comparison, paths.side_by_side, paths.html):
+    for path in (paths.results, paths.summary, paths.comparison, paths.html):
         assert path.is_file()
     results = pl.read_parquet(paths.results)
     failed = results.filter(pl.col("score_error").is_not_null())

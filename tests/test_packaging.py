@@ -29,6 +29,9 @@ from runner.demo import sample_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "runner"
+#: pip offline, leaving nothing behind outside tmp_path (no cache, no version check).
+PIP = [sys.executable, "-m", "pip", "--quiet", "--no-input", "--no-cache-dir",
+       "--disable-pip-version-check"]  # fmt: skip
 
 
 def _normalized(name: str) -> str:
@@ -94,8 +97,8 @@ def _run(
 def test_the_wheel_installed_alone_runs_the_demo_in_an_empty_directory(tmp_path: Path) -> None:
     """Build the wheel, install it into a fresh venv, run ``runner demo`` far from the repo."""
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-          "--no-index", "--quiet", str(REPO), "-w", str(dist)], cwd=tmp_path)  # fmt: skip
+    build = ["wheel", "--no-index", "--no-deps", "--no-build-isolation", str(REPO), "-w", str(dist)]
+    _run([*PIP, *build], cwd=tmp_path)
     [wheel] = dist.glob("runner-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert {"runner/data/tickets.csv", "runner/py.typed"} <= set(archive.namelist())
@@ -103,8 +106,7 @@ def test_the_wheel_installed_alone_runs_the_demo_in_an_empty_directory(tmp_path:
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     python = venv / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-          "--no-index", "--quiet", str(wheel)])  # fmt: skip
+    _run([*PIP, "--python", str(python), "install", "--no-index", "--no-deps", str(wheel)])
     site = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
     ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (Path(site.stdout.strip()) / "runner-test-deps.pth").write_text("\n".join(sorted(ours)) + "\n")
@@ -112,16 +114,9 @@ def test_the_wheel_installed_alone_runs_the_demo_in_an_empty_directory(tmp_path:
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(FETCH_HIVE_API_KEY="", FETCH_HIVE_BASE_URL="")
-    where = _run(
-        [
-            str(python),
-            "-c",
-            "import json, sys, runner; print(json.dumps([runner.__file__, sys.path]))",
-        ],
-        cwd=empty,
-        env=env,
-    )
+    env.update(FETCH_HIVE_API_KEY="", FETCH_HIVE_BASE_URL="", PYTHONDONTWRITEBYTECODE="1")
+    probe = "import json, sys, runner; print(json.dumps([runner.__file__, sys.path]))"
+    where = _run([str(python), "-c", probe], cwd=empty, env=env)
     module_file, path = json.loads(where.stdout)
     assert Path(module_file).is_relative_to(venv)
     assert not any(entry and Path(entry).resolve() == REPO for entry in path)

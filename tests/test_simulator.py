@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from typing import Any
 
 import httpx
 import pytest
+from simulator_helpers import Serve, simulators
 
 from runner.simulator import (
     FAULT_KINDS,
@@ -33,24 +33,12 @@ from runner.simulator import (
 AUTH = {"Authorization": "Bearer fhk_test"}
 TICKET = {"ticket": "My invoice is wrong"}
 
-Serve = Callable[..., SimulatorServer]
-
 
 @pytest.fixture
 def serve(caplog: pytest.LogCaptureFixture) -> Iterator[Serve]:
     """Start simulators configured by keyword; stop them after the test, which must log no error."""
-    servers: list[SimulatorServer] = []
-
-    def start(**fields: Any) -> SimulatorServer:
-        server = SimulatorServer(SimulatorConfig(**fields)).start()
-        servers.append(server)
-        return server
-
-    with caplog.at_level(logging.WARNING):
+    with simulators(caplog) as start:
         yield start
-        for server in servers:
-            server.stop()
-    assert [r.getMessage() for r in caplog.records if r.name.startswith("aiohttp")] == []
 
 
 def body(**fields: Any) -> dict[str, Any]:

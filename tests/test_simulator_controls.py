@@ -4,7 +4,6 @@ unknown deployments. Real sockets on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import threading
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from simulator_helpers import Serve, simulators
 
 from runner.client import InvokeClient
 from runner.errors import AttemptError
@@ -24,24 +24,12 @@ from runner.simulator import SimulatorConfig, SimulatorServer
 AUTH = {"Authorization": "Bearer fhk_test"}
 KEY = "fhk_test"
 
-Serve = Callable[..., SimulatorServer]
-
 
 @pytest.fixture
 def serve(caplog: pytest.LogCaptureFixture) -> Iterator[Serve]:
     """Start simulators configured by keyword; stop them after the test, which must log no error."""
-    servers: list[SimulatorServer] = []
-
-    def start(**fields: Any) -> SimulatorServer:
-        server = SimulatorServer(SimulatorConfig(**fields)).start()
-        servers.append(server)
-        return server
-
-    with caplog.at_level(logging.WARNING):
+    with simulators(caplog) as start:
         yield start
-        for server in servers:
-            server.stop()
-    assert [r.getMessage() for r in caplog.records if r.name.startswith("aiohttp")] == []
 
 
 @pytest.fixture

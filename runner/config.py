@@ -8,7 +8,6 @@ config can be written to the manifest as it is.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from runner.config_checks import is_loopback_host, known_keys
 from runner.errors import ConfigError
 from runner.records import JsonScalar
 from runner.rundir import SHARDS_DIR, shard_dir_name
@@ -52,13 +52,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 
 def is_loopback_url(url: str) -> bool:
     """True when the URL's host is a loopback address or ``localhost``."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def check_base_url(url: str) -> str:
@@ -241,11 +235,7 @@ class RunConfig:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:
         """Build a config from plain values (a parsed file, say); unknown keys are rejected."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
-        data = dict(values)
+        data = known_keys(cls, values, "configuration")
         for name in ("dataset", "variants", "input_columns", "metadata_columns"):
             if name in data and isinstance(data[name], str):
                 data[name] = (data[name],)

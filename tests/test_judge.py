@@ -20,8 +20,13 @@ from click.testing import CliRunner, Result
 
 from runner.cli import main
 from runner.results import read_manifest, read_results
-from runner.simulator import SimulatorConfig, SimulatorServer
-from runner.simulator_model import VariantProfile, is_wrong, reference_answer
+from runner.simulator import (
+    SimulatorConfig,
+    SimulatorServer,
+    VariantProfile,
+    is_wrong,
+    reference_answer,
+)
 
 ROWS = 120
 TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]

@@ -10,8 +10,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import main
-from runner.simulator import SimulatorConfig, SimulatorServer
-from runner.simulator_model import VariantProfile, is_wrong, reference_answer
+from runner.simulator import (
+    SimulatorConfig,
+    SimulatorServer,
+    VariantProfile,
+    is_wrong,
+    reference_answer,
+)
 
 ROWS = 200
 TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]

@@ -610,13 +610,3 @@ def test_serve_forever_serves_until_sigterm() -> None:
     finally:
         process.kill()
         process.wait()
-
-
-def test_the_former_module_path_still_imports_the_same_objects() -> None:
-    """``runner.simulator_model`` (the core's old home) re-exports the package's public names."""
-    import runner.simulator
-    import runner.simulator_model
-
-    assert runner.simulator_model.__all__ == runner.simulator.__all__
-    for name in runner.simulator.__all__:
-        assert getattr(runner.simulator_model, name) is getattr(runner.simulator, name)

@@ -188,11 +188,11 @@ def execute_run(config: RunConfig, run_args: list[str]) -> RunResult:
         display=auto_display(),
         handle_signals=True,
         resume_command=resume,
-        quit_now=_quit_now,
+        quit_now=quit_now,
     )
 
 
-def _quit_now() -> None:
+def quit_now() -> None:
     """A second Ctrl-C: the manifest already says ``interrupted``; leave at once."""
     os._exit(130)
 
@@ -251,7 +251,7 @@ def run(**params: Any) -> None:
 
     \b
     Example:
-      runner run datasets/tickets.csv -d support-reply -v baseline -v candidate \\
+      runner run runner/data/tickets.csv -d support-reply -v baseline -v candidate \\
           --concurrency 32 --experiment nightly --tag team=support --out reports/nightly
     """
     config = build_config(params)

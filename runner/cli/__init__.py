@@ -9,7 +9,7 @@ exit code; the codes are listed in :mod:`runner.cli.app`.
 
 from __future__ import annotations
 
-from runner.cli import judge, reports, run, tools
+from runner.cli import export, judge, reports, run, tools
 from runner.cli.app import main
 
-__all__ = ["judge", "main", "reports", "run", "tools"]
+__all__ = ["export", "judge", "main", "reports", "run", "tools"]

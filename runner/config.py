@@ -118,6 +118,11 @@ class RunConfig:
     """Column carried into the results as ``expected`` for scoring."""
     limit: int | None = field(default=None, metadata=WORK)
     """Take only the first N rows."""
+    sample: int | None = field(default=None, metadata=WORK)
+    """Send only a random sample of N rows, chosen by a hash of the row id and ``seed``: the
+    same rows on every machine, every shard and every resume."""
+    seed: int = field(default=0, metadata=WORK)
+    """The seed of ``sample``."""
     repeat: int = field(default=1, metadata=WORK)
     """Calls per (row, variant)."""
     experiment: str | None = field(default=None, metadata=WORK)
@@ -188,6 +193,8 @@ class RunConfig:
                 raise ConfigError(f"{name} must be at least {low}, got {value}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
+        if self.sample is not None and self.sample < 1:
+            raise ConfigError(f"--sample must be at least 1, got {self.sample}")
         for name, seconds in (
             ("--timeout", self.timeout),
             ("backoff_max", self.backoff_max),

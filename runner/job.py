@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
-import re
 import signal
 import socket
 import sys
@@ -26,50 +25,29 @@ import httpx
 
 from runner.client import InvokeClient
 from runner.compaction import compact
-from runner.config import RunConfig, is_loopback_url
+from runner.config import RunConfig
 from runner.errors import (
     ConfigError,
-    ResultsDirError,
     RunAborted,
     RunInterrupted,
     StorageError,
 )
 from runner.fsutil import remove_stale_temps
-from runner.identity import choose_run_id, config_changes, config_fingerprint, versions
-from runner.inputs import Dataset, dataset_changes, open_dataset
+from runner.inputs import Dataset, open_dataset
 from runner.journal import Journal, read_done_keys, recover_journal
 from runner.pipeline import Pipeline
+from runner.preflight import (
+    prepare_manifest,
+    refuse_early,
+    resolve_api_key,
+    sample_of,
+)
 from runner.progress import Counters, Display
 from runner.retry import RetryPolicy
-from runner.rundir import Fingerprint, Manifest, RunDir, RunLock, RunStatus, Session, now_iso
-
-#: The key sent to a loopback server (the simulator) when no real key is set.
-LOCAL_KEY = "fhk_local_simulator"
-
-#: What may stand in an HTTP header value: visible ASCII, no spaces or control characters.
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+from runner.rundir import Manifest, RunDir, RunLock, RunStatus, Session, now_iso
 
 #: Signals that stop a run the way Ctrl-C does (SIGHUP: the terminal or the pod went away).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def resolve_api_key(config: RunConfig, api_key: str | None) -> str:
-    """The key to send: the given one without surrounding whitespace (a secret made from a
-    file ends in a newline), or a placeholder for a loopback simulator."""
-    key = (api_key or "").strip()
-    if key:
-        if not _HEADER_SAFE.fullmatch(key):
-            raise ConfigError(
-                "FETCH_HIVE_API_KEY holds a character that cannot be sent in an HTTP header "
-                "(a space or a control character inside it); check how the secret was made"
-            )
-        return key
-    if is_loopback_url(config.base_url):
-        return LOCAL_KEY
-    raise ConfigError(
-        "FETCH_HIVE_API_KEY is not set. Export your Fetch Hive API key (fhk_…), "
-        "or point --base-url at a local simulator (runner simulate)."
-    )
 
 
 @dataclass
@@ -172,10 +150,11 @@ def _open(
     key = resolve_api_key(config, api_key)
     dataset = open_dataset(config)
     rundir = RunDir(config.run_dir)
-    _refuse_early(config, rundir)
+    refuse_early(config, rundir)
+    sample = sample_of(config, dataset)
     rundir.create()
     lock = stack.enter_context(rundir.locked())
-    manifest = _prepare(config, dataset, rundir)
+    manifest = prepare_manifest(config, dataset, rundir)
     _warn(recover_journal(rundir.journal).messages())
     remove_stale_temps(rundir.root)
     policy = options.policy or RetryPolicy(
@@ -188,6 +167,7 @@ def _open(
     session.transport, session.resume_command, session.quit_now, session.lock = (
         options.transport, options.resume_command, options.quit_now, lock,
     )  # fmt: skip
+    session.sample = sample
     return session
 
 
@@ -197,87 +177,6 @@ def _warn(lines: list[str], most: int = 10) -> None:
         print(f"warning: {line}", file=sys.stderr, flush=True)
     if len(lines) > most:
         print(f"warning: … and {len(lines) - most} more like these", file=sys.stderr, flush=True)
-
-
-# ------------------------------------------------------------------------- the directory
-
-
-def _resuming(config: RunConfig, rundir: RunDir) -> bool:
-    """Whether to continue ``rundir``. A shard's ``--resume`` also starts a shard that has not
-    started, so one command serves a pod's first run and its restarts (an Indexed Job)."""
-    if config.shard is not None and not rundir.has_manifest():
-        return False
-    return config.resume
-
-
-def _refuse_early(config: RunConfig, rundir: RunDir) -> None:
-    """Refuse a directory that is plainly wrong before creating or locking anything in it."""
-    out = rundir.root
-    if out.exists() and not out.is_dir():
-        raise ResultsDirError(f"--out {out} exists and is not a directory")
-    if not _resuming(config, rundir) and out.exists() and not rundir.is_empty():
-        raise ResultsDirError(
-            f"--out {out} is not empty. Add --resume to continue the run stored there, "
-            "or choose a new --out directory; existing results are never overwritten."
-        )
-    if _resuming(config, rundir) and not rundir.has_manifest():
-        raise ResultsDirError(f"--resume: {out} holds no manifest.json; nothing to resume")
-
-
-def _prepare(config: RunConfig, dataset: Dataset, rundir: RunDir) -> Manifest:
-    """Under the lock: the manifest of a new run, or the checked one of a resumed run."""
-    _refuse_early(config, rundir)  # again, now that no other process can change it
-    fingerprint = Fingerprint(
-        dataset=dataset.fingerprint,
-        config=config_fingerprint(config),
-        files=dict(dataset.file_fingerprints),
-    )
-    if _resuming(config, rundir):
-        manifest = rundir.read_manifest()
-        _check_resume(config, rundir, manifest, fingerprint)
-    else:
-        manifest = Manifest(run_id=choose_run_id(config, dataset.fingerprint))
-    manifest.config = config.to_dict()
-    manifest.work = config.work_fields()
-    manifest.fingerprint = fingerprint
-    if config.shard is not None:
-        manifest.shard = {"index": config.shard[0], "count": config.shard[1]}
-    manifest.dataset = {
-        "files": [str(f) for f in dataset.files],
-        "format": dataset.format,
-        "num_rows": dataset.num_rows,
-    }
-    manifest.versions = versions()
-    return manifest
-
-
-def _check_resume(
-    config: RunConfig, rundir: RunDir, manifest: Manifest, fingerprint: Fingerprint
-) -> None:
-    out = rundir.root
-    if config.shard is None and manifest.shards is not None:
-        raise ResultsDirError(
-            f"--resume: {out} holds shards merged by `runner merge`; resume a shard with "
-            "--shard I/N --resume, then merge again"
-        )
-    if config.run_id is not None and config.run_id != manifest.run_id:
-        raise ResultsDirError(
-            f"--resume: {out} holds run {manifest.run_id}, not --run-id {config.run_id}"
-        )
-    old = manifest.fingerprint
-    if old.dataset != fingerprint.dataset:
-        changes = dataset_changes(old.files, fingerprint.files) if old.files else []
-        detail = "; ".join(changes) or f"fingerprint {old.dataset} → {fingerprint.dataset}"
-        raise ResultsDirError(
-            f"--resume: the dataset differs from the one {out} was run on ({detail}); "
-            "resume with the same files, or start a new --out"
-        )
-    if old.config != fingerprint.config:
-        changes = config_changes(manifest.work, config.work_fields())
-        raise ResultsDirError(
-            f"--resume: the run configuration differs from the one in {out}: "
-            + "; ".join(changes or ["(details unavailable)"])
-        )
 
 
 # --------------------------------------------------------------------------- the session
@@ -305,6 +204,7 @@ class _Session:
         self.resume_command: str | None = None
         self.quit_now: Callable[[], None] | None = None
         self.lock: RunLock | None = None
+        self.sample: frozenset[str] | None = None
         self.interrupted = False
         self.session = Session(started_at=now_iso(), host=socket.gethostname(), pid=os.getpid())
 
@@ -332,8 +232,9 @@ class _Session:
                 transport=self.transport,
             ) as client:
                 pipeline = Pipeline(
-                    config, manifest.run_id, client, journal, done, counters, self.policy
-                )
+                    config, manifest.run_id, client, journal, done, counters, self.policy,
+                    sample=self.sample,
+                )  # fmt: skip
                 self.display.start(counters)
                 try:
                     async with anyio.create_task_group() as tg:
@@ -355,7 +256,7 @@ class _Session:
         return self._commit(pipeline, counters, stopped, started)
 
     def _estimate(self) -> int:
-        rows = self.dataset.num_rows
+        rows = self.dataset.num_rows if self.sample is None else len(self.sample)
         if self.config.shard is not None:
             rows = -(-rows // self.config.shard[1])  # an estimate until the producer counted
         return rows * self.config.repeat * len(self.config.variants)

@@ -142,6 +142,7 @@ class Pipeline:
         policy: RetryPolicy,
         *,
         limits: Limits | None = None,
+        sample: frozenset[str] | None = None,
     ) -> None:
         self.config = config
         self.run_id = run_id
@@ -156,6 +157,8 @@ class Pipeline:
             limits = Limits.for_run(config.rps, config.adaptive, config.concurrency, counters)
         self.limits = limits if limits.active else None
         """``--rps`` and ``--adaptive``, held around every attempt; None when neither is set."""
+        self.sample = sample
+        """``--sample``: the row ids to send (None: every row)."""
         self.breaker = Breaker(threshold_for(config.concurrency), config.max_outage)
         """Stops a run that cannot succeed, pauses it through a short outage."""
         self.stopping = anyio.Event()
@@ -200,6 +203,8 @@ class Pipeline:
     # -- producer -------------------------------------------------------------------------
 
     def _calls(self, rows: list[Row]) -> list[Call]:
+        if self.sample is not None:
+            rows = [row for row in rows if row.row_id in self.sample]
         shard = self.config.shard
         if shard is not None:
             rows = [row for row in rows if shard_of(row.row_id, shard[1]) == shard[0]]
@@ -369,6 +374,7 @@ class Pipeline:
             "finished_at": now_iso(),
             "inputs": _INPUTS_JSON.encode(call.row.inputs),
             "expected": expected_text(call.row.expected),
+            "metadata": _INPUTS_JSON.encode(call.row.metadata) if call.row.metadata else None,
         }
 
     def _ok_outcome(self, call: Call, answer: Answer, timing: _Timing) -> Outcome:

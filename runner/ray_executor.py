@@ -35,9 +35,10 @@ from runner.errors import (
     UsageError,
 )
 from runner.inputs import open_dataset
-from runner.job import RunResult, resolve_api_key, run_job
+from runner.job import RunResult, run_job
 from runner.journal import journal_fragment
 from runner.merge import find_shard_dirs, merge_shards
+from runner.preflight import resolve_api_key
 from runner.progress import Counters, Display
 from runner.records import STATUS_OK
 from runner.rundir import RunDir, RunStatus

@@ -91,6 +91,8 @@ class Outcome:
     finished_at: str
     inputs: str
     expected: str | None
+    metadata: str | None = None
+    """The row's metadata columns as a JSON object (null when the run has none)."""
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -124,6 +126,7 @@ RESULT_SCHEMA: Final = pa.schema(
         ("finished_at", pa.timestamp("us", tz="UTC")),
         ("inputs", pa.string()),  # the inputs sent, as a JSON object
         ("expected", pa.string()),  # the expected value as text, null when not given
+        ("metadata", pa.string()),  # the row's metadata columns as a JSON object, or null
     ]
 )
 

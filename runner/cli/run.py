@@ -88,6 +88,15 @@ def run_options(func: F) -> F:
                      help="Column sent as per-row metadata; repeatable."),
         click.option("--expected-column", help="Column with the expected answer, for scoring."),
         click.option("--limit", type=int, help="Only the first N rows."),
+        click.option("--sample", type=int, metavar="N",
+                     help="Only a random sample of N rows, chosen by a hash of the row id and "
+                     "--seed: the same rows on every machine, shard and resume."),
+        click.option("--seed", type=int, default=default("seed"), show_default=True,
+                     help="The seed of --sample."),
+        click.option("--dry-run", is_flag=True,
+                     help="Make every check a run makes, then print the rows, variants and "
+                     "calls it would send (with --resume, the calls still to send). Sends "
+                     "nothing and writes nothing."),
         click.option("--format", "input_format", default=default("input_format"),
                      show_default=True,
                      type=click.Choice(["auto", "csv", "parquet", "jsonl"])),
@@ -157,6 +166,8 @@ def build_config(params: dict[str, Any]) -> RunConfig:
         metadata_columns=tuple(params["metadata_columns"]),
         expected_column=params["expected_column"],
         limit=params["limit"],
+        sample=params["sample"],
+        seed=params["seed"],
         repeat=params["repeat"],
         experiment=params["experiment"],
         tags=dict(parse_tag(t) for t in params["tags"]),
@@ -260,6 +271,12 @@ def run(**params: Any) -> None:
         from runner.scoring import parse_scorer
 
         parse_scorer(params["score"])  # a bad scorer is found before the first request
+    if params["dry_run"]:
+        from runner.preflight import plan_run
+
+        plan = plan_run(config, os.environ.get(API_KEY_ENV) or None)
+        click.echo(plan.describe(str(config.run_dir)))
+        return
     run_args = click.get_current_context().meta["run_args"]
     if params["executor"] == "ray":
         result = execute_on_ray(config, params, run_args)

@@ -77,6 +77,7 @@ def run(sim: SimulatorServer, dataset: Path, out: Path, *extra: str) -> Result:
     return cli(
         "run", str(dataset), "-d", "support-reply", "-v", "baseline", "-v", "candidate",
         "--base-url", sim.base_url, "--out", str(out), "-c", "8", "--experiment", "judged",
+        "--input-column", "ticket",
         "--tag", "team=qa", *extra,
     )  # fmt: skip
 

@@ -81,6 +81,8 @@ def synthetic_results(rows_per_variant: int, seed: int = 7) -> pl.DataFrame:
         pl.lit(start).alias("finished_at"),
         pl.format('{{"question": "what is item {}?"}}', "row_id").alias("inputs"),
         "expected",
+        # Columns the result schema gained later (metadata), empty here.
+        *[pl.lit(None, dtype=pl.String).alias(n) for n in RESULT_SCHEMA.names[24:]],
     )
     return pl.from_arrow(frame.to_arrow().cast(RESULT_SCHEMA))  # type: ignore[return-value]
 

@@ -18,11 +18,12 @@ from typing import Any, Final
 
 import anyio
 import httpx
+import orjson
 
 from runner.errors import AttemptError
 from runner.records import Answer
 from runner.retry import parse_retry_after
-from runner.transport import MAX_BODY_EXTENSION, AiohttpTransport
+from runner.transport import MAX_BODY_EXTENSION, TOTAL_TIMEOUT_EXTENSION, AiohttpTransport
 
 INVOKE_PATH: Final = "/prompt/invoke"
 #: The default bound on one answer's body (``--max-response-bytes``).
@@ -30,6 +31,16 @@ DEFAULT_MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 _MAX_ERROR_TEXT: Final = 500
 #: How much of an error body is read: its first characters are all a report keeps.
 _MAX_ERROR_BODY: Final = 64 * 1024
+
+
+def loads(data: bytes) -> Any:
+    """JSON from bytes: orjson, several times faster than the stdlib's on answers; the stdlib's
+    only for what orjson refuses and JSON allows (a lone surrogate escape such as ``\\ud800``).
+    Raises ``ValueError`` on anything that is not JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def _int(value: Any) -> int | None:
@@ -105,7 +116,7 @@ class InvokeClient:
             (b"Accept", b"application/json, text/event-stream"),
             (b"User-Agent", b"fetchhive-runner"),
         ]
-        self._extensions = {
+        self._extensions: dict[str, Any] = {
             "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout},
             MAX_BODY_EXTENSION: max_response_bytes,
         }
@@ -113,6 +124,11 @@ class InvokeClient:
         # jar, auth flow or redirect handling (redirects are never followed: a redirect could
         # carry the key to another host), and they cost more CPU than the request itself.
         self._transport = transport or AiohttpTransport(limit=max_connections)
+        # The attempt's deadline: kept by the aiohttp transport itself when it is ours (one
+        # timer per request), else by a cancel scope around the call (any httpx transport).
+        self._deadline_in_transport = isinstance(self._transport, AiohttpTransport)
+        if self._deadline_in_transport:
+            self._extensions[TOTAL_TIMEOUT_EXTENSION] = timeout
 
     async def __aenter__(self) -> InvokeClient:
         return self
@@ -133,13 +149,19 @@ class InvokeClient:
         """
         started = time.perf_counter()
         try:
+            if self._deadline_in_transport:
+                return await self._send(body, stream, started)
             # A bare cancel scope, not fail_after: the same deadline at half the CPU.
             with anyio.CancelScope(deadline=anyio.current_time() + self._timeout):
                 return await self._send(body, stream, started)
             # The deadline cancelled the attempt.
-            error = AttemptError("timeout", f"no complete answer within {self._timeout:g} s")
+            error = self._deadline_passed()
         except AttemptError as exc:
             error = exc
+        except httpx.TimeoutException as exc:
+            over = time.perf_counter() - started >= self._timeout
+            error = self._deadline_passed() if over else _translate(exc, stream)
+            error.__cause__ = exc
         except httpx.HTTPError as exc:
             error = _translate(exc, stream)
         if error.latency_ms is None:
@@ -167,6 +189,9 @@ class InvokeClient:
             return _parse_json_answer(await _read_body(response, self._max_bytes), started)
         finally:
             await response.aclose()
+
+    def _deadline_passed(self) -> AttemptError:
+        return AttemptError("timeout", f"no complete answer within {self._timeout:g} s")
 
     def _status_error(self, response: httpx.Response, text: str, started: float) -> AttemptError:
         status = response.status_code
@@ -251,7 +276,7 @@ def _elapsed_ms(started: float) -> float:
 
 def _parse_json_answer(content: bytes, started: float) -> Answer:
     try:
-        data = json.loads(content)
+        data = loads(content)
     except ValueError as exc:
         raise AttemptError(
             "invalid_response", "HTTP 200 with a body that is not JSON", http_status=200
@@ -341,7 +366,7 @@ def _apply_line(state: _SseState, line: bytes, started: float) -> None:
         state.done = True
         return
     try:
-        event = json.loads(payload)
+        event = loads(payload)
     except ValueError:
         return  # a malformed event must not sink a good answer
     if isinstance(event, dict):

@@ -24,6 +24,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.json as pa_json
@@ -45,8 +46,8 @@ REJECTED: Final = "journal.rejected.jsonl"
 TIMESTAMPS: Final = ("started_at", "finished_at")
 #: Journal bytes parsed at a time (polars needs about ten times this while parsing).
 PIECE_BYTES: Final = 2 * 1024 * 1024
-#: One encoder for every journal line (json.dumps with options builds one per call).
-_LINE_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: For the rare record orjson refuses even with its strings scrubbed (an integer past 64 bits).
+_FALLBACK_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 #: The columns a line cannot do without, and the type each must have in the JSON itself.
 _REQUIRED: Final = (*KEY_COLUMNS, "status")
 _REQUIRED_ARROW: Final = pa.schema([RESULT_SCHEMA.field(name) for name in _REQUIRED])
@@ -65,11 +66,39 @@ def _schema() -> dict[str, pl.DataType]:
 _SCHEMA: Final = _schema()
 
 
+def encode_line(outcome: Outcome) -> bytes:
+    """One journal line, ``\n`` included: the outcome's fields in ``RESULT_COLUMNS`` order.
+
+    orjson writes what the stdlib encoder with ``ensure_ascii=False`` and separators
+    ``(",", ":")`` writes (UTF-8, no spaces, ``"`` ``\\`` and control characters escaped)
+    in a fifth of the time (BENCHMARKS.md, issue 14). ``Outcome`` is a dataclass whose fields
+    are the result columns in order, so it is encoded without building a dict.
+
+    A string that is not valid Unicode (a lone surrogate, which a JSON answer can spell as
+    ``\\ud800``) is written with U+FFFD in its place, as every reader of the journal would
+    refuse it.
+    """
+    try:
+        return orjson.dumps(outcome, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        record = {name: _valid_text(getattr(outcome, name)) for name in RESULT_COLUMNS}
+    try:
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        return (_FALLBACK_JSON.encode(record) + "\n").encode("utf-8")
+
+
+def _valid_text(value: JsonScalar) -> JsonScalar:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value
+
+
 def journal_fragment(name: str, value: JsonScalar) -> bytes:
     """How a journal line spells ``"name": value``, byte for byte (the journal's own encoder):
     lines can be counted by it without parsing them. A JSON string escapes its quotes, so the
     fragment cannot occur inside a value."""
-    return f"{_LINE_JSON.encode(name)}:{_LINE_JSON.encode(value)}".encode()
+    return orjson.dumps(name) + b":" + orjson.dumps(value)
 
 
 def journal_schema() -> dict[str, pl.DataType]:
@@ -132,8 +161,7 @@ class Journal:
         self.appended = 0
 
     def append(self, outcome: Outcome) -> None:
-        line = _LINE_JSON.encode({name: getattr(outcome, name) for name in RESULT_COLUMNS})
-        data = memoryview((line + "\n").encode("utf-8"))
+        data = memoryview(encode_line(outcome))
         try:
             while data:  # a full disk or a signal can make the kernel take only a part
                 data = data[os.write(self._fd, data) :]

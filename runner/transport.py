@@ -27,8 +27,10 @@ def _mapped_errors() -> Iterator[None]:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
         raise httpx.ConnectTimeout(str(exc) or "connect timeout") from exc
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except aiohttp.ServerTimeoutError as exc:
         raise httpx.ReadTimeout(str(exc) or "read timeout") from exc
+    except TimeoutError as exc:  # the request's total deadline (TOTAL_TIMEOUT_EXTENSION)
+        raise httpx.ReadTimeout(str(exc) or "no complete answer within the total timeout") from exc
     except aiohttp.ClientConnectorError as exc:
         raise httpx.ConnectError(str(exc)) from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
@@ -68,6 +70,12 @@ _READ_AT_ONCE: Final = 1 << 20
 #: handed over unread, as a stream the caller can refuse without receiving it.
 MAX_BODY_EXTENSION: Final = "runner.max_body_bytes"
 
+#: A request extension: seconds for the whole exchange, from the wait for a connection to the
+#: last byte of the body (an event stream included); past it the request fails with
+#: ``httpx.ReadTimeout``. aiohttp keeps this deadline with one timer per request, which costs
+#: a tenth of an anyio cancel scope around the call (BENCHMARKS.md, issue 14).
+TOTAL_TIMEOUT_EXTENSION: Final = "runner.total_timeout"
+
 
 def _read_at_once(response: aiohttp.ClientResponse, max_body: int | None) -> bool:
     length = response.content_length
@@ -90,7 +98,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         # The runner sends every request to one URL with one timeout: parse them once.
         self._urls: dict[str, yarl.URL] = {}
-        self._timeouts: dict[tuple[Any, Any], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -112,12 +120,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             parsed = self._urls[text] = yarl.URL(text, encoded=True)
         return parsed
 
-    def _timeout(self, timeouts: dict[str, Any]) -> aiohttp.ClientTimeout:
-        key = (timeouts.get("connect"), timeouts.get("read"))
+    def _timeout(self, extensions: dict[str, Any]) -> aiohttp.ClientTimeout:
+        timeouts = extensions.get("timeout", {})
+        key = (
+            timeouts.get("connect"),
+            timeouts.get("read"),
+            extensions.get(TOTAL_TIMEOUT_EXTENSION),
+        )
         timeout = self._timeouts.get(key)
         if timeout is None:
+            if len(self._timeouts) > 64:
+                self._timeouts.clear()
             timeout = self._timeouts[key] = aiohttp.ClientTimeout(
-                total=None, sock_connect=key[0], sock_read=key[1]
+                total=key[2], sock_connect=key[0], sock_read=key[1]
             )
         return timeout
 
@@ -138,7 +153,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ],
                 data=body,
                 allow_redirects=False,
-                timeout=self._timeout(request.extensions.get("timeout", {})),
+                timeout=self._timeout(request.extensions),
             )
             if not _read_at_once(response, request.extensions.get(MAX_BODY_EXTENSION)):
                 return httpx.Response(

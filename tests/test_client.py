@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import httpx
@@ -407,3 +407,101 @@ def test_a_huge_error_body_is_read_in_part_and_keeps_its_status() -> None:
         invoke_bounded(lambda r: httpx.Response(502, content=body))
     assert info.value.error_type == "http_502"
     assert body.bytes <= LIMIT + 4096
+
+
+# --- over real sockets: the deadline kept by the aiohttp transport; answers through orjson --
+
+
+def served(script: Callable[[anyio.abc.SocketStream], Awaitable[None]]) -> Callable[..., Answer]:
+    """``call(stream=…, timeout=…)``: one invoke through the default (aiohttp) transport against
+    a local server running ``script`` on each connection."""
+
+    def call(*, stream: bool = False, timeout: float = 5.0) -> Answer:
+        async def main() -> Answer | AttemptError:
+            listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+            port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            url = f"http://127.0.0.1:{port}/v1"
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listener.serve, script)
+                try:
+                    async with InvokeClient(url, KEY, timeout=timeout) as client:
+                        return await client.invoke(BODY, stream=stream)
+                except AttemptError as error:
+                    return error  # raised below, outside the task group
+                finally:
+                    tg.cancel_scope.cancel()
+
+        result = anyio.run(main)
+        if isinstance(result, AttemptError):
+            raise result
+        return result
+
+    return call
+
+
+async def read_head(conn: anyio.abc.SocketStream) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += await conn.receive()
+
+
+def test_the_default_transport_ends_a_slow_event_stream_at_the_timeout() -> None:
+    """Every event arrives well within the timeout, the whole answer does not: the attempt is a
+    timeout all the same (the deadline covers the whole exchange, not each read)."""
+
+    async def script(conn: anyio.abc.SocketStream) -> None:
+        await read_head(conn)
+        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+        while True:
+            await conn.send(b'data: {"type": "response", "response": "."}\n\n')
+            await anyio.sleep(0.02)
+
+    with pytest.raises(AttemptError) as info:
+        served(script)(stream=True, timeout=0.3)
+    assert info.value.error_type == "timeout"
+    assert info.value.message == "no complete answer within 0.3 s"
+
+
+def test_the_default_transport_ends_a_silent_server_at_the_timeout() -> None:
+    async def script(conn: anyio.abc.SocketStream) -> None:
+        await read_head(conn)
+        await anyio.sleep(30)
+
+    with pytest.raises(AttemptError) as info:
+        served(script)(timeout=0.2)
+    assert (info.value.error_type, info.value.message) == (
+        "timeout",
+        "no complete answer within 0.2 s",
+    )
+
+
+def answer_bytes(body: bytes) -> Callable[[anyio.abc.SocketStream], Awaitable[None]]:
+    async def script(conn: anyio.abc.SocketStream) -> None:
+        await read_head(conn)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        await conn.send(head % len(body) + body)
+        await anyio.sleep(30)
+
+    return script
+
+
+def test_a_json_answer_over_real_sockets_is_decoded_whole() -> None:
+    body = json.dumps(
+        {"response": 'héllo "q" 😀', "model": "m", "request_id": "req_1", "usage": NESTED_USAGE},
+        ensure_ascii=False,
+    ).encode()
+    answer = served(answer_bytes(body))()
+    assert (answer.output, answer.model, answer.request_id) == ('héllo "q" 😀', "m", "req_1")
+    assert (answer.prompt_tokens, answer.completion_tokens, answer.total_tokens) == (24, 170, 194)
+
+
+def test_an_answer_with_a_lone_surrogate_escape_is_still_an_answer() -> None:
+    """JSON allows ``\\ud800`` alone; orjson refuses it, so the stdlib decodes that answer."""
+    answer = invoke(lambda r: httpx.Response(200, content=b'{"response": "a\\ud800b"}'))
+    assert answer.output == "a\ud800b"
+
+
+def test_a_body_that_is_not_json_is_still_invalid_response() -> None:
+    for content in (b'{"response": "x"', b"\xff\xfe", b"NaN-ish", b""):
+        error = failure(lambda r, c=content: httpx.Response(200, content=c))  # type: ignore[misc]
+        assert error.error_type == "invalid_response"

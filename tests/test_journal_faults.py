@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import polars as pl
@@ -480,3 +480,69 @@ def test_a_journal_on_a_real_full_disk(full_disk: Path) -> None:
         compact(full_disk, ("a",))
     assert str(raised.value) == f"cannot write {full_disk / RESULTS}: No space left on device"
     assert not [p for p in full_disk.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- the line's encoding (orjson, issue 14) ------------------------------------------------
+
+
+def stdlib_line(item: Outcome) -> bytes:
+    """The line as the stdlib encoder spelled it before orjson: compact, UTF-8, no ASCII escapes."""
+    record = {name: getattr(item, name) for name in RESULT_COLUMNS}
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def test_the_outcome_fields_are_the_result_columns_in_order() -> None:
+    """A line is the Outcome dataclass encoded as it stands: its fields must be the columns."""
+    assert tuple(f.name for f in fields(Outcome)) == tuple(RESULT_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"output": 'héllo "quoted" \\ back\nslash\ttab \x00\x1f \u2028 \U0001f600 日本'},
+        {
+            "status": "error",
+            "output": None,
+            "error_message": "</script> & ünïcode",
+            "http_status": None,
+        },
+        {"latency_ms": 1e-7, "total_ms": 1e16, "ttft_ms": 0.1, "prompt_tokens": 2**62},
+        {"inputs": '{"q": "x", "n": [1, 2.5, null]}', "expected": "ÿ"},
+    ],
+)
+def test_a_line_is_byte_for_byte_the_stdlib_encoding_or_reads_back_the_same(
+    tmp_path: Path, changes: dict[str, object]
+) -> None:
+    item = replace(outcome("r1"), **changes)  # type: ignore[arg-type]
+    encoded = journal.encode_line(item)
+    # Floats may be spelled differently (1e-7 against 1e-07); everything else is identical.
+    if not any(isinstance(v, float) for v in changes.values()):
+        assert encoded == stdlib_line(item)
+    writer = Journal(tmp_path / JOURNAL)
+    writer.append(item)
+    writer.close()
+    assert (tmp_path / JOURNAL).read_bytes() == encoded
+    back = journal.scan_journal(tmp_path / JOURNAL).collect().row(0, named=True)
+    expected = {name: getattr(item, name) for name in RESULT_COLUMNS}
+    for name in journal.TIMESTAMPS:
+        back[name] = back[name].isoformat()
+    assert back == expected
+
+
+def test_a_lone_surrogate_in_an_answer_is_still_one_readable_line(tmp_path: Path) -> None:
+    """A lone surrogate (JSON allows the escape \\ud800; no reader of the journal takes it) is
+    written as U+FFFD: the call is committed, and recovery finds nothing damaged."""
+    writer = Journal(tmp_path / JOURNAL)
+    writer.append(outcome("r1", output="bad \ud800 half"))
+    writer.append(outcome("r2", output="fine é"))
+    writer.close()
+    raw = (tmp_path / JOURNAL).read_bytes()
+    assert raw.count(b"\n") == 2
+    assert "\ufffd".encode() in raw.splitlines()[0]
+    assert recover_journal(tmp_path / JOURNAL).rejected_lines == ()
+    frame = journal.scan_journal(tmp_path / JOURNAL).collect()
+    assert frame["row_id"].to_list() == ["r1", "r2"]
+    assert frame["output"][1] == "fine é"
+    assert frame["output"][0].startswith("bad \ufffd") and frame["output"][0].endswith(" half")
+    assert done_ids(tmp_path, ["r1", "r2"]) == ["r1", "r2"]

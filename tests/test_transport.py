@@ -13,7 +13,7 @@ import anyio
 import httpx
 import pytest
 
-from runner.transport import MAX_BODY_EXTENSION, AiohttpTransport
+from runner.transport import MAX_BODY_EXTENSION, TOTAL_TIMEOUT_EXTENSION, AiohttpTransport
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok": 1}\r\n'
@@ -406,5 +406,64 @@ def test_only_http_and_https_urls() -> None:
         with pytest.raises(httpx.UnsupportedProtocol):
             await post(transport, "ftp://127.0.0.1/x")
         await transport.aclose()
+
+    run(main)
+
+
+# --- the total deadline (issue 14: kept by aiohttp, not by a cancel scope per call) --------
+
+
+def trickling(pieces: int, gap: float) -> Script:
+    """A chunked answer of ``pieces`` chunks, ``gap`` seconds apart: each read is quick, the
+    whole answer slow."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(pieces):
+            writer.write(b"4\r\nabc\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(gap)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await reader.read()
+
+    return script
+
+
+async def post_within(url: str, read: float, total: float | None) -> httpx.Response:
+    extensions: dict[str, object] = {"timeout": {"connect": read, "read": read, "pool": read}}
+    if total is not None:
+        extensions[TOTAL_TIMEOUT_EXTENSION] = total
+    request = httpx.Request("POST", url, content=b"{}", extensions=extensions)
+    transport = AiohttpTransport()
+    try:
+        response = await transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+    finally:
+        await transport.aclose()
+
+
+def test_a_total_deadline_ends_a_body_whose_every_read_is_quick() -> None:
+    async def main() -> None:
+        async with serving(trickling(pieces=50, gap=0.02)) as (_, url):
+            with pytest.raises(httpx.ReadTimeout):
+                await post_within(url, read=5.0, total=0.2)
+
+    run(main)
+
+
+def test_without_a_total_deadline_a_trickling_body_is_read_whole() -> None:
+    async def main() -> None:
+        async with serving(trickling(pieces=10, gap=0.02)) as (_, url):
+            response = await post_within(url, read=5.0, total=None)
+            assert response.content == b"abc\n" * 10
 
     run(main)

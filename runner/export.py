@@ -40,7 +40,7 @@ BATCH_ROWS: Final = 16_384
 
 def default_target(out_dir: Path, fmt: ExportFormat) -> Path:
     """Where an export goes without ``--to``: ``OUT/export.<format>``."""
-    return RunDir(out_dir).root / f"export.{fmt}"
+    return RunDir(out_dir).export(fmt)
 
 
 def export_run(

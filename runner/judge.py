@@ -211,7 +211,7 @@ def _judge(
 ) -> pl.DataFrame:
     """Make every judge call that has no outcome yet; return all outcomes (id, status,
     output, error_message) of this kind and judge."""
-    home = rundir.root / "judges" / kind
+    home = rundir.judges(kind)
     home.mkdir(parents=True, exist_ok=True)
     sent = 0
     for done in _passes(home):
@@ -363,8 +363,7 @@ def _write_pairwise(
         "row_id", "repeat", "variant", "baseline", "identical", "judged", "winner_AB",
         "winner_BA", "verdict", "consistent", "reason_AB", "reason_BA",
     )  # fmt: skip
-    path = rundir.root / "pairwise.parquet"
-    atomic_write_parquet(path, frame)
+    atomic_write_parquet(rundir.pairwise, frame)
     return sum(1 for p in prefs if p is not None and p.error is not None)
 
 

@@ -39,12 +39,8 @@ from runner.report import (
     test_name,
     variant_order,
 )
+from runner.rundir import RunDir
 from runner.scoring import parse_scorer, score_results
-
-REGRESSION: Final = "regression.parquet"
-REGRESSION_MD: Final = "regression.md"
-GATE: Final = "gate.parquet"
-GATE_MD: Final = "gate.md"
 
 COMPLETE: Final = "complete"
 
@@ -95,7 +91,7 @@ def write_regression(
     provenance = {"baseline": base_prov, "candidate": cand_prov, "gates": gates.as_dict()}
     if variant_map:
         provenance["variant_map"] = dict(variant_map)
-    _write_metrics(out_dir / REGRESSION, report, provenance)
+    _write_metrics(RunDir(out_dir).regression_parquet, report, provenance)
     markdown = regression_markdown(
         report,
         base_prov,
@@ -103,7 +99,7 @@ def write_regression(
         score_label(base.scorer),
         confidence=options.confidence,
     )
-    atomic_write_text(out_dir / REGRESSION_MD, markdown)
+    atomic_write_text(RunDir(out_dir).regression_md, markdown)
     return report
 
 
@@ -130,7 +126,9 @@ def gate_run(
     report = gate_variants(scored.results, base, gates, variants=variants, options=options)
     prov = _run_provenance(facts, scored.scorer)
     _write_metrics(
-        out_dir / GATE, report, {"run": prov, "baseline_variant": base, "gates": gates.as_dict()}
+        RunDir(out_dir).gate_parquet,
+        report,
+        {"run": prov, "baseline_variant": base, "gates": gates.as_dict()},
     )
     markdown = regression_markdown(
         report,
@@ -140,7 +138,7 @@ def gate_run(
         confidence=options.confidence,
         title=f"Gate: variants against {base}",
     )
-    atomic_write_text(out_dir / GATE_MD, markdown)
+    atomic_write_text(RunDir(out_dir).gate_md, markdown)
     return report
 
 

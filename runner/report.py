@@ -51,13 +51,6 @@ from runner.scoring import (
 if TYPE_CHECKING:
     from runner.gates import Gates, RegressionReport
 
-SUMMARY: Final = "summary.parquet"
-COMPARISON: Final = "comparison.parquet"
-SIDE_BY_SIDE: Final = "side_by_side.parquet"
-REPORT_HTML: Final = "report.html"
-SUMMARY_BY_SEGMENT: Final = "summary_by_segment.parquet"
-COMPARISON_BY_SEGMENT: Final = "comparison_by_segment.parquet"
-
 #: Parquet key-value metadata: the scorer spec behind the ``score`` column, and provenance.
 SCORER_KEY: Final = b"runner.score"
 PROVENANCE_KEY: Final = b"runner.provenance"
@@ -220,8 +213,8 @@ def build_reports(
         side_by_side=rundir.side_by_side if several else None,
         html=rundir.report_html,
         notes=notes,
-        summary_by_segment=out_dir / SUMMARY_BY_SEGMENT if by_segment else None,
-        comparison_by_segment=out_dir / COMPARISON_BY_SEGMENT if by_segment else None,
+        summary_by_segment=rundir.summary_by_segment if by_segment else None,
+        comparison_by_segment=rundir.comparison_by_segment if by_segment else None,
     )
 
 
@@ -279,8 +272,8 @@ def _segment_reports(
     comparison = segments.comparison_by_segment(
         results, columns, baseline, variants=variants, options=options
     )
-    _write_frame(rundir.root / SUMMARY_BY_SEGMENT, summary, prov)
-    _write_frame(rundir.root / COMPARISON_BY_SEGMENT, comparison, prov)
+    _write_frame(rundir.summary_by_segment, summary, prov)
+    _write_frame(rundir.comparison_by_segment, comparison, prov)
     return summary, comparison
 
 

@@ -9,8 +9,12 @@ manifest through :class:`Manifest`; nothing else spells a file name under ``OUT`
     OUT/journal.rejected.jsonl  damaged journal lines set aside by recovery (their calls re-sent)
     OUT/results.parquet       the journal compacted: one row per (row_id, variant, repeat)
     OUT/summary.parquet, comparison.parquet, side_by_side.parquet, report.html   the reports
+    OUT/summary_by_segment.parquet, comparison_by_segment.parquet   ``--segment-column``
     OUT/gate.md, gate.parquet                 ``runner gate`` (variants of one run)
     OUT/regression.md, regression.parquet     ``runner compare`` (one run against another)
+    OUT/pairwise.parquet                      the pairwise judge's verdicts
+    OUT/judges/pointwise/, judges/pairwise/   judging passes: run directories of their own
+    OUT/export.parquet (.csv, .jsonl)         ``runner export``: the dataset plus its outputs
     OUT/shards/shard-III-of-NNN/              a shard: a run directory of its own
 """
 
@@ -211,6 +215,26 @@ class RunDir:
     @property
     def report_html(self) -> Path:
         return self.root / "report.html"
+
+    @property
+    def summary_by_segment(self) -> Path:
+        return self.root / "summary_by_segment.parquet"
+
+    @property
+    def comparison_by_segment(self) -> Path:
+        return self.root / "comparison_by_segment.parquet"
+
+    @property
+    def pairwise(self) -> Path:
+        return self.root / "pairwise.parquet"
+
+    def judges(self, kind: str) -> Path:
+        """Where the passes of the ``pointwise`` or ``pairwise`` judge live."""
+        return self.root / "judges" / kind
+
+    def export(self, fmt: str) -> Path:
+        """``runner export``'s default target: ``export.parquet``, ``.csv`` or ``.jsonl``."""
+        return self.root / f"export.{fmt}"
 
     @property
     def gate_md(self) -> Path:

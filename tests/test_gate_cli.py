@@ -149,7 +149,7 @@ def test_report_with_a_scorer_raising_on_one_row_writes_everything(
         ("r2", 1.0, None),
         ("r3", 1.0, None),
     ]
-    for name in ("summary.parquet", "comparison.parquet", "side_by_side.parquet", "report.html"):
+    for name in ("summary.parquet", "comparison.parquet", "report.html"):
         assert (out / name).is_file()
 
 

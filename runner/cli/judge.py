@@ -81,7 +81,7 @@ def run_judges(out: Path, options: Any) -> None:
         click.echo(f"{kind} judge: {sent} calls sent{note}", err=True)
     budget = RunDir(out).read_manifest().config.get("max_error_rate", 0.05)
     for kind in report.sent:
-        for path in sorted((out / "judges" / kind).glob("pass-*")):
+        for path in sorted(RunDir(out).judges(kind).glob("pass-*")):
             if path.is_dir() and RunDir(path).results.exists():
                 check_error_budget(RunDir(path).results, float(budget))
 

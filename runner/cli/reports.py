@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from runner.cli.app import main
+from runner.cli.export import segment_option
 from runner.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -130,7 +131,9 @@ def print_gate(report: RegressionReport, markdown_path: Path) -> None:
     report.raise_if_failed()
 
 
-def write_and_print_reports(out_dir: Path, score: str | None, baseline: str | None) -> None:
+def write_and_print_reports(
+    out_dir: Path, score: str | None, baseline: str | None, segments: tuple[str, ...] = ()
+) -> None:
     """Build every report of ``out_dir`` and print the compact table, notes and verdicts."""
     import polars as pl
     from rich.console import Console
@@ -138,7 +141,7 @@ def write_and_print_reports(out_dir: Path, score: str | None, baseline: str | No
     from runner.console import summary_table
     from runner.report import build_reports, verdict_lines
 
-    paths = build_reports(out_dir, score=score, baseline=baseline)
+    paths = build_reports(out_dir, score=score, baseline=baseline, segments=segments)
     console = Console(highlight=False)
     console.print(summary_table(pl.read_parquet(paths.summary), title=f"results in {out_dir}"))
     for note in paths.notes:
@@ -152,7 +155,10 @@ def write_and_print_reports(out_dir: Path, score: str | None, baseline: str | No
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @score_option
 @baseline_option
-def report(out: Path, score: str | None, baseline_variant: str | None) -> None:
+@segment_option
+def report(
+    out: Path, score: str | None, baseline_variant: str | None, segment_columns: tuple[str, ...]
+) -> None:
     """Rebuild every report of a run directory OUT from its results.parquet, without calling
     the API: summary, comparison and side-by-side Parquet files and report.html.
 
@@ -164,7 +170,7 @@ def report(out: Path, score: str | None, baseline_variant: str | None) -> None:
     rundir = RunDir(out)
     with rundir.locked():  # not while a run (or another report) writes the same files
         remove_stale_temps(rundir.root)
-        write_and_print_reports(out, score, baseline_variant)
+        write_and_print_reports(out, score, baseline_variant, segment_columns)
 
 
 @main.command()
@@ -208,7 +214,8 @@ def compare(
           --max-score-drop 2 --max-error-rate-increase 1 --require-significance 0.05
       cat reports/tonight/regression.md >> "$GITHUB_STEP_SUMMARY"
     """
-    from runner.regression import REGRESSION_MD, write_regression
+    from runner.regression import write_regression
+    from runner.rundir import RunDir
 
     gates = gates_from_params(params)
     mapping = parse_variant_map(variant_map)
@@ -223,7 +230,7 @@ def compare(
         variant_map=mapping,
         allow_incomplete=allow_incomplete,
     )
-    print_gate(result, target / REGRESSION_MD)
+    print_gate(result, RunDir(target).regression_md)
 
 
 @main.command()
@@ -246,7 +253,8 @@ def gate(
     Example (an A/B inside one run):
       runner gate reports/ab --baseline-variant baseline --max-score-drop 2
     """
-    from runner.regression import GATE_MD, gate_run
+    from runner.regression import gate_run
+    from runner.rundir import RunDir
 
     result = gate_run(
         out,
@@ -255,4 +263,4 @@ def gate(
         baseline=baseline_variant,
         allow_incomplete=allow_incomplete,
     )
-    print_gate(result, out / GATE_MD)
+    print_gate(result, RunDir(out).gate_md)

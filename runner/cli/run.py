@@ -13,6 +13,7 @@ import click
 
 from runner.budget import check_error_budget
 from runner.cli.app import main
+from runner.cli.export import segment_option
 from runner.cli.judge import judge_options, judge_options_from_params, run_judges
 from runner.cli.reports import (
     baseline_option,
@@ -26,6 +27,7 @@ from runner.config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, RunConfig
 from runner.errors import ConfigError, ErrorBudgetExceeded, GateFailed, StorageError
 from runner.job import RunResult, run_job
 from runner.progress import auto_display
+from runner.rundir import RunDir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -254,6 +256,22 @@ class _KeepArgs(click.Command):
 @executor_options
 @judge_options
 @gate_options
+@segment_option
+@click.option(
+    "--no-report",
+    is_flag=True,
+    help="Write no reports at the end (a backfill); 'runner report OUT' writes them "
+    "later. The error budget still applies.",
+)
+@click.option(
+    "--export",
+    "export_to",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="When the run ends, write the dataset plus its outputs to PATH, as "
+    "'runner export OUT --to PATH' does (format from the extension: .parquet, .csv, "
+    ".jsonl).",
+)
 def run(**params: Any) -> None:
     """Invoke every row of DATASET against each --variant and record every outcome.
 
@@ -267,6 +285,7 @@ def run(**params: Any) -> None:
     """
     config = build_config(params)
     judge_options_from_params(params, keep_score=False, base_url=None)  # bad options: exit 2 now
+    export_format(params["export_to"])
     if params["score"]:
         from runner.scoring import parse_scorer
 
@@ -288,8 +307,15 @@ def run(**params: Any) -> None:
         run_judges(result.out_dir, judges)
         if judges.pointwise is not None and not params["score"]:
             score = None  # the judge's score is the run's score, already in results.parquet
+    if params["export_to"] is not None:
+        _export(result.out_dir, params["export_to"])
+    if params["no_report"]:
+        check_error_budget(RunDir(result.out_dir).results, config.max_error_rate)
+        return
     try:
-        write_and_print_reports(result.out_dir, score, params["baseline_variant"])
+        write_and_print_reports(
+            result.out_dir, score, params["baseline_variant"], params["segment_columns"]
+        )
     except StorageError as exc:
         raise StorageError(
             f"{exc}. The run itself is complete; build its reports later with: "
@@ -298,10 +324,28 @@ def run(**params: Any) -> None:
     _judge_the_run(result, config, params)
 
 
+def export_format(to: Path | None) -> Any:
+    """The format ``--export PATH`` names by its extension (checked before anything is sent)."""
+    if to is None:
+        return None
+    suffix = to.suffix.lower().lstrip(".")
+    fmt = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}.get(suffix)
+    if fmt is None:
+        raise ConfigError(f"--export {to}: name a .parquet, .csv or .jsonl file")
+    return fmt
+
+
+def _export(out: Path, to: Path) -> None:
+    from runner.export import export_run
+
+    written = export_run(out, to, format=export_format(to))
+    click.echo(f"exported the dataset with its outputs to {written}", err=True)
+
+
 def _judge_the_run(result: RunResult, config: RunConfig, params: dict[str, Any]) -> None:
     """The exit code of a completed run: over the error budget is 4 (the run itself cannot be
     trusted), else a failed gate is 1, else 0. Both are printed when both apply."""
-    from runner.regression import GATE_MD, gate_run
+    from runner.regression import gate_run
     from runner.rundir import RunDir
 
     failed_gate: GateFailed | None = None
@@ -309,7 +353,7 @@ def _judge_the_run(result: RunResult, config: RunConfig, params: dict[str, Any])
     if gates.limits_set:
         report = gate_run(result.out_dir, gates, baseline=params["baseline_variant"])
         try:
-            print_gate(report, result.out_dir / GATE_MD)
+            print_gate(report, RunDir(result.out_dir).gate_md)
         except GateFailed as exc:
             failed_gate = exc
     try:

@@ -47,6 +47,7 @@ _OPTIONS: Final = {
     "max_score_drop_points": "--max-score-drop",
     "min_agreement": "--min-agreement",
     "min_coverage": "--min-coverage",
+    "min_win_rate": "--min-win-rate",
     "pairing": "--variant-map",
 }
 _UNITS: Final = {
@@ -55,6 +56,7 @@ _UNITS: Final = {
     "max_score_drop_points": "points",
     "min_agreement": "share",
     "min_coverage": "share",
+    "min_win_rate": "share",
     "pairing": "share",
 }
 
@@ -89,6 +91,9 @@ class Gates:
     min_coverage: float | None = None
     """Smallest allowed share of the baseline's calls with a partner; 1.0 when unset and any
     other gate is set (see :attr:`coverage_limit`)."""
+    min_win_rate: float | None = None
+    """Smallest allowed pairwise win rate (wins plus half the ties, over pairs) of a candidate
+    against its baseline, as the pairwise judge found it."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -99,7 +104,7 @@ class Gates:
             value = getattr(self, name)
             if value is not None and (math.isnan(value) or value < 0):
                 raise ConfigError(f"{_OPTIONS[name]} must be a number >= 0, got {value}")
-        for name in ("min_agreement", "min_coverage"):
+        for name in ("min_agreement", "min_coverage", "min_win_rate"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{_OPTIONS[name]} must be a share in [0, 1], got {value}")
@@ -118,6 +123,7 @@ class Gates:
                 "max_score_drop_points",
                 "min_agreement",
                 "min_coverage",
+                "min_win_rate",
             )
         )
 
@@ -300,8 +306,12 @@ def compare_runs(
     *,
     variant_map: Mapping[str, str] | None = None,
     options: StatOptions = DEFAULT_OPTIONS,
+    pairwise: pl.DataFrame | None = None,
 ) -> RegressionReport:
     """Compare a candidate run with a baseline run, row by row, and check ``gates``.
+
+    ``pairwise`` (the candidate run's ``pairwise.parquet``) gives ``--min-win-rate`` the win
+    rate its pairwise judge found for each candidate variant against its own baseline.
 
     Calls pair on ``(row_id, variant, repeat)``, a baseline variant named in ``variant_map``
     standing for its candidate variant. With any gate set, a variant on either side without
@@ -313,6 +323,7 @@ def compare_runs(
         pl.concat([_scores(base_results), _scores(cand_results)], how="vertical")
     )
     rows = [_pair_row(base_results, cand_results, b, c, binary, options) for b, c in pairs]
+    _add_pairwise(rows, pairwise)
     unpaired = _pairing_failures(base_variants, cand_variants, pairs) if gates.limits_set else []
     only_base = tuple(v for v in base_variants if v not in {b for b, _ in pairs})
     only_cand = tuple(v for v in cand_variants if v not in {c for _, c in pairs})
@@ -332,8 +343,10 @@ def gate_variants(
     *,
     variants: Sequence[str] | None = None,
     options: StatOptions = DEFAULT_OPTIONS,
+    pairwise: pl.DataFrame | None = None,
 ) -> RegressionReport:
-    """Check ``gates`` on each variant of one run against its ``baseline`` variant.
+    """Check ``gates`` on each variant of one run against its ``baseline`` variant
+    (``pairwise``: the run's ``pairwise.parquet``, for ``--min-win-rate``).
 
     Calls pair on ``(row_id, repeat)``. A run with no variant besides the baseline fails
     every gate set: there is nothing the gate could have passed on.
@@ -347,12 +360,25 @@ def gate_variants(
     rows = [
         _pair_row(results, results, baseline, v, binary, options) for v in order if v != baseline
     ]
+    _add_pairwise(rows, pairwise)
     failures = []
     if gates.limits_set and not rows:
         note = f"the run has one variant only ({baseline}): no variant to gate against it"
         failures.append(GateResult("pairing", baseline, None, 1.0, False, note=note))
     unmatched = sum(r["baseline_calls"] - r["pairs"] for r in rows)
     return _report(rows, gates, failures, unmatched, 0, (), (), one_run=True)
+
+
+def _add_pairwise(rows: list[dict[str, Any]], pairwise: pl.DataFrame | None) -> None:
+    """Put each variant's pairwise-judge metrics into its row (for ``--min-win-rate``)."""
+    if pairwise is None:
+        return
+    from runner.judge import pairwise_metrics
+
+    by_variant = {m["variant"]: m for m in pairwise_metrics(pairwise).iter_rows(named=True)}
+    for row in rows:
+        found = by_variant.get(row["variant"], {})
+        row.update({k: v for k, v in found.items() if k != "variant"})
 
 
 def _scores(results: Results) -> pl.LazyFrame:
@@ -403,6 +429,14 @@ def _report(
         checked += check_gates(row, gates, label)
     verdicts = [all(g.passed for g in checked if g.variant == label) for label in labels]
     metrics = metrics_frame(rows, HEAD)
+    if any("pairwise_win_rate" in row for row in rows):
+        from runner.judge import PAIRWISE_METRICS
+
+        extra = {k: v for k, v in PAIRWISE_METRICS.items() if k != "variant"}
+        metrics = metrics.with_columns(
+            pl.Series(name, [row.get(name) for row in rows], dtype=dtype)
+            for name, dtype in extra.items()
+        )
     return RegressionReport(
         metrics=metrics.with_columns(pl.Series("passed", verdicts, dtype=pl.Boolean)),
         gates=tuple(checked),
@@ -436,6 +470,9 @@ def check_gates(row: Mapping[str, Any], gates: Gates, label: str | None = None) 
     if gates.min_agreement is not None:
         share = row.get("identical_share")
         out.append(_bounded("min_agreement", variant, share, gates.min_agreement, None, None, True))
+    if gates.min_win_rate is not None:
+        rate, p = row.get("pairwise_win_rate"), row.get("pairwise_p_value")
+        out.append(_bounded("min_win_rate", variant, rate, gates.min_win_rate, p, gates, True))
     return out
 
 

@@ -84,8 +84,9 @@ def write_regression(
     base, cand = _scored_alike(base_dir, cand_dir, score)
     options = _for_gates(options, gates)
     report = compare_runs(
-        base.results, cand.results, gates, variant_map=variant_map, options=options
-    )
+        base.results, cand.results, gates, variant_map=variant_map, options=options,
+        pairwise=_pairwise(cand_dir),
+    )  # fmt: skip
     base_prov = _run_provenance(base_facts, base.scorer)
     cand_prov = _run_provenance(cand_facts, cand.scorer)
     provenance = {"baseline": base_prov, "candidate": cand_prov, "gates": gates.as_dict()}
@@ -123,7 +124,10 @@ def gate_run(
     variants = variant_order(scored.results, facts)
     base = baseline_of(baseline, variants)
     options = _for_gates(options, gates)
-    report = gate_variants(scored.results, base, gates, variants=variants, options=options)
+    report = gate_variants(
+        scored.results, base, gates, variants=variants, options=options,
+        pairwise=_pairwise(out_dir),
+    )  # fmt: skip
     prov = _run_provenance(facts, scored.scorer)
     _write_metrics(
         RunDir(out_dir).gate_parquet,
@@ -140,6 +144,11 @@ def gate_run(
     )
     atomic_write_text(RunDir(out_dir).gate_md, markdown)
     return report
+
+
+def _pairwise(out_dir: Path) -> pl.DataFrame | None:
+    path = RunDir(out_dir).pairwise
+    return pl.read_parquet(path) if path.exists() else None
 
 
 def _scored_alike(base_dir: Path, cand_dir: Path, score: str | None) -> tuple[Scored, Scored]:

@@ -182,6 +182,7 @@ def build_reports(
         if several
         else compare.metrics_frame([], {"baseline": pl.String(), "variant": pl.String()})
     )
+    summary, comparison = _with_judges(rundir, results, summary, comparison)
     _write_frame(rundir.summary, summary, prov)
     _write_frame(rundir.comparison, comparison, prov)
     shown, changed_total = pl.DataFrame(), 0
@@ -216,6 +217,35 @@ def build_reports(
         summary_by_segment=rundir.summary_by_segment if by_segment else None,
         comparison_by_segment=rundir.comparison_by_segment if by_segment else None,
     )
+
+
+def _with_judges(
+    rundir: RunDir, results: pl.LazyFrame, summary: pl.DataFrame, comparison: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """What the judges said, next to the rest: the pairwise result in the comparison; a
+    second (judge) score, its agreement with the deterministic one and judge errors in the
+    summary."""
+    from runner import judge
+
+    names = results.collect_schema().names()
+    if "judge_error" in names:
+        errors = results.group_by("variant").agg(
+            pl.col("judge_error").is_not_null().sum().cast(pl.Int64).alias("judge_errors")
+        )
+        summary = summary.join(errors.collect(), on="variant", how="left", maintain_order="left")
+    if "judge_score" in names:
+        judged = results.group_by("variant").agg(
+            pl.col("judge_score").count().cast(pl.Int64).alias("judge_scored"),
+            pl.col("judge_score").mean().alias("judge_score_mean"),
+        )
+        summary = summary.join(judged.collect(), on="variant", how="left", maintain_order="left")
+        both = results.select("variant", "score", "judge_score").collect()
+        agreement = judge.judge_agreement(both, "score", "judge_score")
+        summary = summary.join(agreement, on="variant", how="left", maintain_order="left")
+    if rundir.pairwise.exists() and comparison.height:
+        metrics = judge.pairwise_metrics(pl.read_parquet(rundir.pairwise))
+        comparison = comparison.join(metrics, on="variant", how="left", maintain_order="left")
+    return summary, comparison
 
 
 def _scan(path: Path) -> pl.LazyFrame:

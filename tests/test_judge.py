@@ -232,3 +232,36 @@ def test_a_kill_while_judging_then_judge_again_resends_at_most_the_concurrency(
         assert resent <= 8  # only what was in flight at the kill (-c 8)
         assert len(judge_bodies(sim)) == 2 * ROWS - committed
         assert read_results(out)["score"].null_count() == 0
+
+
+def test_pairwise_results_reach_the_comparison_and_the_min_win_rate_gate(
+    sim: SimulatorServer, dataset: Path, tmp_path: Path
+) -> None:
+    """The candidate is worse (more wrong labels): its win rate is below one half."""
+    out = tmp_path / "out"
+    assert run(sim, dataset, out, "--pairwise-judge", "grader:pairwise").exit_code == 0
+    comparison = pl.read_parquet(out / "comparison.parquet").row(0, named=True)
+    pairwise = pl.read_parquet(out / "pairwise.parquet")
+    wins, losses = (int((pairwise["verdict"] == v).sum()) for v in ("win", "loss"))
+    assert (comparison["pairwise_wins"], comparison["pairwise_losses"]) == (wins, losses)
+    assert comparison["pairwise_win_rate"] == (wins + (ROWS - wins - losses) / 2) / ROWS
+    assert comparison["judge_position_consistency"] == 1.0
+    failed = cli("gate", str(out), "--min-win-rate", "0.5")
+    assert failed.exit_code == 1, failed.output
+    assert "--min-win-rate on candidate" in failed.output
+    assert cli("gate", str(out), "--min-win-rate", "0.3").exit_code == 0
+
+
+def test_judge_and_exact_match_agreement_is_in_the_summary(
+    sim: SimulatorServer, dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = run(
+        sim, dataset, out, "--expected-column", "expected", "--score", "exact",
+        "--judge", "grader:pointwise",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = pl.read_parquet(out / "summary.parquet")
+    assert summary["judge_agreement"].to_list() == [1.0, 1.0]
+    assert summary["judge_kappa"].to_list() == [1.0, 1.0]
+    assert summary["judge_errors"].to_list() == [0, 0]

@@ -47,6 +47,7 @@ GATE_PARAMS = (
     "min_agreement",
     "require_significance",
     "min_coverage",
+    "min_win_rate",
 )
 
 
@@ -91,6 +92,13 @@ def gate_options(func: F) -> F:
             help="Fail if fewer than SHARE (0-1) of the baseline's calls have a partner "
             "(default 1.0 whenever another gate is set).",
         ),
+        click.option(
+            "--min-win-rate",
+            type=float,
+            metavar="SHARE",
+            help="Fail if a candidate's pairwise win rate against its baseline (wins plus half "
+            "the ties, over pairs, as the pairwise judge found it) is below SHARE (0-1).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -108,6 +116,7 @@ def gates_from_params(params: Mapping[str, Any]) -> Gates:
         min_agreement=params.get("min_agreement"),
         require_significance=params.get("require_significance"),
         min_coverage=params.get("min_coverage"),
+        min_win_rate=params.get("min_win_rate"),
     )
 
 

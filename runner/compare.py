@@ -153,7 +153,7 @@ _ERRORS_BY_TYPE: Final = pl.List(ERROR_FIELDS)
 SUMMARY_COLUMNS: Final = (
     "variant", "rows", "ok", "errors", "error_rate", "errors_by_type", "retries",
     "latency_mean_ms", "latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms",
-    "ttft_p50_ms", "ttft_p95_ms", "tokens_mean", "tokens_total", "output_chars_mean",
+    "total_p50_ms", "total_p95_ms", "ttft_p50_ms", "ttft_p95_ms", "tokens_mean", "tokens_total", "output_chars_mean",
     "scored", "score_errors", "score_mean", "score_ci_low", "score_ci_high", "score_ci_method",
     "consistency_rows", "consistency_rate",
 )  # fmt: skip
@@ -173,6 +173,9 @@ def _summary_aggs() -> list[pl.Expr]:
             latency.quantile(q, "linear").alias(f"latency_p{round(q * 100)}_ms")
             for q in LATENCY_QUANTILES
         ],
+        # The whole call, every attempt and backoff included (latency_ms is the last attempt).
+        pl.col("total_ms").quantile(0.5, "linear").alias("total_p50_ms"),
+        pl.col("total_ms").quantile(0.95, "linear").alias("total_p95_ms"),
         ttft.quantile(0.5, "linear").alias("ttft_p50_ms"),
         ttft.quantile(0.95, "linear").alias("ttft_p95_ms"),
         tokens.mean().alias("tokens_mean"),

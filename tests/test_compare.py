@@ -63,6 +63,9 @@ def test_summary_per_variant_worked_by_hand() -> None:
             "latency_p90_ms": [280.0, 400.0],
             "latency_p95_ms": [290.0, 400.0],
             "latency_p99_ms": [298.0, 400.0],
+            # Every call, errors included (their total_ms defaults to 100 here).
+            "total_p50_ms": [150.0, 100.0],
+            "total_p95_ms": [285.0, 355.0],
             "ttft_p50_ms": [None, 50.0],
             "ttft_p95_ms": [None, 50.0],
             "tokens_mean": [20.0, None],

@@ -13,8 +13,9 @@ from polars.testing import assert_frame_equal
 
 from runner.cli import main
 from runner.records import KEY_COLUMNS
-from runner.report import SUMMARY, build_reports
+from runner.report import build_reports
 from runner.results import read_manifest, read_results
+from runner.rundir import RunDir
 
 #: What must not depend on how the run was split (timings, request ids and attempts may).
 SAME_COLUMNS = (
@@ -87,7 +88,7 @@ def assert_same_run(merged: Path, single: Path) -> None:
 
 
 def _summary(out: Path) -> pl.DataFrame:
-    if not (out / SUMMARY).exists():
+    if not RunDir(out).summary.exists():
         build_reports(out)
-    summary = pl.read_parquet(out / SUMMARY)
+    summary = pl.read_parquet(RunDir(out).summary)
     return summary.select(c for c in summary.columns if "latency" not in c and "ttft" not in c)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -54,6 +56,56 @@ def require_complete(facts: RunFacts, role: str, *, allow_incomplete: bool) -> N
         "resume it with runner run ... --resume, or pass --allow-incomplete to gate on "
         "what it holds"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PastRun:
+    """A complete run found in a folder of runs, and when it finished."""
+
+    out_dir: Path
+    finished_at: datetime
+
+    def describe(self) -> str:
+        return f"{self.out_dir} (finished {self.finished_at:%Y-%m-%d %H:%M:%S %Z})".rstrip()
+
+
+def latest_complete_run(folder: Path, *, exclude: Path | None = None) -> PastRun | None:
+    """The run directory in ``folder`` (one level down) whose manifest says ``complete`` and
+    that finished last, other than ``exclude`` (the candidate); None when there is none.
+
+    Directories without a readable manifest (not runs, or damaged) are passed over."""
+    from runner.errors import ResultsDirError
+
+    skip = exclude.resolve() if exclude is not None else None
+    found: list[PastRun] = []
+    try:
+        entries = sorted(p for p in folder.iterdir() if p.is_dir())
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot list the runs in {folder}: {exc}") from exc
+    for path in entries:
+        rundir = RunDir(path)
+        if path.resolve() == skip or not rundir.has_manifest():
+            continue
+        try:
+            manifest = rundir.read_manifest()
+        except ResultsDirError:
+            continue
+        finished = _parse_time(manifest.finished_at)
+        if manifest.status == COMPLETE and finished is not None:
+            found.append(PastRun(path, finished))
+    return max(found, key=lambda run: run.finished_at, default=None)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _for_gates(options: StatOptions, gates: Gates) -> StatOptions:

@@ -213,19 +213,23 @@ def compare(
     """Compare run CANDIDATE_OUT against run BASELINE_OUT, row by row and variant by variant,
     and gate on the result: exit 1 when a gate fails, 0 otherwise.
 
+    BASELINE_OUT may also be a folder of runs: the most recent complete run in it (by the
+    time it finished) other than CANDIDATE_OUT is the baseline, and is named.
+
     With any gate set, a variant without a counterpart fails (pair renamed variants with
     --variant-map), and so does a candidate missing any of the baseline's calls (see
     --min-coverage). A run that is not complete is refused unless --allow-incomplete.
 
     \b
     Nightly CI example:
-      runner compare reports/last-night reports/tonight \\
+      runner compare reports/nightly reports/nightly/tonight \\
           --max-score-drop 2 --max-error-rate-increase 1 --require-significance 0.05
-      cat reports/tonight/regression.md >> "$GITHUB_STEP_SUMMARY"
+      cat reports/nightly/tonight/regression.md >> "$GITHUB_STEP_SUMMARY"
     """
     from runner.regression import write_regression
     from runner.rundir import RunDir
 
+    baseline_out = _baseline_run(baseline_out, candidate_out)
     gates = gates_from_params(params)
     mapping = parse_variant_map(variant_map)
     target = out or candidate_out
@@ -240,6 +244,24 @@ def compare(
         allow_incomplete=allow_incomplete,
     )
     print_gate(result, RunDir(target).regression_md)
+
+
+def _baseline_run(given: Path, candidate: Path) -> Path:
+    """``given`` when it is a run; when it is a folder of runs, its latest complete run other
+    than ``candidate``, said on stderr."""
+    from runner.regression import latest_complete_run
+    from runner.rundir import RunDir
+
+    if RunDir(given).has_manifest():
+        return given
+    latest = latest_complete_run(given, exclude=candidate)
+    if latest is None:
+        raise ConfigError(
+            f"{given} is neither a run (no manifest.json) nor a folder holding a complete run "
+            f"other than {candidate}"
+        )
+    click.echo(f"baseline: {latest.describe()}, the latest complete run in {given}", err=True)
+    return latest.out_dir
 
 
 @main.command()

@@ -61,10 +61,14 @@ def resume_command(run_args: list[str], out_dir: Path) -> str:
 
 def run_options(func: F) -> F:
     options = [
-        click.argument("dataset", nargs=-1, required=True),
-        click.option("--deployment", "-d", required=True, help="Prompt deployment name."),
+        click.argument("dataset", nargs=-1),
+        click.option("--config", "config_file", type=click.Path(path_type=Path),
+                     metavar="FILE",
+                     help="An experiment file (TOML; 'runner init' writes a starter): every "
+                     "option of run as a key. Options on the command line override it."),
+        click.option("--deployment", "-d", help="Prompt deployment name."),
         click.option(
-            "--variant", "-v", "variants", multiple=True, required=True,
+            "--variant", "-v", "variants", multiple=True,
             help="Deployment variant to invoke for every row; repeat for an A/B comparison. "
             "The first is the baseline.",
         ),
@@ -144,14 +148,41 @@ def run_options(func: F) -> F:
                      "derived from the dataset and config so every shard agrees)."),
         score_option,
         baseline_option,
+        click.option("--compare-with", type=click.Path(file_okay=False, path_type=Path),
+                     metavar="FOLDER",
+                     help="When the run ends, compare it with the latest complete run in FOLDER "
+                     "(a folder of past runs, e.g. last night's) and apply the gate options to "
+                     "that comparison: regression.md in --out, exit 1 when a gate fails."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
     return func
 
 
+def with_experiment_file(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with the experiment file's values (``--config``) for every option the user
+    did not give on the command line (or through its environment variable)."""
+    from click.core import ParameterSource
+
+    from runner.experiment import load_experiment
+
+    path = params.get("config_file")
+    if path is None:
+        return params
+    merged = dict(params)
+    typed = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    for name, value in load_experiment(path).params.items():
+        if ctx.get_parameter_source(name) not in typed:
+            merged[name] = value
+    return merged
+
+
 def build_config(params: dict[str, Any]) -> RunConfig:
     """A ``RunConfig`` from the parsed ``run`` options."""
+    if not params["dataset"]:
+        raise ConfigError(
+            "no dataset given: name it on the command line or as dataset in the --config file"
+        )
     out = params["out"]
     if out is None:
         from datetime import datetime
@@ -283,6 +314,12 @@ def run(**params: Any) -> None:
       runner run runner/data/tickets.csv -d support-reply -v baseline -v candidate \\
           --concurrency 32 --experiment nightly --tag team=support --out reports/nightly
     """
+    ctx = click.get_current_context()
+    run_with(with_experiment_file(ctx, params), ctx.meta["run_args"])
+
+
+def run_with(params: dict[str, Any], run_args: list[str]) -> None:
+    """``runner run`` with its parameters resolved (file and command line merged)."""
     config = build_config(params)
     judge_options_from_params(params, keep_score=False, base_url=None)  # bad options: exit 2 now
     export_format(params["export_to"])
@@ -296,11 +333,11 @@ def run(**params: Any) -> None:
         plan = plan_run(config, os.environ.get(API_KEY_ENV) or None)
         click.echo(plan.describe(str(config.run_dir)))
         return
-    run_args = click.get_current_context().meta["run_args"]
     if params["executor"] == "ray":
         result = execute_on_ray(config, params, run_args)
     else:
         result = execute_run(config, run_args)
+    _keep_experiment(result.out_dir, config, params)
     judges = judge_options_from_params(params, keep_score=bool(params["score"]), base_url=None)
     score = _default_score(config, params["score"])
     if judges is not None:
@@ -324,6 +361,20 @@ def run(**params: Any) -> None:
     _judge_the_run(result, config, params)
 
 
+def _keep_experiment(out: Path, config: RunConfig, params: dict[str, Any]) -> None:
+    """Write the run's resolved options into OUT as an experiment file: ``runner rerun OUT``
+    (or ``runner run --config OUT/experiment.toml``) runs exactly this job again."""
+    from runner.experiment import RESOLVED_NAME, experiment_toml
+    from runner.fsutil import atomic_write_text
+
+    resolved = {**params, "out": config.out_dir, "dataset": config.dataset}
+    header = (
+        f"The resolved options of run {config.out_dir} (written by runner run).\n"
+        "Run it again with: runner rerun " + shlex.quote(str(out))
+    )
+    atomic_write_text(out / RESOLVED_NAME, experiment_toml(resolved, header=header))
+
+
 def export_format(to: Path | None) -> Any:
     """The format ``--export PATH`` names by its extension (checked before anything is sent)."""
     if to is None:
@@ -344,18 +395,24 @@ def _export(out: Path, to: Path) -> None:
 
 def _judge_the_run(result: RunResult, config: RunConfig, params: dict[str, Any]) -> None:
     """The exit code of a completed run: over the error budget is 4 (the run itself cannot be
-    trusted), else a failed gate is 1, else 0. Both are printed when both apply."""
+    trusted), else a failed gate is 1, else 0. Both are printed when both apply.
+
+    With ``--compare-with FOLDER`` the gates apply to the run against the latest complete run
+    in FOLDER (regression.md); otherwise to each variant against the baseline variant
+    (gate.md)."""
     from runner.regression import gate_run
     from runner.rundir import RunDir
 
     failed_gate: GateFailed | None = None
     gates = gates_from_params(params)
-    if gates.limits_set:
-        report = gate_run(result.out_dir, gates, baseline=params["baseline_variant"])
-        try:
+    try:
+        if params.get("compare_with") is not None:
+            _compare_with_latest(result.out_dir, params["compare_with"], gates)
+        elif gates.limits_set:
+            report = gate_run(result.out_dir, gates, baseline=params["baseline_variant"])
             print_gate(report, RunDir(result.out_dir).gate_md)
-        except GateFailed as exc:
-            failed_gate = exc
+    except GateFailed as exc:
+        failed_gate = exc
     try:
         check_error_budget(RunDir(result.out_dir).results, config.max_error_rate)
     except ErrorBudgetExceeded as exc:
@@ -364,3 +421,24 @@ def _judge_the_run(result: RunResult, config: RunConfig, params: dict[str, Any])
         raise exc from None
     if failed_gate is not None:
         raise failed_gate
+
+
+def _compare_with_latest(out: Path, folder: Path, gates: Any) -> None:
+    """Compare run ``out`` with the latest other complete run in ``folder``; print the gate
+    (GateFailed when one fails). The first run of a job has nothing to compare with."""
+    from runner.regression import latest_complete_run, write_regression
+
+    previous = latest_complete_run(folder, exclude=out)
+    if previous is None:
+        click.echo(
+            f"compare: no earlier complete run in {folder}; nothing to compare with yet",
+            err=True,
+        )
+        return
+    click.echo(f"compare: baseline {previous.describe()}", err=True)
+    report = write_regression(previous.out_dir, out, out, gates)
+    print_gate(report, RunDir(out).regression_md)
+
+
+# ``runner init`` and ``runner rerun`` repeat run's options: registered with it.
+from runner.cli import experiment as _experiment  # noqa: E402, F401

@@ -1,0 +1,325 @@
+"""The experiment file: a run's options as TOML, read with the standard library.
+
+``runner run --config eval.toml`` reads every option of ``run`` from the file; an option given
+on the command line replaces the file's value. The keys are the long options with underscores,
+plural for the repeatable ones, at the top level; the ``KEY=VALUE`` options are tables::
+
+    dataset = "data/tickets.csv"          # or a list of files, directories or globs
+    deployment = "support-reply"
+    variants = ["baseline", "candidate"]
+    out = "reports/nightly/{date}-{time}"
+    expected_column = "expected"
+    score = "exact"
+    max_score_drop = 2
+    compare_with = "reports/nightly"      # the folder of past runs (the latest complete one)
+
+    [tags]
+    team = "support"
+
+An unknown key or a value of the wrong type is a :class:`~runner.errors.ConfigError` naming
+the key, the file and the line. tomllib keeps no line numbers, so the line is found again in
+the text (:func:`key_line`). :func:`experiment_toml` writes a resolved experiment back, so a
+run keeps the file that reproduces it (``runner rerun``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from runner.errors import ConfigError
+
+# ------------------------------------------------------------------------------- the keys
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key of the file: the ``run`` parameter it sets and the TOML type it takes."""
+
+    param: str
+    kind: str
+    """``str``, ``int``, ``float``, ``bool``, ``strs`` (a list of strings; ``dataset`` also
+    takes one string) or ``table`` (strings by name, for the ``KEY=VALUE`` options)."""
+    choices: tuple[str, ...] = ()
+
+
+def _keys() -> dict[str, Key]:
+    kinds = {
+        "str": ("deployment", "experiment", "id_column", "expected_column", "base_url", "user",
+                "shard", "score", "baseline_variant", "judge", "pairwise_judge", "judge_scale",
+                "ray_address"),
+        "int": ("concurrency", "repeat", "limit", "sample", "seed", "max_attempts",
+                "max_response_bytes", "ray_tasks"),
+        "float": ("timeout", "rps", "max_outage", "max_error_rate", "grace_period",
+                  "max_error_rate_increase", "max_p95_latency_increase", "max_score_drop",
+                  "min_agreement", "require_significance", "min_coverage", "min_win_rate"),
+        "bool": ("stream", "adaptive", "no_report"),
+        "strs": ("dataset", "variants", "input_columns", "metadata_columns", "segment_columns"),
+        "table": ("tags", "judge_vars"),
+    }  # fmt: skip
+    keys = {name: Key(name, kind) for kind, names in kinds.items() for name in names}
+    keys["format"] = Key("input_format", "str", ("auto", "csv", "parquet", "jsonl"))
+    keys["executor"] = Key("executor", "str", ("local", "ray"))
+    keys["out"] = Key("out", "path")
+    keys["export"] = Key("export_to", "path")
+    keys["compare_with"] = Key("compare_with", "path")
+    return keys
+
+
+#: Every key of an experiment file, by name.
+KEYS: Final = _keys()
+#: The file key of each ``run`` parameter.
+KEY_OF_PARAM: Final = {key.param: name for name, key in KEYS.items()}
+
+#: The placeholders ``out`` may hold, filled in when the file is read.
+PLACEHOLDERS: Final = ("date", "time")
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """An experiment file, checked: ``params`` are ``run`` parameters as click gives them."""
+
+    path: Path
+    params: Mapping[str, Any]
+
+
+def load_experiment(path: Path, *, now: datetime | None = None) -> Experiment:
+    """Read and check the experiment file ``path`` (:class:`ConfigError` naming key and line).
+
+    ``out`` has its ``{date}`` (``2024-05-31``) and ``{time}`` (``0230``… as ``HHMMSS``)
+    filled in from ``now`` (default: the local time now).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config {path}: cannot read it ({exc})") from None
+    return parse_experiment(text, path, now=now)
+
+
+def parse_experiment(text: str, path: Path, *, now: datetime | None = None) -> Experiment:
+    """The checked parameters of an experiment file's ``text`` (``path`` names it in errors)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    params: dict[str, Any] = {}
+    for name, value in data.items():
+        key = KEYS.get(name)
+        if key is None:
+            hint = difflib.get_close_matches(name, KEYS, n=1)
+            also = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"{_where(path, text, (name,))}: unknown key {name!r}{also}")
+        params[key.param] = _checked(name, key, value, path, text, now or datetime.now())
+    return Experiment(path=path, params=params)
+
+
+def _where(path: Path, text: str, keys: tuple[str, ...]) -> str:
+    line = key_line(text, keys)
+    return f"{path}, line {line}" if line is not None else str(path)
+
+
+def _checked(name: str, key: Key, value: Any, path: Path, text: str, now: datetime) -> Any:
+    def wrong(expected: str, at: tuple[str, ...] = (name,), shown: Any = value) -> ConfigError:
+        return ConfigError(
+            f"{_where(path, text, at)}: {'.'.join(at)} must be {expected}, "
+            f"got {_toml_type(shown)} {shown!r}"
+        )
+
+    checks: dict[str, Callable[[], Any]] = {
+        "str": lambda: value if isinstance(value, str) else _raise(wrong("a string")),
+        "path": lambda: value if isinstance(value, str) else _raise(wrong("a string (a path)")),
+        "int": lambda: (
+            value
+            if isinstance(value, int) and not isinstance(value, bool)
+            else _raise(wrong("an integer"))
+        ),
+        "float": lambda: (
+            float(value)
+            if isinstance(value, int | float) and not isinstance(value, bool)
+            else _raise(wrong("a number"))
+        ),
+        "bool": lambda: value if isinstance(value, bool) else _raise(wrong("true or false")),
+    }
+    if key.kind in checks:
+        checked = checks[key.kind]()
+        if key.choices and checked not in key.choices:
+            raise wrong("one of " + ", ".join(key.choices))
+        if key.kind == "path":
+            return Path(fill_placeholders(checked, now, f"{_where(path, text, (name,))}: {name}"))
+        return checked
+    if key.kind == "strs":
+        if name == "dataset" and isinstance(value, str):
+            return (value,)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong("a list of strings")
+        return tuple(value)
+    # a table: KEY=VALUE pairs, as the repeatable option takes them
+    if not isinstance(value, dict):
+        raise wrong(f'a table ([{name}] with one KEY = "VALUE" a line)')
+    pairs = []
+    for sub, item in value.items():
+        if not isinstance(item, str):
+            raise wrong("a string", (name, sub), item)
+        pairs.append(f"{sub}={item}")
+    return tuple(pairs)
+
+
+def _raise(error: ConfigError) -> Any:
+    raise error
+
+
+def _toml_type(value: Any) -> str:
+    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"),
+                       (list, "array"), (dict, "table")):  # fmt: skip
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def fill_placeholders(template: str, now: datetime, where: str) -> str:
+    """``template`` with ``{date}`` as ``YYYY-MM-DD`` and ``{time}`` as ``HHMMSS`` of ``now``."""
+    values = {"date": f"{now:%Y-%m-%d}", "time": f"{now:%H%M%S}"}
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise ConfigError(f"{where}: unknown placeholder {{{name}}}; use {{date}} and {{time}}")
+        return values[name]
+
+    return re.sub(r"\{([^{}]*)\}", fill, template)
+
+
+# ------------------------------------------------------------------------- finding a line
+
+_HEADER = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(#.*)?$")
+_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
+_PART = re.compile(r"\"[^\"]*\"|'[^']*'|[A-Za-z0-9_-]+")
+
+
+def _parts(dotted: str) -> tuple[str, ...]:
+    return tuple(part.strip("\"'") for part in _PART.findall(dotted))
+
+
+def key_line(text: str, keys: tuple[str, ...]) -> int | None:
+    """The 1-based line where the key ``keys`` (``("tags", "team")`` for ``team`` under
+    ``[tags]``) is set, else the header of its table; None when neither is found (tomllib
+    keeps no line numbers, so the text is searched again)."""
+    table: tuple[str, ...] = ()
+    header_line: int | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            table = _parts(header.group(1))
+            if table == keys:
+                return number
+            if table == keys[: len(table)] and header_line is None:
+                header_line = number
+            continue
+        assign = _ASSIGN.match(line)
+        if assign is None:
+            continue
+        full = table + _parts(assign.group(1))
+        if full[: len(keys)] == keys or keys[: len(full)] == full:
+            return number
+    return header_line
+
+
+# ------------------------------------------------------------------------------- writing
+
+
+def experiment_toml(params: Mapping[str, Any], *, header: str = "") -> str:
+    """A resolved experiment as TOML (``run`` parameters in, file keys out; unset ones left
+    out), so ``runner run --config`` on it runs the same job again."""
+    lines = [f"# {h}" if h else "#" for h in header.splitlines()]
+    tables: list[str] = []
+    for name, key in KEYS.items():
+        value = params.get(key.param)
+        if value is None or value in ((), []) or (name == "no_report" and not value):
+            continue
+        if key.kind == "table":
+            pairs = [str(p).partition("=") for p in value]
+            tables += [
+                "",
+                f"[{name}]",
+                *(f"{_toml_key(k)} = {_toml_value(v)}" for k, _, v in pairs),
+            ]
+            continue
+        lines.append(f"{name} = {_toml_value(value)}")
+    return "\n".join([*lines, *tables]) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    text = str(value)
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped)
+    return f'"{escaped}"'
+
+
+#: What ``runner init`` writes: every common key, explained, the rare ones commented out.
+STARTER: Final = """\
+# An experiment: everything `runner run --config THIS_FILE` needs, in one file.
+# Keys are run's long options with underscores (plural for repeatable ones); an option on
+# the command line replaces the file's value. `runner run --help` explains each.
+
+# What to run
+dataset = "runner/data/tickets.csv"        # a file, directory or glob; or a list of them
+deployment = "support-reply"
+variants = ["baseline", "candidate"]       # the first is the baseline
+expected_column = "expected"               # the reference answer, for scoring
+# input_columns = ["subject", "body"]      # default: every other column
+# metadata_columns = ["plan"]
+# id_column = "id"
+# limit = 100
+# sample = 500
+# seed = 0
+
+# Where it goes: {date} is YYYY-MM-DD, {time} is HHMMSS, both local, when the run starts.
+out = "reports/nightly/{date}-{time}"
+experiment = "nightly"
+
+# How answers are scored and judged
+score = "exact"                            # exact, normalized, contains, regex:..., module:fn
+# judge = "grader:v1"                      # a pointwise judge deployment
+# pairwise_judge = "grader:pairwise"       # a pairwise judge: candidate against baseline
+# segment_columns = ["plan"]
+
+# Limits
+concurrency = 16
+max_attempts = 4
+max_error_rate = 0.05                      # above it the run exits 4
+# timeout = 120.0
+# rps = 10.0
+# base_url = "https://api.fetchhive.com/v1"   # also $FETCH_HIVE_BASE_URL; the key is never here
+
+# Compare with the latest complete run in this folder when the run ends, and gate on it
+compare_with = "reports/nightly"
+max_score_drop = 2.0                       # points (0-100)
+max_error_rate_increase = 1.0              # percentage points
+# max_p95_latency_increase = 20.0          # percent
+# require_significance = 0.05
+# min_win_rate = 0.45
+
+[tags]
+team = "support"
+"""
+
+#: The experiment file a run keeps in its OUT: its resolved options (see ``runner rerun``).
+RESOLVED_NAME: Final = "experiment.toml"

@@ -30,6 +30,11 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR
 
 
 def main() -> None:
+    # httpx imports its own command-line client at import time whenever click is installed
+    # (rich's syntax highlighting and pygments with it): 60–80 ms before the first request,
+    # for a client the runner never runs. A None entry makes that one import fail, which httpx
+    # expects (it then defines a stub ``httpx.main``). Only here, in the console script.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
         from runner.cli import main as cli
     except KeyboardInterrupt:

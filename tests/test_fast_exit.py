@@ -176,3 +176,28 @@ def test_a_refused_input_is_one_line_and_its_exit_code(tmp_path: Path) -> None:
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
     assert not cleaned_up
+
+
+def test_the_console_script_does_not_load_httpx_command_line_client(tmp_path: Path) -> None:
+    """httpx would import its CLI (rich's syntax highlighting, pygments) with itself: not here."""
+    proc, _ = child(
+        tmp_path,
+        """
+        import atexit
+        from runner.entry import main
+
+        report = Path(sys.argv[2])
+
+        def loaded():
+            names = [m for m in ("httpx", "pygments") if sys.modules.get(m) is not None]
+            report.write_text(" ".join(names))
+
+        atexit.register(loaded)
+        sys.argv = ["runner", "run", "--help"]
+        main()
+        """,
+        str(tmp_path / "loaded.txt"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--deployment" in proc.stdout
+    assert (tmp_path / "loaded.txt").read_text() == "httpx"

@@ -1,4 +1,10 @@
-"""What a terminal shows of a run's reports: the compact per-variant table (rich)."""
+"""What a terminal shows of a run's reports: the compact per-variant table (rich), its error
+lines and the pairwise judge's verdict in words.
+
+The table fits 80 columns (the width rich assumes when the output is piped): variant names
+and numbers are never cut; a score's interval goes on a second line of its cell, and the top
+errors are printed under the table rather than in a column of it.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +12,58 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import polars as pl
+from rich import box
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 #: Error types shown per variant, and how much of each example message.
 CONSOLE_ERRORS: Final = 3
 CONSOLE_MESSAGE_CHARS: Final = 80
 
 
-def summary_table(summary: pl.DataFrame, *, title: str | None = None) -> Table:
-    """The compact per-variant table printed at the end of a run, with the top error types."""
-    table = Table(title=title)
-    heads = ("variant", "rows", "errors", "p50 ms", "p95 ms", "tokens", "score [95 % CI]")
-    for head in heads:
-        table.add_column(head, justify="left" if head == "variant" else "right")
-    table.add_column("top errors", justify="left", overflow="fold")
+def summary_table(summary: pl.DataFrame, *, title: str | None = None) -> Group:
+    """The compact per-variant table printed at the end of a run, then the top error types.
+
+    Every number column is as wide as its widest cell, so numbers are never cut; the variant
+    column takes the rest, and a name too long for it wraps onto a second line instead of
+    being cut."""
+    heads = ("calls", "errors", "p50 ms", "p95 ms", "tokens", "score\n[95 % CI]")
+    cells: list[tuple[str, ...]] = []
+    errors: list[str] = []
     for row in summary.iter_rows(named=True):
-        table.add_row(
-            row["variant"],
-            str(row["rows"]),
-            f"{row['errors']} ({row['error_rate'] * 100:.1f} %)",
-            _num(row["latency_p50_ms"], ".0f"),
-            _num(row["latency_p95_ms"], ".0f"),
-            _num(row["tokens_mean"], ".0f"),
-            _score_cell(row),
-            "\n".join(
-                error_line(e, CONSOLE_MESSAGE_CHARS)
-                for e in (row["errors_by_type"] or [])[:CONSOLE_ERRORS]
+        cells.append(
+            (
+                f"{row['rows']:,}",
+                f"{row['errors']:,} ({row['error_rate'] * 100:.1f} %)",
+                _num(row["latency_p50_ms"], ",.0f"),
+                _num(row["latency_p95_ms"], ",.0f"),
+                _num(row["tokens_mean"], ",.0f"),
+                _score_cell(row),
             )
-            or "–",
         )
-    return table
+        for e in (row["errors_by_type"] or [])[:CONSOLE_ERRORS]:
+            errors.append(f"{row['variant']}: {error_line(e, CONSOLE_MESSAGE_CHARS)}")
+    # SIMPLE_HEAD draws a blank divider between columns: with one space of padding on the
+    # left only, columns sit two spaces apart.
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 0, 0, 1),
+        title_justify="left",
+    )
+    table.add_column("variant", overflow="fold", min_width=7)
+    for i, head in enumerate(heads):
+        widest = max(
+            len(line) for text in (head, *(c[i] for c in cells)) for line in text.split("\n")
+        )
+        table.add_column(head, justify="right", no_wrap=True, min_width=widest)
+    for row, numbers in zip(summary.iter_rows(named=True), cells, strict=True):
+        table.add_row(row["variant"], *numbers)
+    lines = [Text(line, overflow="fold") for line in errors]
+    return Group(table, *([Text("top errors:"), *lines] if lines else []))
 
 
 def error_line(error: Mapping[str, Any], max_chars: int | None = None) -> str:
@@ -51,6 +79,37 @@ def error_line(error: Mapping[str, Any], max_chars: int | None = None) -> str:
     return text
 
 
+def pairwise_sentence(row: Mapping[str, Any], alpha: float = 0.05) -> str:
+    """The pairwise judge's verdict on one compared variant, in words then numbers, e.g.
+
+    ``pairwise judge prefers candidate: 34 wins, 10 losses, 6 ties in 50 pairs; win rate
+    74.0 % (95 % CI 60.4–84.1), sign test p < 0.001; consistent in both orders in 92.0 %``
+
+    Empty when no pairwise judge ran. The preference is named only when the sign test rejects
+    at ``alpha``."""
+    pairs = row.get("pairwise_pairs")
+    if not pairs:
+        return ""
+    wins, losses, ties = row["pairwise_wins"], row["pairwise_losses"], row["pairwise_ties"]
+    p = row.get("pairwise_p_value")
+    if p is not None and p < alpha and wins != losses:
+        word = f"prefers {row['variant'] if wins > losses else row.get('baseline', 'the baseline')}"
+    else:
+        word = "finds no clear preference"
+    text = f"pairwise judge {word}: {wins} wins, {losses} losses, {ties} ties in {pairs} pairs"
+    if row.get("pairwise_win_rate") is not None:
+        text += f"; win rate {row['pairwise_win_rate'] * 100:.1f} %"
+        low, high = row.get("pairwise_win_rate_ci_low"), row.get("pairwise_win_rate_ci_high")
+        if low is not None and high is not None:
+            text += f" (95 % CI {low * 100:.1f}–{high * 100:.1f})"
+    if p is not None:
+        text += ", sign test " + ("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
+    consistency = row.get("judge_position_consistency")
+    if consistency is not None:
+        text += f"; consistent in both orders in {consistency * 100:.1f} %"
+    return text
+
+
 def _num(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
@@ -61,7 +120,7 @@ def _score_cell(row: Mapping[str, Any]) -> str:
     else:
         text = f"{row['score_mean'] * 100:.1f}"
         if row["score_ci_low"] is not None:
-            text += f" [{row['score_ci_low'] * 100:.1f}, {row['score_ci_high'] * 100:.1f}]"
+            text += f"\n[{row['score_ci_low'] * 100:.1f}, {row['score_ci_high'] * 100:.1f}]"
     if row.get("score_errors"):
         text += f"\n{row['score_errors']} scorer errors"
     return text

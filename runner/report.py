@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 SCORER_KEY: Final = b"runner.score"
 PROVENANCE_KEY: Final = b"runner.provenance"
 
-_REPORT_PACKAGES: Final = ("runner", "polars", "numpy", "scipy", "plotly")
+_REPORT_PACKAGES: Final = ("runner", "polars", "numpy", "scipy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +199,7 @@ def build_reports(
         notes=notes,
         summary=summary,
         comparison=comparison if several else None,
-        changed_rows=shown if several else None,
+        changed_rows=_with_reasons(rundir, results, shown, base) if several else None,
         changed_total=changed_total,
         latency=_latency_boxes(results),
         score_label=label,
@@ -246,6 +246,45 @@ def _with_judges(
         metrics = judge.pairwise_metrics(pl.read_parquet(rundir.pairwise))
         comparison = comparison.join(metrics, on="variant", how="left", maintain_order="left")
     return summary, comparison
+
+
+def _with_reasons(
+    rundir: RunDir, results: pl.LazyFrame, shown: pl.DataFrame, baseline: str
+) -> pl.DataFrame:
+    """The changed rows to show, with what the judges said of each answer: the pointwise
+    judge's reason (``reason_<variant>``) and the pairwise verdict and reason of each candidate
+    against the baseline (``pairwise_<variant>``, ``pairwise_reason_<variant>``)."""
+    if not shown.height:
+        return shown
+    keys = ["row_id", "repeat"]
+    wanted = shown.select(pl.col("row_id"), pl.col("repeat").cast(pl.Int64))
+    names = results.collect_schema().names()
+    column = next((c for c in ("judge_reason", "score_reason") if c in names), None)
+    out = shown.with_columns(pl.col("repeat").cast(pl.Int64))
+    if column is not None:
+        reasons = (
+            results.select("row_id", pl.col("repeat").cast(pl.Int64), "variant", column)
+            .join(wanted.lazy(), on=keys, how="semi")
+            .collect(engine=compare.ENGINE)
+        )
+        for (variant,), group in reasons.group_by("variant"):
+            out = out.join(
+                group.select(*keys, pl.col(column).alias(f"reason_{variant}")),
+                on=keys, how="left", maintain_order="left",
+            )  # fmt: skip
+    if rundir.pairwise.exists():
+        pairwise = pl.read_parquet(rundir.pairwise).with_columns(pl.col("repeat").cast(pl.Int64))
+        pairwise = pairwise.filter(pl.col("baseline") == baseline).join(wanted, on=keys, how="semi")
+        for (variant,), group in pairwise.group_by("variant"):
+            out = out.join(
+                group.select(
+                    *keys,
+                    pl.col("verdict").alias(f"pairwise_{variant}"),
+                    pl.coalesce("reason_AB", "reason_BA").alias(f"pairwise_reason_{variant}"),
+                ),
+                on=keys, how="left", maintain_order="left",
+            )  # fmt: skip
+    return out
 
 
 def _scan(path: Path) -> pl.LazyFrame:

@@ -113,7 +113,19 @@ def test_report_html_is_self_contained_and_escapes_outputs(run_dir: Path) -> Non
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert(1)</script>" not in html
-    assert html.count("Plotly.newPlot(") == 3
+    assert charts_in(html) == ["latency", "score", "errors"]
+
+
+def charts_in(html: str) -> list[str]:
+    """The ids of the inline SVG charts, in page order."""
+    return re.findall(r'<figure class="chart" id="chart-([a-z]+)"><svg', html)
+
+
+def test_report_html_weighs_kilobytes_not_megabytes(run_dir: Path) -> None:
+    """No charting library is inlined: the charts are SVG drawn by the runner."""
+    html = build_reports(run_dir, score="exact").html
+    assert html.stat().st_size < 60_000
+    assert "plotly" not in html.read_text(encoding="utf-8").lower()
 
 
 def test_a_single_variant_reports_without_a_comparison(tmp_path: Path) -> None:
@@ -123,15 +135,16 @@ def test_a_single_variant_reports_without_a_comparison(tmp_path: Path) -> None:
     assert pl.read_parquet(paths.comparison).height == 0  # kept, empty: readers find it
     assert paths.side_by_side is None and not (out / "side_by_side.parquet").exists()
     html = paths.html.read_text(encoding="utf-8")
-    for section in ("Verdict", "Against the baseline", "Changed rows"):
-        assert f"<h2>{section}</h2>" not in html
-    assert html.count("Plotly.newPlot(") == 3  # latency, score, errors
+    for section in ("Against the baseline", "Changed rows", "Errors"):
+        assert f"<h2>{section}" not in html
+    assert charts_in(html) == ["latency", "score"]  # no error: no errors chart
+    assert "One variant: nothing to compare it with." in html
 
 
 def test_without_a_score_there_is_no_score_chart(run_dir: Path) -> None:
     html = build_reports(run_dir).html.read_text(encoding="utf-8")
     assert 'id="chart-score"' not in html
-    assert html.count("Plotly.newPlot(") == 2  # latency, errors
+    assert charts_in(html) == ["latency", "errors"]
 
 
 def test_the_html_shows_the_first_changed_rows_and_counts_them_all(
@@ -211,8 +224,52 @@ def test_summary_table_prints_one_line_per_variant(run_dir: Path) -> None:
     console.print(summary_table(summary, title="run r-test"))
     text = console.export_text()
     assert "run r-test" in text
-    assert re.search(r"base .* 10 .* 0 \(0\.0 %\) .* 200 .* 40\.0 \[", text)
-    assert re.search(r"cand .* 10 .* 1 \(10\.0 %\) .* 260 .* 100\.0 \[", text)
+    assert re.search(r"base +10 +0 \(0\.0 %\) +200 +200 +– +40\.0\n", text)
+    assert re.search(r"cand +10 +1 \(10\.0 %\) +260 +260 +– +100\.0\n", text)
+    assert "cand: timeout ×1" in text  # the top errors, under the table
+
+
+@pytest.fixture
+def long_names_summary(tmp_path: Path) -> pl.DataFrame:
+    """A 21-character and a 40-character variant name, thousands of calls, 5-digit latencies."""
+    names = ("bad_candidate_2024_v2", "baseline_" + "x" * 31)
+    rows = [
+        *(row(f"r{i}", names[0], status="error", error_type="http_502", http_status=502,
+              error_message="Bad gateway " * 20) for i in range(3)),
+        *answers(names[0], 1234, total=1234, latency_ms=12345.6)[3:],
+        *answers(names[1], 617, total=1234, latency_ms=98765.4),
+    ]  # fmt: skip
+    out = write_run(tmp_path / "run", frame(rows), variants=list(names))
+    return pl.read_parquet(build_reports(out, score="exact").summary)
+
+
+def _printed_at_80(summary: pl.DataFrame) -> list[str]:
+    console = Console(record=True, width=80)
+    console.print(summary_table(summary, title="results in reports/nightly/2024-05-31"))
+    return console.export_text().splitlines()
+
+
+def test_the_console_table_fits_80_columns_and_keeps_every_number_whole(
+    long_names_summary: pl.DataFrame,
+) -> None:
+    """Piped output is 80 columns wide: no line is longer, and no number is cut."""
+    lines = _printed_at_80(long_names_summary)
+    assert max(len(line) for line in lines) <= 80
+    table = "\n".join(lines[: lines.index("top errors:")])
+    for whole in ("1,234", "3 (0.2 %)", "12,346", "98,765", "100.0", "[99.7, 100.0]", "50.0"):
+        assert whole in table, whole
+    assert "…" not in table
+    assert any(line.startswith("bad_candidate_2024_v2 ") for line in lines)
+
+
+def test_a_variant_name_too_long_for_80_columns_wraps_instead_of_being_cut(
+    long_names_summary: pl.DataFrame,
+) -> None:
+    lines = _printed_at_80(long_names_summary)
+    start = next(i for i, line in enumerate(lines) if line.startswith("baseline_"))
+    width = lines[start].index(" ")
+    name = "".join(line[:width].strip() for line in lines[start : start + 3])
+    assert name.startswith("baseline_" + "x" * 31)
 
 
 # ----------------------------------------------------------------------- headless Chromium
@@ -245,7 +302,8 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_report_html_renders_its_charts_in_headless_chromium(run_dir: Path, tmp_path: Path) -> None:
-    """The three plotly charts draw their SVG, the console stays clean, and a screenshot is kept."""
+    """The three SVG charts are in the rendered page, the console stays clean, and a screenshot
+    is kept."""
     url = build_reports(run_dir, score="exact").html.as_uri()
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "report.png"
@@ -262,10 +320,7 @@ def test_report_html_renders_its_charts_in_headless_chromium(run_dir: Path, tmp_
     console = [line for line in page.stderr.splitlines() if ":CONSOLE" in line]
     errors = [line for line in console if re.search(r"error|uncaught|failed", line, re.I)]
     assert not errors, "console errors:\n" + "\n".join(console)
-    charts = page.stdout.split('id="chart-')[1:]
-    assert [c.split('"', 1)[0] for c in charts] == ["latency", "score", "errors"]
-    for chart in charts:
-        assert 'class="main-svg"' in chart, f"chart-{chart[:20]} drew no SVG"
+    assert charts_in(page.stdout) == ["latency", "score", "errors"]
     assert screenshot.stat().st_size > 20_000
 
 

@@ -147,7 +147,7 @@ def write_and_print_reports(
     import polars as pl
     from rich.console import Console
 
-    from runner.console import summary_table
+    from runner.console import pairwise_sentence, summary_table
     from runner.report import build_reports, verdict_lines
 
     paths = build_reports(out_dir, score=score, baseline=baseline, segments=segments)
@@ -155,8 +155,12 @@ def write_and_print_reports(
     console.print(summary_table(pl.read_parquet(paths.summary), title=f"results in {out_dir}"))
     for note in paths.notes:
         console.print(f"note: {note}", markup=False)
-    for line in verdict_lines(pl.read_parquet(paths.comparison)):
-        console.print(line, markup=False)
+    comparison = pl.read_parquet(paths.comparison)
+    for line, row in zip(verdict_lines(comparison), comparison.iter_rows(named=True), strict=True):
+        console.print(line, markup=False, soft_wrap=True)
+        judged = pairwise_sentence(row)
+        if judged:
+            console.print(f"{row['variant']}: {judged}", markup=False, soft_wrap=True)
     console.print(f"report: {paths.html}", markup=False)
 
 

@@ -1,6 +1,8 @@
 """``runner demo``: the main job on the built-in simulator, end to end, with no key and no
 network. Two variants over the sample tickets shipped inside the package (``runner/data``),
-streamed, with injected 502s; it works from any directory after a plain ``pip install``."""
+streamed, with injected 502s, then a pairwise judge (the simulator's ``grader:pairwise``, which
+prefers the answer with the right label) compares the candidate with the baseline row by row;
+it works from any directory after a plain ``pip install``."""
 
 from __future__ import annotations
 
@@ -9,18 +11,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Final
 
 from runner.config import RunConfig
 from runner.errors import ResultsDirError
 from runner.job import RunResult, run_job
 from runner.progress import auto_display
 from runner.rundir import RunDir
-from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 
 #: The sample dataset's name inside the package (``runner/data/tickets.csv``).
 SAMPLE_NAME = "tickets.csv"
 #: The ``experiment`` a demo run is tagged with: how a later demo knows it may replace it.
 DEMO_EXPERIMENT = "demo"
+#: The judge deployment and variant the demo's pairwise judge calls on the simulator.
+DEMO_JUDGE: Final = ("grader", "pairwise")
 
 
 @contextmanager
@@ -81,16 +86,28 @@ def run_demo(
     are passed to :func:`runner.job.run_job` (the CLI sets them; a library leaves signals
     alone).
     """
+    from runner.judge import JudgeOptions, judge_run
+    from runner.judge_parse import JudgeSpec
+
     _clear_previous_demo(out)
-    sim = SimulatorConfig(latency_ms=40.0, jitter_ms=20.0, seed=7, faults={"http_502": 0.1})
+    variants = {
+        **SimulatorConfig().variants,
+        DEMO_JUDGE[1]: VariantProfile(judge="pairwise"),
+    }
+    sim = SimulatorConfig(
+        latency_ms=40.0, jitter_ms=20.0, seed=7, faults={"http_502": 0.1}, variants=variants
+    )
     with SimulatorServer(sim) as server, _dataset_path(dataset) as path:
-        return run_job(
+        result = run_job(
             demo_config(out, path, server.base_url, rows),
             api_key=None,
             display=auto_display(),
             handle_signals=handle_signals,
             quit_now=quit_now,
         )
+        judge = JudgeOptions(pairwise=JudgeSpec(*DEMO_JUDGE))
+        judge_run(result.out_dir, judge, api_key=None, display=auto_display())
+        return result
 
 
 @contextmanager

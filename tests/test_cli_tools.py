@@ -51,6 +51,22 @@ def test_demo_runs_both_variants_over_the_packaged_sample(
     assert "baseline" in result.output and "candidate" in result.output
 
 
+def test_demo_judges_the_candidate_pairwise_and_prints_the_verdict(tmp_path: Path) -> None:
+    """The simulator's pairwise judge prefers the right label: the candidate's wrong answers
+    are losses, and the verdict is printed in words."""
+    out = tmp_path / "demo"
+    result = invoke(["demo", "--out", str(out), "--rows", "40"])
+    assert result.exit_code == 0, result.output
+    pairwise = pl.read_parquet(RunDir(out).pairwise)
+    assert pairwise.height == 40 and set(pairwise["variant"]) == {"candidate"}
+    losses = int((pairwise["verdict"] == "loss").sum())
+    assert losses > 0
+    line = next(x for x in result.output.splitlines() if "pairwise judge" in x)
+    assert line.startswith("candidate: pairwise judge ")
+    assert f"{losses} losses" in line
+    assert "pairwise judge" in (out / "report.html").read_text(encoding="utf-8")
+
+
 def test_demo_replaces_an_earlier_demo(tmp_path: Path) -> None:
     """A second demo into the same --out starts over instead of refusing the directory."""
     out = tmp_path / "demo"

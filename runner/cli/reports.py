@@ -145,10 +145,11 @@ def write_and_print_reports(
 ) -> None:
     """Build every report of ``out_dir`` and print the compact table, notes and verdicts."""
     import polars as pl
+    import pyarrow.parquet as pq
     from rich.console import Console
 
     from runner.console import pairwise_sentence, summary_table
-    from runner.report import build_reports, verdict_lines
+    from runner.report import SCORER_KEY, build_reports, score_label, verdict_lines
 
     paths = build_reports(out_dir, score=score, baseline=baseline, segments=segments)
     console = Console(highlight=False)
@@ -156,7 +157,10 @@ def write_and_print_reports(
     for note in paths.notes:
         console.print(f"note: {note}", markup=False)
     comparison = pl.read_parquet(paths.comparison)
-    for line, row in zip(verdict_lines(comparison), comparison.iter_rows(named=True), strict=True):
+    stored = (pq.read_schema(paths.results).metadata or {}).get(SCORER_KEY)
+    label = score_label(stored.decode("utf-8") if stored else None)
+    lines = verdict_lines(comparison, score_label=label)
+    for line, row in zip(lines, comparison.iter_rows(named=True), strict=True):
         console.print(line, markup=False, soft_wrap=True)
         judged = pairwise_sentence(row)
         if judged:

@@ -18,7 +18,6 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from runner.counters import Counters
@@ -58,7 +57,8 @@ class PlainDisplay(Display):
 
 
 class RichDisplay(Display):
-    """A live bar on a terminal: done/total, rate, errors, retries, ETA."""
+    """A live bar on a terminal: done/total, rate, errors, retries, and the smoothed ETA of
+    :meth:`Counters.eta` (rich's own estimate jumps while the first calls come back)."""
 
     def __init__(self, console: Console | None = None) -> None:
         self._progress = Progress(
@@ -67,8 +67,7 @@ class RichDisplay(Display):
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
             console=console or Console(stderr=True),
             refresh_per_second=4,
         )
@@ -77,7 +76,7 @@ class RichDisplay(Display):
     def start(self, counters: Counters) -> None:
         super().start(counters)
         self._progress.start()
-        self._task = self._progress.add_task("run", total=counters.total, info="")
+        self._task = self._progress.add_task("run", total=counters.total, info="", eta="?")
 
     def tick(self) -> None:
         if self._task is None:
@@ -87,7 +86,9 @@ class RichDisplay(Display):
             f"{c.rate:6.1f}/s  err {c.errors}  retry {c.retries}  "
             f"in flight {c.in_flight}/{c.concurrency}"
         )
-        self._progress.update(self._task, completed=c.done, total=c.total, info=info)
+        self._progress.update(
+            self._task, completed=c.done, total=c.total, info=info, eta=c.eta_text()
+        )
 
     def stop(self) -> None:
         self.tick()

@@ -400,3 +400,52 @@ def test_a_reference_free_scorer_scores_every_row(tmp_path: Path, scorer_module:
     out = write_run(tmp_path / "run", frame(rows))
     summary = pl.read_parquet(build_reports(out, score=f"{scorer_module}:rubric").summary)
     assert summary.select("scored", "score_mean").row(0) == (4, 0.5)
+
+
+# ------------------------------------------------------------------- the console's ETA
+
+
+def _steady_run(total: int, latency: float, rate: float, until: float) -> list[float | None]:
+    """ETAs read twice a second from a run whose calls finish ``rate`` a second once the first
+    answer is back after ``latency`` seconds (call k finishes at ``latency + k / rate``)."""
+    from runner.counters import Counters
+
+    counters = Counters(total=total, started=0.0)
+    etas: list[float | None] = []
+    for tick in range(1, int(until * 2) + 1):
+        now = tick / 2
+        while counters.done < total and latency + counters.done / rate <= now:
+            counters.record("ok", now=latency + counters.done / rate)
+        etas.append(counters.eta(now))
+    return etas
+
+
+def test_the_eta_is_withheld_until_enough_calls_are_done() -> None:
+    etas = _steady_run(total=2000, latency=3.0, rate=10.0, until=4.5)
+    assert etas == [None] * len(etas)  # 15 calls done: too few to say
+
+
+def test_the_first_calls_latency_does_not_inflate_the_early_eta() -> None:
+    """The issue's jump (434 s, then 40 s): the first answers take the latency to come back.
+    Measured from the first completion, each early ETA is near the true time left."""
+    etas = _steady_run(total=2000, latency=3.0, rate=10.0, until=30.0)
+    shown = [(i, e) for i, e in enumerate(etas) if e is not None]
+    assert shown, "an ETA is shown once enough calls are done"
+    for i, eta in shown:
+        now = (i + 1) * 0.5
+        truth = (2000 - (10.0 * (now - 3.0) + 1)) / 10.0
+        assert abs(eta - truth) < 0.1 * truth, (now, eta, truth)
+
+
+def test_a_burst_moves_the_eta_a_little_not_tenfold() -> None:
+    from runner.counters import Counters
+
+    counters = Counters(total=10_000, started=0.0)
+    for i in range(100):  # 10 a second for 10 s
+        counters.record("ok", now=i / 10)
+    before = counters.eta(10.0)
+    for _ in range(200):  # a burst: 200 calls in the next second
+        counters.record("ok", now=10.5)
+    after = counters.eta(11.0)
+    assert before is not None and after is not None
+    assert 0.5 * before < after < before

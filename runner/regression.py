@@ -151,6 +151,8 @@ def write_regression(
         cand_prov,
         score_label(base.scorer),
         confidence=options.confidence,
+        examples=regressed_rows(base.results, cand.results, report.metrics),
+        report_path=_report_path(cand_dir),
     )
     atomic_write_text(RunDir(out_dir).regression_md, markdown)
     return report
@@ -191,11 +193,58 @@ def gate_run(
         prov,
         prov,
         score_label(scored.scorer),
+        examples=regressed_rows(scored.results, scored.results, report.metrics),
+        report_path=_report_path(out_dir),
         confidence=options.confidence,
         title=f"Gate: variants against {base}",
     )
     atomic_write_text(RunDir(out_dir).gate_md, markdown)
     return report
+
+
+def _report_path(out_dir: Path) -> Path | None:
+    path = RunDir(out_dir).report_html
+    return path if path.exists() else None
+
+
+#: Regressed rows regression.md shows as examples, and how much of each output.
+EXAMPLE_ROWS: Final = 5
+EXAMPLE_CHARS: Final = 80
+
+
+@dataclass(frozen=True, slots=True)
+class RegressedRows:
+    """A few rows the candidate did worse on than the baseline, and how many there are."""
+
+    total: int
+    rows: tuple[dict[str, Any], ...]
+
+
+def regressed_rows(
+    base: pl.DataFrame, cand: pl.DataFrame, metrics: pl.DataFrame, limit: int = EXAMPLE_ROWS
+) -> RegressedRows:
+    """Calls whose candidate answer did worse than the baseline's: an error where the baseline
+    was ok, or a lower score. One pair of variants per row of ``metrics``
+    (``baseline_variant``, ``variant``), matched on row id and repeat."""
+    keys = ["row_id", "repeat"]
+    columns = [*keys, "output", "status", "score"]
+    found: list[pl.DataFrame] = []
+    for b_variant, c_variant in metrics.select("baseline_variant", "variant").iter_rows():
+        b = base.filter(pl.col("variant") == b_variant).select(columns)
+        c = cand.filter(pl.col("variant") == c_variant).select(columns)
+        joined = b.join(c, on=keys, suffix="_cand")
+        worse = ((pl.col("status") == "ok") & (pl.col("status_cand") != "ok")) | (
+            pl.col("score") > pl.col("score_cand")
+        ).fill_null(False)
+        found.append(
+            joined.filter(worse).with_columns(
+                pl.lit(b_variant).alias("baseline_variant"), pl.lit(c_variant).alias("variant")
+            )
+        )
+    if not found:
+        return RegressedRows(0, ())
+    rows = pl.concat(found, how="diagonal_relaxed")
+    return RegressedRows(rows.height, tuple(rows.head(limit).iter_rows(named=True)))
 
 
 def _pairwise(out_dir: Path) -> pl.DataFrame | None:
@@ -251,8 +300,13 @@ def regression_markdown(
     *,
     confidence: float = 0.95,
     title: str = "Regression check",
+    examples: RegressedRows | None = None,
+    report_path: Path | None = None,
 ) -> str:
-    """A markdown summary of a gated comparison fit for a CI job summary; ends in a newline."""
+    """A markdown summary of a gated comparison fit for a CI job summary; ends in a newline.
+
+    ``examples`` adds a few regressed rows; ``report_path`` names the candidate's report.html.
+    """
     verdict = "PASS" if report.passed else "FAIL"
     if baseline is candidate:
         scope = (
@@ -265,6 +319,8 @@ def regression_markdown(
             f"`{candidate['run_id']}` ({candidate['out_dir']}), calls matched on row_id, "
             f"variant and repeat. Score: {score_label}."
         )
+    if report_path is not None:
+        scope += f" Full report: `{report_path}`"
     lines = [
         f"## {title}: {verdict}",
         "",
@@ -281,8 +337,42 @@ def regression_markdown(
         *_verdicts(report.metrics, score_label, confidence),
         "",
         *_metrics_table(report.metrics, confidence),
+        *_examples(examples),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _examples(examples: RegressedRows | None) -> list[str]:
+    if examples is None or not examples.total:
+        return []
+    lines = [
+        "",
+        f"### Regressed rows ({len(examples.rows)} of {examples.total:,})",
+        "",
+        "| row | variant | baseline answer | candidate answer |",
+        "|---|---|---|---|",
+    ]
+    for r in examples.rows:
+        ident = f"{r['row_id']}" + (f" #{r['repeat']}" if r["repeat"] else "")
+        lines.append(
+            f"| {_cell(ident)} | {_cell(_pair(r))} "
+            f"| {_answer(r['output'], r['status'], r['score'])} "
+            f"| {_answer(r['output_cand'], r['status_cand'], r['score_cand'])} |"
+        )
+    return lines
+
+
+def _answer(output: str | None, status: str | None, score: float | None) -> str:
+    text = " ".join((output or "").split())
+    if len(text) > EXAMPLE_CHARS:
+        text = text[: EXAMPLE_CHARS - 1] + "…"
+    shown = f"`{_cell(text)}`" if text else "–"
+    note = status if status != "ok" else "" if score is None else f"score {score:g}"
+    return f"{shown} ({note})" if note else shown
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'")
 
 
 def _warnings(

@@ -358,3 +358,6 @@ def test_a_run_configured_to_compare_itself_exits_1_on_a_seeded_regression(
     assert f"compare: baseline {tmp_path / 'nightly' / 'tue'}" in worse.stderr
     markdown = (tmp_path / "nightly" / "wed" / "regression.md").read_text(encoding="utf-8")
     assert markdown.startswith("## Regression check: FAIL")
+    assert "### Regressed rows (5 of " in markdown  # a few examples, and how many in all
+    assert "| support | `" in markdown
+    assert f"Full report: `{tmp_path / 'nightly' / 'wed' / 'report.html'}`" in markdown

@@ -91,4 +91,5 @@ def _summary(out: Path) -> pl.DataFrame:
     if not RunDir(out).summary.exists():
         build_reports(out)
     summary = pl.read_parquet(RunDir(out).summary)
-    return summary.select(c for c in summary.columns if "latency" not in c and "ttft" not in c)
+    timed = ("latency", "ttft", "total_p")  # measured times differ between two runs
+    return summary.select(c for c in summary.columns if not any(t in c for t in timed))

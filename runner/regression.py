@@ -27,7 +27,8 @@ import polars as pl
 from runner.compare import DEFAULT_OPTIONS, StatOptions
 from runner.errors import ConfigError, GateFailed
 from runner.fsutil import atomic_write_parquet, atomic_write_text
-from runner.gates import Gates, RegressionReport, compare_runs, gate_variants
+from runner.gates import Gates, RegressionReport
+from runner.gating import compare_runs, gate_variants
 from runner.report import (
     PROVENANCE_KEY,
     RunFacts,

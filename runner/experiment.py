@@ -322,4 +322,3 @@ team = "support"
 """
 
 #: The experiment file a run keeps in its OUT: its resolved options (see ``runner rerun``).
-RESOLVED_NAME: Final = "experiment.toml"

@@ -15,6 +15,7 @@ manifest through :class:`Manifest`; nothing else spells a file name under ``OUT`
     OUT/pairwise.parquet                      the pairwise judge's verdicts
     OUT/judges/pointwise/, judges/pairwise/   judging passes: run directories of their own
     OUT/export.parquet (.csv, .jsonl)         ``runner export``: the dataset plus its outputs
+    OUT/experiment.toml                       the run's resolved options (``runner rerun``)
     OUT/shards/shard-III-of-NNN/              a shard: a run directory of its own
 """
 
@@ -231,6 +232,11 @@ class RunDir:
     def judges(self, kind: str) -> Path:
         """Where the passes of the ``pointwise`` or ``pairwise`` judge live."""
         return self.root / "judges" / kind
+
+    @property
+    def experiment(self) -> Path:
+        """The run's resolved options as an experiment file, for ``runner rerun``."""
+        return self.root / "experiment.toml"
 
     def export(self, fmt: str) -> Path:
         """``runner export``'s default target: ``export.parquet``, ``.csv`` or ``.jsonl``."""

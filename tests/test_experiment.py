@@ -17,7 +17,6 @@ from runner.cli import main
 from runner.errors import ConfigError
 from runner.experiment import (
     KEYS,
-    RESOLVED_NAME,
     STARTER,
     experiment_toml,
     key_line,
@@ -259,7 +258,7 @@ def test_rerun_reproduces_the_configuration(
     assert again_config == first_config
     assert again_answers.equals(first_answers)
     kept = {
-        name: load_experiment(out / RESOLVED_NAME).params
+        name: load_experiment(RunDir(out).experiment).params
         for name, out in (("first", tmp_path / "first"), ("again", tmp_path / "again"))
     }
     assert kept["again"].pop("out") == tmp_path / "again"

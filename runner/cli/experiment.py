@@ -45,7 +45,7 @@ def run_params_of(out: Path, new_out: Path, ctx: click.Context) -> tuple[dict[st
     adds what the manifest does not hold (scorer, judges, gates, ``compare_with``, segments).
     """
     from runner.cli.run import run, with_experiment_file
-    from runner.experiment import RESOLVED_NAME, experiment_toml
+    from runner.experiment import experiment_toml
     from runner.fsutil import atomic_write_text
     from runner.rundir import RunDir
 
@@ -53,10 +53,10 @@ def run_params_of(out: Path, new_out: Path, ctx: click.Context) -> tuple[dict[st
     config = manifest.config
     if not config.get("dataset"):
         raise ConfigError(f"{out}/manifest.json holds no run configuration to repeat")
-    kept = out / RESOLVED_NAME
+    kept = RunDir(out).experiment
     if not kept.exists():
         click.echo(
-            f"rerun: {out} has no {RESOLVED_NAME} (an older run); its manifest's configuration "
+            f"rerun: {out} has no {kept.name} (an older run); its manifest's configuration "
             f"is written there (no scorer, judge or gate options)",
             err=True,
         )

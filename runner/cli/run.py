@@ -364,7 +364,7 @@ def run_with(params: dict[str, Any], run_args: list[str]) -> None:
 def _keep_experiment(out: Path, config: RunConfig, params: dict[str, Any]) -> None:
     """Write the run's resolved options into OUT as an experiment file: ``runner rerun OUT``
     (or ``runner run --config OUT/experiment.toml``) runs exactly this job again."""
-    from runner.experiment import RESOLVED_NAME, experiment_toml
+    from runner.experiment import experiment_toml
     from runner.fsutil import atomic_write_text
 
     resolved = {**params, "out": config.out_dir, "dataset": config.dataset}
@@ -372,7 +372,7 @@ def _keep_experiment(out: Path, config: RunConfig, params: dict[str, Any]) -> No
         f"The resolved options of run {config.out_dir} (written by runner run).\n"
         "Run it again with: runner rerun " + shlex.quote(str(out))
     )
-    atomic_write_text(out / RESOLVED_NAME, experiment_toml(resolved, header=header))
+    atomic_write_text(RunDir(out).experiment, experiment_toml(resolved, header=header))
 
 
 def export_format(to: Path | None) -> Any:
@@ -438,7 +438,3 @@ def _compare_with_latest(out: Path, folder: Path, gates: Any) -> None:
     click.echo(f"compare: baseline {previous.describe()}", err=True)
     report = write_regression(previous.out_dir, out, out, gates)
     print_gate(report, RunDir(out).regression_md)
-
-
-# ``runner init`` and ``runner rerun`` repeat run's options: registered with it.
-from runner.cli import experiment as _experiment  # noqa: E402, F401

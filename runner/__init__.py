@@ -44,8 +44,8 @@ if TYPE_CHECKING:  # real types for type checkers; at run time names load on fir
     from runner.rundir import Manifest, RunDir, RunStatus
     from runner.simulator import SimulatorConfig, SimulatorServer
 
-# Names load on first use: `import runner` (and so every CLI command) must not pay for scipy,
-# plotly or aiohttp unless it uses them.
+# Names load on first use: `import runner` (and so every CLI command) must not pay for scipy
+# or aiohttp unless it uses them.
 _EXPORTS = {
     "RunConfig": "runner.config",
     "AttemptError": "runner.errors",

@@ -35,11 +35,11 @@ def test_every_error_is_a_runner_error() -> None:
 
 
 def test_importing_runner_stays_light() -> None:
-    """`import runner` loads no statistics, plotting or HTTP stack until they are used."""
+    """`import runner` loads no statistics or HTTP stack until they are used."""
     import subprocess
     import sys
 
-    code = "import runner, sys; print(sorted({'scipy', 'plotly', 'aiohttp'} & set(sys.modules)))"
+    code = "import runner, sys; print(sorted({'scipy', 'aiohttp'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -21,17 +21,15 @@ from typing import Final
 import polars as pl
 
 from runner import stats
-from runner.compare import (
+from runner.errors import ConfigError
+from runner.paired import arm, metrics_frame, paired, paired_metrics
+from runner.records import STATUS_ERROR, STATUS_OK
+from runner.result_frames import (
     DEFAULT_OPTIONS,
     ENGINE,
-    PAIR_KEYS,
     StatOptions,
-    metrics_frame,
-    paired_metrics,
     scores_are_binary,
 )
-from runner.errors import ConfigError
-from runner.records import STATUS_ERROR, STATUS_OK
 
 #: Distinct values a segment column may have: a breakdown is for a few groups, not for ids.
 MAX_SEGMENTS: Final = 200
@@ -40,8 +38,6 @@ SEGMENT_HEAD: Final[dict[str, pl.DataType]] = {
     "segment_column": pl.String(),
     "segment": pl.String(),
 }
-
-_ARM: Final = ("status", "output", "score", "latency_ms", "total_tokens")
 
 
 def segment_value(column: str, names: Sequence[str]) -> pl.Expr:
@@ -200,12 +196,4 @@ def comparison_by_segment(
 
 
 def _pairs(lf: pl.LazyFrame, baseline: str, variant: str) -> pl.DataFrame:
-    def arm(name: str, prefix: str, keep: Sequence[str]) -> pl.LazyFrame:
-        columns = {c: pl.col(c) for c in _ARM}
-        columns["output"] = pl.col("output").hash(seed=5)
-        return lf.filter(pl.col("variant") == name).select(
-            *PAIR_KEYS, *keep, *[e.alias(prefix + c) for c, e in columns.items()]
-        )
-
-    left, right = arm(baseline, "b_", ("segment",)), arm(variant, "c_", ())
-    return left.join(right, on=PAIR_KEYS).collect(engine=ENGINE)
+    return paired(arm(lf, baseline, "b_", ("segment",)), arm(lf, variant, "c_"), ("segment",))

@@ -12,6 +12,8 @@ from runner.compare import (
     COMPARISON_SCHEMA,
     StatOptions,
     compare_variants,
+    latency_boxes,
+    pairs_of,
     score_verdict,
     side_by_side,
     summarize,
@@ -345,3 +347,83 @@ def test_side_by_side_puts_regressions_first() -> None:
         }
     )
     assert_frame_equal(table, expected)
+
+
+def _many_rows() -> pl.DataFrame:
+    """Two variants over 300 rows with errors, missing latencies and spread-out numbers."""
+    rows = []
+    for variant, shift in (("a", 0.0), ("b", 7.5)):
+        for i in range(300):
+            status = "error" if i % 13 == 0 else "ok"
+            latency = None if i % 17 == 0 else (i * 37 % 101) * 3.25 + shift
+            ttft = None if i % 5 else i * 0.5 + shift
+            rows.append(
+                row(f"r{i}", variant, "x" * (i % 9), status=status, latency_ms=latency,
+                    ttft_ms=ttft, total_tokens=i % 11, attempts=1 + i % 3)
+            )  # fmt: skip
+    return frame(rows)
+
+
+def test_summary_numbers_equal_one_group_by_over_every_row() -> None:
+    """Quantiles taken a column and a variant at a time equal polars' own group-by quantile."""
+    results = _many_rows()
+    latency = pl.col("latency_ms").filter(pl.col("status") == "ok")
+    ttft = pl.col("ttft_ms").filter(pl.col("status") == "ok")
+    tokens = pl.col("total_tokens").filter(pl.col("status") == "ok")
+    expected = (
+        results.group_by("variant", maintain_order=True)
+        .agg(
+            latency.mean().alias("latency_mean_ms"),
+            *[latency.quantile(q, "linear").alias(f"latency_p{p}_ms") for p, q in
+              ((50, 0.5), (90, 0.9), (95, 0.95), (99, 0.99))],
+            pl.col("total_ms").quantile(0.5, "linear").alias("total_p50_ms"),
+            pl.col("total_ms").quantile(0.95, "linear").alias("total_p95_ms"),
+            ttft.quantile(0.5, "linear").alias("ttft_p50_ms"),
+            ttft.quantile(0.95, "linear").alias("ttft_p95_ms"),
+            tokens.mean().alias("tokens_mean"),
+            tokens.sum().cast(pl.Int64).alias("tokens_total"),
+            (pl.col("attempts") - 1).sum().cast(pl.Int64).alias("retries"),
+        )
+    )  # fmt: skip
+    assert_frame_equal(summarize(results).select(expected.columns), expected)
+
+
+def test_a_pairing_holds_no_text() -> None:
+    """Outputs are paired as one equality flag; calls as ok flags; only numbers besides."""
+    results = frame(
+        [
+            row("r0", "base", "same", latency_ms=1.0),
+            row("r0", "cand", "same"),
+            row("r1", "base", "one", latency_ms=2.0),
+            row("r1", "cand", "two"),
+            row("r2", "base", status="error"),
+            row("r2", "cand", "three"),
+        ]
+    )
+    pairs = pairs_of(results, results, "base", "cand")
+    assert pl.String not in pairs.schema.dtypes()
+    ordered = pairs.sort("b_latency_ms", nulls_last=True)
+    assert ordered["same_output"].to_list() == [True, False, False]
+    assert ordered["b_ok"].to_list() == [True, True, False]
+    assert ordered["c_ok"].to_list() == [True, True, True]
+
+
+def test_latency_boxes_are_linear_quantiles_of_ok_calls_per_variant() -> None:
+    rows = [
+        *(row(f"r{i}", "a", latency_ms=ms) for i, ms in enumerate([100, 200, 300, 400, 500])),
+        row("r9", "a", status="error"),
+        row("r0", "b", latency_ms=50.0),
+    ]
+    boxes = latency_boxes(frame(rows))
+    expected = pl.DataFrame(
+        {
+            "variant": ["a", "b"],
+            "p5": [120.0, 50.0],
+            "q1": [200.0, 50.0],
+            "median": [300.0, 50.0],
+            "q3": [400.0, 50.0],
+            "p95": [480.0, 50.0],
+            "mean": [300.0, 50.0],
+        }
+    )
+    assert_frame_equal(boxes, expected)

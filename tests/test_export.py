@@ -210,3 +210,18 @@ def test_runner_export_command_writes_and_refuses_with_exit_2(
 
 def test_default_target_is_inside_out(parquet_run: Path) -> None:
     assert export_run(parquet_run) == parquet_run / "export.parquet"
+
+
+def test_buckets_are_bounded_in_rows_even_when_the_file_holds_the_columns_in_a_few_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeated output is dictionary-encoded: tiny on disk, 16 bytes a row or more in memory."""
+    results = tmp_path / "results.parquet"
+    rows = 5_000
+    pl.DataFrame(
+        {"row_id": [str(i % 50) for i in range(rows)], "output": ["the same answer"] * rows}
+    ).write_parquet(results)
+    on_disk = pq.ParquetFile(results).metadata.row_group(0).total_byte_size
+    assert on_disk < outcome_join.BUCKET_BYTES  # the bytes alone would ask for one bucket
+    monkeypatch.setattr(outcome_join, "BUCKET_ROWS", 1_000)
+    assert outcome_join.bucket_count(results, ["row_id", "output"]) == 5

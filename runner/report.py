@@ -38,7 +38,7 @@ from runner.fsutil import atomic_path, atomic_write_parquet, atomic_write_text, 
 from runner.provenance import package_versions
 from runner.records import RESULT_SCHEMA, STATUS_OK
 from runner.report_html import MAX_CHANGED_ROWS, render_report
-from runner.results import read_manifest, read_results
+from runner.results import read_results
 from runner.rundir import RunDir
 from runner.scoring import (
     SCORE_COLUMN,
@@ -76,20 +76,20 @@ class RunFacts:
 
 
 def read_run_facts(out_dir: Path) -> RunFacts:
-    """The one place reports read ``OUT/manifest.json`` (:class:`ResultsDirError` if unusable)."""
-    manifest = read_manifest(out_dir)
-    config = manifest.get("config") or {}
+    """The one place reports read the run's manifest (:class:`ResultsDirError` if unusable)."""
+    manifest = RunDir(out_dir).read_manifest()
+    config = manifest.config
     return RunFacts(
         out_dir=out_dir,
-        run_id=manifest.get("run_id"),
-        status=manifest.get("status"),
-        deployment=config.get("deployment"),
-        variants=tuple(str(v) for v in config.get("variants") or ()),
+        run_id=manifest.run_id,
+        status=manifest.status.value,
+        deployment=manifest.deployment,
+        variants=tuple(manifest.variants),
         repeat=config.get("repeat"),
-        dataset_fingerprint=manifest.get("dataset_fingerprint"),
-        started_at=manifest.get("started_at"),
-        finished_at=manifest.get("finished_at"),
-        versions=manifest.get("versions") or {},
+        dataset_fingerprint=manifest.fingerprint.dataset,
+        started_at=manifest.sessions[0].started_at if manifest.sessions else manifest.created_at,
+        finished_at=manifest.finished_at,
+        versions=manifest.versions,
         config=config,
     )
 

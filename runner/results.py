@@ -9,20 +9,20 @@ Layout of a run directory ``OUT``::
                                  (:mod:`runner.compaction`)
 
 This module is the door to all three: it re-exports the journal and compaction names the rest
-of the runner uses.
+of the runner uses, and :func:`read_manifest` gives the manifest as plain JSON (for tools and
+tests; the runner itself reads the typed :class:`runner.rundir.Manifest`).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import polars as pl
 
 from runner.compaction import RESULTS, compact
 from runner.errors import ResultsDirError, StorageError
-from runner.fsutil import atomic_write_json, describe_os_error
+from runner.fsutil import describe_os_error
 from runner.journal import (
     JOURNAL,
     REJECTED,
@@ -37,6 +37,7 @@ from runner.journal import (
     recover_journal,
     scan_journal,
 )
+from runner.rundir import read_manifest_json as read_manifest
 
 __all__ = [
     "JOURNAL",
@@ -56,10 +57,10 @@ __all__ = [
     "read_results",
     "recover_journal",
     "scan_journal",
-    "write_manifest",
 ]
 
 MANIFEST: Final = "manifest.json"
+"""The manifest's name (code finds it through :class:`runner.rundir.RunDir`)."""
 
 
 def read_results(out_dir: Path) -> pl.DataFrame:
@@ -72,20 +73,3 @@ def read_results(out_dir: Path) -> pl.DataFrame:
         raise StorageError(f"cannot read {path}: {describe_os_error(exc)}") from exc
     except pl.exceptions.PolarsError as exc:
         raise StorageError(f"cannot read {path}: it is not a readable Parquet file") from exc
-
-
-def read_manifest(out_dir: Path) -> dict[str, Any]:
-    path = out_dir / MANIFEST
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ResultsDirError(f"{out_dir} has no {MANIFEST}: it is not a runner output") from exc
-    except (OSError, ValueError) as exc:
-        raise ResultsDirError(f"{path} cannot be read: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ResultsDirError(f"{path} is not a JSON object")
-    return data
-
-
-def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
-    atomic_write_json(out_dir / MANIFEST, manifest)

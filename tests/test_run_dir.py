@@ -213,3 +213,22 @@ def test_a_refused_resume_names_the_file_that_changed(sim: SimulatorServer, tmp_
     assert code == 2, output
     assert "changed: " in output and "part-1.parquet" in output
     assert "missing: " in output and "part-2.parquet" in output
+
+
+def test_reports_carry_the_manifests_dataset_fingerprint(
+    sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """Provenance reads the typed manifest: the fingerprint a resume checks is the one the
+    reports (and the regression check's "different datasets" warning) see."""
+    import pyarrow.parquet as pq
+
+    from runner.report import PROVENANCE_KEY
+
+    dataset = write_rows(tmp_path / "rows.csv", 5)
+    out = tmp_path / "out"
+    assert cli(args(sim, dataset, out))[0] == 0
+    metadata = pq.read_schema(out / "summary.parquet").metadata or {}
+    provenance = json.loads(metadata[PROVENANCE_KEY])
+    manifest = RunDir(out).read_manifest()
+    assert provenance["dataset_fingerprint"] == manifest.fingerprint.dataset is not None
+    assert provenance["status"] == "complete"

@@ -386,8 +386,6 @@ class Pipeline:
             model=answer.model,
             request_id=answer.request_id,
             http_status=answer.http_status,
-            error_type=None,
-            error_message=None,
             latency_ms=answer.latency_ms,
             ttft_ms=answer.ttft_ms,
             prompt_tokens=answer.prompt_tokens,
@@ -399,18 +397,11 @@ class Pipeline:
     def _error_outcome(self, call: Call, error: AttemptError, timing: _Timing) -> Outcome:
         return Outcome(
             status=STATUS_ERROR,
-            output=None,
-            reasoning=None,
-            model=None,
             request_id=error.request_id,
             http_status=error.http_status,
             error_type=error.error_type,
             error_message=error.message,
             latency_ms=error.latency_ms,
-            ttft_ms=None,
-            prompt_tokens=None,
-            completion_tokens=None,
-            total_tokens=None,
             **self._base(call, timing),
         )
 

@@ -59,12 +59,13 @@ class Answer:
     ttft_ms: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
     """The final outcome of one call: one journal line, one row of ``results.parquet``.
 
-    Field names and order match :data:`RESULT_SCHEMA`; timestamps are ISO-8601 UTC strings here
-    and become Arrow timestamps when the journal is compacted.
+    Field names and order match :data:`RESULT_SCHEMA`; keyword-only, so what only an answer or
+    only an error has can default to None. Timestamps are ISO-8601 UTC strings here and become
+    Arrow timestamps when the journal is compacted.
     """
 
     run_id: str
@@ -73,20 +74,21 @@ class Outcome:
     deployment: str
     repeat: int
     status: str
-    output: str | None
-    reasoning: str | None
-    model: str | None
-    request_id: str | None
-    http_status: int | None
-    error_type: str | None
-    error_message: str | None
+    output: str | None = None
+    reasoning: str | None = None
+    model: str | None = None
+    request_id: str | None = None
+    http_status: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
     attempts: int
-    latency_ms: float | None
+    """Every HTTP attempt of the call (a 502 or a timeout may have been billed)."""
+    latency_ms: float | None = None
     total_ms: float
-    ttft_ms: float | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    total_tokens: int | None
+    ttft_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
     started_at: str
     finished_at: str
     inputs: str

@@ -17,7 +17,6 @@ Judging again sends nothing when every judgement is there: it only parses and wr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +30,17 @@ from runner.config import RunConfig
 from runner.errors import ConfigError
 from runner.fsutil import atomic_path, atomic_write_parquet
 from runner.job import RunResult, run_job
-from runner.judge_parse import JudgeSpec, combine, parse_score, parse_winner
+from runner.judge_parse import JudgeSpec, parse_score
+from runner.pairwise import (
+    SEP,
+    answers,
+    input_column,
+    pairwise_calls,
+    pairwise_pairs,
+    split_ids,
+    with_variables,
+    write_pairwise,
+)
 from runner.progress import Display
 from runner.records import RESULT_SCHEMA, STATUS_OK
 from runner.rundir import Manifest, RunDir, RunStatus
@@ -39,11 +48,6 @@ from runner.rundir import Manifest, RunDir, RunStatus
 Kind = Literal["pointwise", "pairwise"]
 
 SCORER_KEY: Final = b"runner.score"
-#: Separates the parts of a judge call's id: variant | repeat | [order |] row id (last, so a
-#: row id may hold the separator).
-SEP: Final = "|"
-ORDERS: Final = ("AB", "BA")
-"""``AB``: output_a is the baseline's answer; ``BA``: the candidate's."""
 
 
 @dataclass(frozen=True)
@@ -114,25 +118,11 @@ def judge_run(
         calls = pairwise_calls(pairs, options.variables)
         outcomes = _judge(rundir, "pairwise", options.pairwise, calls, main, manifest, options,
                           api_key, display, transport, report)  # fmt: skip
-        report.unparsed["pairwise"] = _write_pairwise(rundir, pairs, outcomes, baseline)
+        report.unparsed["pairwise"] = write_pairwise(rundir, pairs, outcomes, baseline)
     return report
 
 
 # ------------------------------------------------------------------------------ the calls
-
-
-def _input_column(results: pl.LazyFrame) -> pl.Expr:
-    """The row's prompt input: its value when the row has one input column, else the JSON
-    object of all of them (as the results store it)."""
-    first = results.select("inputs").head(1).collect()
-    keys = list(json.loads(first.item())) if first.height and first.item() else []
-    if len(keys) == 1:
-        return pl.col("inputs").str.json_path_match(f"$['{keys[0]}']").fill_null("")
-    return pl.col("inputs").fill_null("{}")
-
-
-def _with_variables(frame: pl.LazyFrame, variables: Mapping[str, str]) -> pl.LazyFrame:
-    return frame.with_columns(pl.lit(value).alias(name) for name, value in variables.items())
 
 
 def pointwise_calls(results: pl.LazyFrame, variables: Mapping[str, str]) -> pl.LazyFrame:
@@ -143,54 +133,13 @@ def pointwise_calls(results: pl.LazyFrame, variables: Mapping[str, str]) -> pl.L
     )
     calls = results.filter(pl.col("status") == STATUS_OK).select(
         key.alias("id"),
-        _input_column(results).alias("input"),
+        input_column(results).alias("input"),
         pl.col("output").fill_null(""),
         pl.col("expected").fill_null(""),
         pl.lit("judge").alias("role"),
         pl.col("variant").alias("judged_variant"),
     )
-    return _with_variables(calls, variables)
-
-
-def pairwise_pairs(results: pl.LazyFrame, baseline: str) -> pl.LazyFrame:
-    """Every (row, repeat, candidate variant) where the baseline and the candidate both
-    answered ok: their outputs, and whether they are identical (a tie that costs no call)."""
-    ok = results.filter(pl.col("status") == STATUS_OK)
-    base = ok.filter(pl.col("variant") == baseline).select(
-        "row_id", "repeat", pl.col("output").alias("baseline_output"),
-        _input_column(results).alias("input"), pl.col("expected").fill_null(""),
-    )  # fmt: skip
-    cand = ok.filter(pl.col("variant") != baseline).select(
-        "row_id", "repeat", "variant", pl.col("output").alias("candidate_output")
-    )
-    return cand.join(base, on=["row_id", "repeat"], how="inner").with_columns(
-        (pl.col("candidate_output") == pl.col("baseline_output")).alias("identical"),
-        pl.lit(baseline).alias("baseline"),
-    )
-
-
-def pairwise_calls(pairs: pl.LazyFrame, variables: Mapping[str, str]) -> pl.LazyFrame:
-    """Two judge calls per differing pair: baseline first (AB), then swapped (BA)."""
-    differing = pairs.filter(~pl.col("identical"))
-    orders = []
-    for order in ORDERS:
-        a, b = ("baseline_output", "candidate_output")[:: 1 if order == "AB" else -1]
-        key = pl.concat_str(
-            [pl.col("variant"), pl.col("repeat").cast(pl.String), pl.lit(order), pl.col("row_id")],
-            separator=SEP,
-        )
-        orders.append(
-            differing.select(
-                key.alias("id"),
-                "input",
-                pl.col(a).alias("output_a"),
-                pl.col(b).alias("output_b"),
-                "expected",
-                pl.lit("judge").alias("role"),
-                pl.col("variant").alias("judged_variant"),
-            )
-        )
-    return _with_variables(pl.concat(orders), variables)
+    return with_variables(calls, variables)
 
 
 # ------------------------------------------------------------------------------ the passes
@@ -283,23 +232,9 @@ def _outcomes(home: Path, spec: JudgeSpec) -> pl.DataFrame:
 # ------------------------------------------------------------------------------- writing
 
 
-def _split_ids(ids: pl.Series, *, ordered: bool) -> pl.DataFrame:
-    """A judge call's id back into its parts (the row id last: it may hold the separator)."""
-    names = ["variant", "repeat", "order", "row_id"] if ordered else ["variant", "repeat", "row_id"]
-    split = ids.str.splitn(SEP, len(names)).struct.rename_fields(names)
-    return split.struct.unnest().with_columns(pl.col("repeat").cast(pl.Int32))
-
-
-def _answers(outcomes: pl.DataFrame) -> list[str | None]:
-    return [
-        out if status == STATUS_OK else None
-        for status, out in outcomes.select("status", "output").iter_rows()
-    ]
-
-
 def _write_pointwise(rundir: RunDir, outcomes: pl.DataFrame, options: JudgeOptions) -> int:
     """Join the parsed scores into results.parquet; return how many answers did not parse."""
-    parsed = [parse_score(a, options.scale) if a is not None else None for a in _answers(outcomes)]
+    parsed = [parse_score(a, options.scale) if a is not None else None for a in answers(outcomes)]
     errors = [
         (p.error if p is not None else f"judge call failed: {msg}")
         for p, msg in zip(parsed, outcomes["error_message"], strict=True)
@@ -307,7 +242,7 @@ def _write_pointwise(rundir: RunDir, outcomes: pl.DataFrame, options: JudgeOptio
     score, reason = (
         ("judge_score", "judge_reason") if options.keep_score else ("score", "score_reason")
     )
-    judged = _split_ids(outcomes["id"], ordered=False).with_columns(
+    judged = split_ids(outcomes["id"], ordered=False).with_columns(
         pl.Series(score, [p.value if p else None for p in parsed], dtype=pl.Float64),
         pl.Series(reason, [p.reason if p else None for p in parsed], dtype=pl.String),
         pl.Series("judge_error", errors, dtype=pl.String),
@@ -328,88 +263,6 @@ def _write_pointwise(rundir: RunDir, outcomes: pl.DataFrame, options: JudgeOptio
     with atomic_path(rundir.results) as tmp:
         pq.write_table(table.cast(pa.schema(fields, metadata=metadata)), tmp, compression="zstd")
     return sum(1 for p in parsed if p is not None and p.error is not None)
-
-
-def _write_pairwise(
-    rundir: RunDir, pairs: pl.LazyFrame, outcomes: pl.DataFrame, baseline: str
-) -> int:
-    """pairwise.parquet: one row per pair, both raw verdicts and the candidate's verdict."""
-    prefs = [parse_winner(a) if a is not None else None for a in _answers(outcomes)]
-    judged = _split_ids(outcomes["id"], ordered=True).with_columns(
-        pl.Series("winner", [p.winner if p else None for p in prefs], dtype=pl.String),
-        pl.Series("reason", [p.reason if p else None for p in prefs], dtype=pl.String),
-    )
-    by_order = {
-        order: judged.filter(pl.col("order") == order)
-        .drop("order")
-        .rename({"winner": f"winner_{order}", "reason": f"reason_{order}"})
-        for order in ORDERS
-    }
-    keys = ["row_id", "repeat", "variant"]
-    frame = (
-        pairs.collect()
-        .join(by_order["AB"], on=keys, how="left")
-        .join(by_order["BA"], on=keys, how="left")
-    )
-    verdicts = [
-        ("tie", None) if identical else combine(ab, ba)
-        for identical, ab, ba in frame.select("identical", "winner_AB", "winner_BA").iter_rows()
-    ]
-    frame = frame.with_columns(
-        pl.Series("verdict", [v for v, _ in verdicts], dtype=pl.String),
-        pl.Series("consistent", [c for _, c in verdicts], dtype=pl.Boolean),
-        pl.col("identical").alias("judged").not_(),
-    ).select(
-        "row_id", "repeat", "variant", "baseline", "identical", "judged", "winner_AB",
-        "winner_BA", "verdict", "consistent", "reason_AB", "reason_BA",
-    )  # fmt: skip
-    atomic_write_parquet(rundir.pairwise, frame)
-    return sum(1 for p in prefs if p is not None and p.error is not None)
-
-
-def pairwise_metrics(pairwise: pl.DataFrame) -> pl.DataFrame:
-    """Per candidate variant: pairwise wins, losses, ties, win rate (wins plus half the ties,
-    over pairs) with a 95 % Wilson interval, the two-sided sign test of wins against losses,
-    and the judge's position consistency (share of judged pairs where both orders agreed)."""
-    from runner import stats
-
-    rows: list[dict[str, Any]] = []
-    for (variant,), group in pairwise.group_by("variant", maintain_order=True):
-        wins = int((group["verdict"] == "win").sum())
-        losses = int((group["verdict"] == "loss").sum())
-        n = group.height
-        ties = n - wins - losses
-        rate = (wins + ties / 2) / n if n else None
-        low, high = stats.wilson_interval(round(wins + ties / 2), n) if n else (None, None)
-        judged = group.filter(pl.col("judged"))
-        rows.append(
-            {
-                "variant": variant,
-                "pairwise_pairs": n,
-                "pairwise_wins": wins,
-                "pairwise_losses": losses,
-                "pairwise_ties": ties,
-                "pairwise_win_rate": rate,
-                "pairwise_win_rate_ci_low": low,
-                "pairwise_win_rate_ci_high": high,
-                "pairwise_p_value": stats.mcnemar_exact(wins, losses),
-                "judge_position_consistency": (
-                    float(judged["consistent"].fill_null(False).mean())  # type: ignore[arg-type]
-                    if judged.height
-                    else None
-                ),
-            }
-        )
-    return pl.DataFrame(rows, schema=PAIRWISE_METRICS)
-
-
-PAIRWISE_METRICS: Final[dict[str, pl.DataType]] = {
-    "variant": pl.String(), "pairwise_pairs": pl.Int64(), "pairwise_wins": pl.Int64(),
-    "pairwise_losses": pl.Int64(), "pairwise_ties": pl.Int64(),
-    "pairwise_win_rate": pl.Float64(), "pairwise_win_rate_ci_low": pl.Float64(),
-    "pairwise_win_rate_ci_high": pl.Float64(), "pairwise_p_value": pl.Float64(),
-    "judge_position_consistency": pl.Float64(),
-}  # fmt: skip
 
 
 def judge_agreement(results: pl.DataFrame, deterministic: str, judge: str) -> pl.DataFrame:

@@ -226,6 +226,7 @@ def _with_judges(
     second (judge) score, its agreement with the deterministic one and judge errors in the
     summary."""
     from runner import judge
+    from runner.pairwise import pairwise_metrics
 
     names = results.collect_schema().names()
     if "judge_error" in names:
@@ -243,7 +244,7 @@ def _with_judges(
         agreement = judge.judge_agreement(both, "score", "judge_score")
         summary = summary.join(agreement, on="variant", how="left", maintain_order="left")
     if rundir.pairwise.exists() and comparison.height:
-        metrics = judge.pairwise_metrics(pl.read_parquet(rundir.pairwise))
+        metrics = pairwise_metrics(pl.read_parquet(rundir.pairwise))
         comparison = comparison.join(metrics, on="variant", how="left", maintain_order="left")
     return summary, comparison
 

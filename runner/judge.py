@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -43,11 +43,11 @@ from runner.pairwise import (
 )
 from runner.progress import Display
 from runner.records import RESULT_SCHEMA, STATUS_OK
+from runner.report_inputs import SCORER_KEY
 from runner.rundir import Manifest, RunDir, RunStatus
 
 Kind = Literal["pointwise", "pairwise"]
 
-SCORER_KEY: Final = b"runner.score"
 
 
 @dataclass(frozen=True)

@@ -30,18 +30,18 @@ from runner.fsutil import atomic_write_parquet, atomic_write_text
 from runner.gates import Gates, RegressionReport
 from runner.gating import compare_runs, gate_variants
 from runner.regression_md import regressed_rows, regression_markdown
-from runner.report import (
-    PROVENANCE_KEY,
+from runner.report import PROVENANCE_KEY
+from runner.report_inputs import (
     RunFacts,
     Scored,
     baseline_of,
     read_run_facts,
-    score_label,
     scored_results,
     variant_order,
 )
 from runner.rundir import RunDir
 from runner.scoring import parse_scorer, score_results
+from runner.wording import score_label
 
 COMPLETE: Final = "complete"
 

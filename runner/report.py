@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,70 +27,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from runner import compare, segments
 from runner.compare import DEFAULT_OPTIONS, StatOptions
-from runner.errors import ConfigError, ResultsDirError, StorageError
-from runner.fsutil import atomic_path, atomic_write_parquet, atomic_write_text, describe_os_error
+from runner.errors import StorageError
+from runner.fsutil import atomic_write_parquet, atomic_write_text, describe_os_error
 from runner.provenance import package_versions
-from runner.records import RESULT_SCHEMA, STATUS_OK
+from runner.records import STATUS_OK
 from runner.report_html import MAX_CHANGED_ROWS, render_report
-from runner.results import read_results
-from runner.rundir import RunDir
-from runner.scoring import (
-    SCORE_COLUMN,
-    SCORE_ERROR_COLUMN,
-    missing_expected,
-    parse_scorer,
-    score_results,
+from runner.report_inputs import (
+    RunFacts,
+    baseline_of,
+    read_run_facts,
+    scan_results,
+    score_file,
+    stream_parquet,
+    variant_order,
 )
+from runner.rundir import RunDir
+from runner.wording import score_label, verdict_lines
 
 if TYPE_CHECKING:
-    from runner.gates import Gates, RegressionReport
+    pass
 
-#: Parquet key-value metadata: the scorer spec behind the ``score`` column, and provenance.
-SCORER_KEY: Final = b"runner.score"
+#: Parquet key-value metadata: the provenance of every report file.
 PROVENANCE_KEY: Final = b"runner.provenance"
 
 _REPORT_PACKAGES: Final = ("runner", "polars", "numpy", "scipy")
-
-
-@dataclass(frozen=True, slots=True)
-class RunFacts:
-    """What the reports need from a run's manifest."""
-
-    out_dir: Path
-    run_id: str | None
-    status: str | None
-    deployment: str | None
-    variants: tuple[str, ...]
-    repeat: int | None
-    dataset_fingerprint: str | None
-    started_at: str | None
-    finished_at: str | None
-    versions: Mapping[str, Any]
-    config: Mapping[str, Any]
-
-
-def read_run_facts(out_dir: Path) -> RunFacts:
-    """The one place reports read the run's manifest (:class:`ResultsDirError` if unusable)."""
-    manifest = RunDir(out_dir).read_manifest()
-    config = manifest.config
-    return RunFacts(
-        out_dir=out_dir,
-        run_id=manifest.run_id,
-        status=manifest.status.value,
-        deployment=manifest.deployment,
-        variants=tuple(manifest.variants),
-        repeat=config.get("repeat"),
-        dataset_fingerprint=manifest.fingerprint.dataset,
-        started_at=manifest.sessions[0].started_at if manifest.sessions else manifest.created_at,
-        finished_at=manifest.finished_at,
-        versions=manifest.versions,
-        config=config,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,15 +101,6 @@ class Provenance:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-@dataclass(frozen=True, slots=True)
-class Scored:
-    """A run's results with their scores, the scorer behind them, and notes on scoring."""
-
-    results: pl.DataFrame
-    scorer: str | None
-    notes: tuple[str, ...] = ()
-
-
 def build_reports(
     out_dir: Path,
     *,
@@ -170,8 +123,8 @@ def build_reports(
     """
     facts = read_run_facts(out_dir)
     rundir = RunDir(out_dir)
-    scorer, notes = _score_file(rundir.results, score)
-    results = compare.lazy_results(_scan(rundir.results))
+    scorer, notes = score_file(rundir.results, score)
+    results = compare.lazy_results(scan_results(rundir.results))
     variants = variant_order(results, facts)
     base = baseline_of(baseline, variants)
     prov = _provenance(facts, variants, base, scorer)
@@ -288,12 +241,6 @@ def _with_reasons(
     return out
 
 
-def _scan(path: Path) -> pl.LazyFrame:
-    if not path.exists():
-        raise ResultsDirError(f"{path} does not exist; run the job first (or resume it)")
-    return pl.scan_parquet(path)
-
-
 def _write_side_by_side(
     rundir: RunDir,
     results: pl.LazyFrame,
@@ -314,7 +261,7 @@ def _write_side_by_side(
             unordered = Path(scratch) / "flagged.parquet"
             flagged.sink_parquet(unordered, engine=compare.ENGINE)
             ordered = compare.in_side_by_side_order(pl.scan_parquet(unordered))
-            _stream_parquet(rundir.side_by_side, ordered, metadata)
+            stream_parquet(rundir.side_by_side, ordered, metadata)
     except OSError as exc:
         raise StorageError(f"cannot write {rundir.side_by_side}: {describe_os_error(exc)}") from exc
     except pl.exceptions.PolarsError as exc:
@@ -347,146 +294,6 @@ def _segment_reports(
     return summary, comparison
 
 
-def write_regression(
-    base_dir: Path,
-    cand_dir: Path,
-    out_dir: Path,
-    gates: Gates,
-    **kwargs: Any,
-) -> RegressionReport:
-    """:func:`runner.regression.write_regression`, kept here for ``runner.write_regression``."""
-    from runner.regression import write_regression as write
-
-    return write(base_dir, cand_dir, out_dir, gates, **kwargs)
-
-
-# ------------------------------------------------------------------------------- loading
-
-
-def scored_results(out_dir: Path, score: str | None) -> Scored:
-    """The results of ``out_dir``, scored with ``score`` or carrying their stored scores."""
-    scorer = parse_scorer(score) if score is not None else None  # a bad spec fails first
-    results = read_results(out_dir)
-    if scorer is not None:
-        scored = score_results(results, scorer)
-        return Scored(
-            scored, scorer.spec, _scoring_notes(scored, missing_expected(results, scorer))
-        )
-    if SCORE_COLUMN not in results.columns:
-        results = results.with_columns(pl.lit(None, dtype=pl.Float64).alias(SCORE_COLUMN))
-        return Scored(results, None)
-    stored = _stored_scorer(RunDir(out_dir).results)
-    return Scored(results, stored, _scoring_notes(results, 0))
-
-
-def _scoring_notes(results: pl.DataFrame | pl.LazyFrame, no_expected: int) -> tuple[str, ...]:
-    notes = []
-    if no_expected:
-        notes.append(f"{no_expected:,} rows have no expected value: not scored")
-    lf = results.lazy()
-    if SCORE_ERROR_COLUMN in lf.collect_schema().names():
-        failed = pl.col(SCORE_ERROR_COLUMN).drop_nulls()
-        row = lf.select(failed.len().alias("n"), failed.first().alias("first")).collect(
-            engine=compare.ENGINE
-        )
-        if row["n"][0]:
-            notes.append(
-                f"the scorer failed on {row['n'][0]:,} rows (score left empty; first: "
-                f"{row['first'][0]}); see score_error in results.parquet"
-            )
-    return tuple(notes)
-
-
-def _score_file(path: Path, score: str | None) -> tuple[str | None, tuple[str, ...]]:
-    """Score ``results.parquet`` in place when ``score`` is given (streamed: the results are
-    never all in memory); return the scorer behind its score column and the scoring notes."""
-    scorer = parse_scorer(score) if score is not None else None  # a bad spec fails first
-    results = _scan(path)
-    if scorer is None:
-        if SCORE_COLUMN not in results.collect_schema().names():
-            return None, ()
-        return _stored_scorer(path), _scoring_notes(results, 0)
-    no_expected = missing_expected(results, scorer)
-    schema = _results_schema(
-        score_results(results.head(0), scorer).collect().to_arrow().schema, scorer.spec
-    )
-    # pyarrow reads the file a batch at a time and each batch is scored on its own: the
-    # streaming engine's collect_batches ran ahead of the writer (0.7 GB at 2 M rows).
-    source = pq.ParquetFile(path)
-    try:
-        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
-            for batch in source.iter_batches(batch_size=_STREAM_ROWS):
-                frame = pl.from_arrow(batch)
-                assert isinstance(frame, pl.DataFrame)
-                out.write_table(score_results(frame, scorer).to_arrow().cast(schema))
-    except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
-        raise StorageError(f"cannot write {path}: {exc}") from exc
-    finally:
-        source.close()
-    return scorer.spec, _scoring_notes(_scan(path), no_expected)
-
-
-#: Rows computed and written at a time by :func:`_stream_parquet`.
-_STREAM_ROWS: Final = 65_536
-
-
-def _stream_parquet(
-    path: Path,
-    frame: pl.LazyFrame,
-    metadata: Mapping[bytes, bytes] | None,
-    schema: pa.Schema | None = None,
-) -> None:
-    """Write ``frame`` to ``path`` atomically, a batch at a time, in order, with Arrow types
-    ``schema`` (default: the frame's, strings plain) and key-value ``metadata``."""
-    if schema is None:
-        empty = frame.head(0).collect().to_arrow().schema
-        schema = pa.schema([_plain(f) for f in empty], metadata=metadata)
-    try:
-        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
-            for batch in frame.collect_batches(chunk_size=_STREAM_ROWS, engine=compare.ENGINE):
-                out.write_table(batch.to_arrow().cast(schema))
-    except pl.exceptions.PolarsError as exc:
-        raise StorageError(f"cannot write {path}: {exc}") from exc
-
-
-def _results_schema(schema: pa.Schema, scorer: str | None) -> pa.Schema:
-    """The result schema's own types for its columns (plain strings for the others), and the
-    scorer in the metadata."""
-    fields = [
-        RESULT_SCHEMA.field(field.name) if field.name in RESULT_SCHEMA.names else _plain(field)
-        for field in schema
-    ]
-    metadata = {SCORER_KEY: scorer.encode("utf-8")} if scorer else None
-    return pa.schema(fields, metadata=metadata)
-
-
-def _stored_scorer(path: Path) -> str | None:
-    metadata = pq.read_schema(path).metadata or {}
-    raw = metadata.get(SCORER_KEY)
-    return raw.decode("utf-8") if raw else None
-
-
-def variant_order(results: pl.DataFrame | pl.LazyFrame, facts: RunFacts) -> list[str]:
-    """The run's ``--variant`` order, then any other variant found in the results."""
-    present = compare.variants_of(results)
-    configured = list(facts.variants)
-    return [v for v in configured if v in present] + [v for v in present if v not in configured]
-
-
-def baseline_of(baseline: str | None, variants: Sequence[str]) -> str:
-    """``baseline`` checked against ``variants``, or the first variant when it is None."""
-    if not variants:
-        raise ConfigError("the results hold no rows: nothing to report")
-    if baseline is None:
-        return variants[0]
-    if baseline not in variants:
-        raise ConfigError(
-            f"--baseline-variant {baseline!r} is not in the results; "
-            f"variants: {', '.join(variants)}"
-        )
-    return baseline
-
-
 def _provenance(
     facts: RunFacts, variants: Sequence[str], baseline: str, scorer: str | None
 ) -> Provenance:
@@ -516,13 +323,6 @@ def _report_versions() -> dict[str, str]:
 # ------------------------------------------------------------------------------- writing
 
 
-def _plain(field: pa.Field) -> pa.Field:
-    """polars writes large strings and string views; the result columns are plain strings."""
-    if pa.types.is_large_string(field.type) or pa.types.is_string_view(field.type):
-        return field.with_type(pa.string())
-    return field
-
-
 def _provenance_json(prov: Provenance) -> str:
     return json.dumps(prov.as_dict(), default=str)
 
@@ -545,85 +345,3 @@ def _latency_boxes(results: pl.LazyFrame) -> pl.DataFrame:
         )
         .collect(engine=compare.ENGINE)
     )
-
-
-# ------------------------------------------------------------------------------- wording
-
-
-_LABELS: Final = {
-    "exact": "exact match",
-    "normalized": "normalized match",
-    "contains": "contains expected",
-    "json": "JSON match",
-    "number": "numeric match",
-}
-
-
-def score_label(scorer: str | None) -> str:
-    """How reports name the score of ``scorer``: ``exact match``, ``score (mod:fn)``."""
-    if scorer is None:
-        return "score"
-    if scorer in _LABELS:
-        return _LABELS[scorer]
-    head = scorer.split(":", 1)[0]
-    return {"regex": "regex match", "number": "numeric match"}.get(head, f"score ({scorer})")
-
-
-def format_p(p: float | None) -> str:
-    """``p = 0.039``, ``p < 0.001``, or ``p n/a``."""
-    if p is None or math.isnan(p):
-        return "p n/a"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-_TESTS: Final = {
-    "mcnemar_exact": "McNemar exact test",
-    "paired_t": "paired t-test",
-    "wilcoxon": "Wilcoxon signed-rank test",
-}
-
-
-def test_name(test: str | None) -> str:
-    """How a sentence names the test behind a p-value."""
-    return _TESTS.get(test or "", test or "no test")
-
-
-def verdict_lines(
-    comparison: pl.DataFrame, *, score_label: str = "score", confidence: float = 0.95
-) -> list[str]:
-    """One sentence per compared variant, its verdict in words first, e.g.
-
-    ``candidate: better on exact match: +6.1 points, 95 % CI [+2.3, +9.8], paired t-test
-    p = 0.002; p95 latency +140 ms``
-
-    The word comes from :func:`runner.compare.score_verdict` at ``1 - confidence``, the rule
-    gates use; the interval is the one that agrees with the named test.
-    """
-    return [_verdict(row, score_label, confidence) for row in comparison.iter_rows(named=True)]
-
-
-def score_sentence(row: Mapping[str, Any], label: str, confidence: float) -> str:
-    """``worse on exact match: -20.0 points, 95 % CI [-40.0, -5.0], McNemar exact test p = 0.012``
-    from one row of paired metrics; ``no exact match to compare`` without scored pairs."""
-    diff = row.get("score_diff")
-    if diff is None:
-        return f"no {label} to compare"
-    p_value = row.get("score_p_value")
-    word = compare.score_verdict(diff, p_value, 1.0 - confidence)
-    text = f"{word} on {label}: {diff * 100:+.1f} points"
-    low, high = row.get("score_diff_ci_low"), row.get("score_diff_ci_high")
-    if low is not None and high is not None:
-        text += f", {confidence * 100:g} % CI [{low * 100:+.1f}, {high * 100:+.1f}]"
-    return f"{text}, {test_name(row.get('score_test'))} {format_p(p_value)}"
-
-
-def _verdict(row: Mapping[str, Any], label: str, confidence: float) -> str:
-    parts = [score_sentence(row, label, confidence)]
-    if row["error_rate_diff"]:
-        parts.append(
-            f"error rate {row['error_rate_diff'] * 100:+.1f} points "
-            f"({format_p(row['error_p_value'])})"
-        )
-    if row["latency_p95_diff_ms"] is not None:
-        parts.append(f"p95 latency {row['latency_p95_diff_ms']:+.0f} ms")
-    return f"{row['variant']}: " + "; ".join(parts)

@@ -19,7 +19,8 @@ from runner.compare import COMPARISON_SCHEMA
 from runner.console import summary_table
 from runner.errors import ConfigError
 from runner.records import RESULT_SCHEMA
-from runner.report import build_reports, verdict_lines
+from runner.report import build_reports
+from runner.wording import verdict_lines
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 

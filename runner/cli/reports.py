@@ -149,7 +149,9 @@ def write_and_print_reports(
     from rich.console import Console
 
     from runner.console import pairwise_sentence, summary_table
-    from runner.report import SCORER_KEY, build_reports, score_label, verdict_lines
+    from runner.report import build_reports
+    from runner.report_inputs import SCORER_KEY
+    from runner.wording import score_label, verdict_lines
 
     paths = build_reports(out_dir, score=score, baseline=baseline, segments=segments)
     console = Console(highlight=False)

@@ -1,0 +1,217 @@
+"""What the reports read from a run directory: its manifest (:func:`read_run_facts`, the one
+place they read it) and its results, scored (:func:`scored_results`, :func:`score_file`).
+
+Scoring a results file rewrites it a batch at a time with ``score`` and ``score_error``
+columns and the scorer's spec in its Parquet metadata (:data:`SCORER_KEY`), so a later report
+knows how it was scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runner import compare
+from runner.errors import ConfigError, ResultsDirError, StorageError
+from runner.fsutil import atomic_path
+from runner.records import RESULT_SCHEMA
+from runner.results import read_results
+from runner.rundir import RunDir
+from runner.scoring import (
+    SCORE_COLUMN,
+    SCORE_ERROR_COLUMN,
+    missing_expected,
+    parse_scorer,
+    score_results,
+)
+
+#: Parquet key-value metadata: the scorer spec behind the ``score`` column.
+SCORER_KEY: Final = b"runner.score"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What the reports need from a run's manifest."""
+
+    out_dir: Path
+    run_id: str | None
+    status: str | None
+    deployment: str | None
+    variants: tuple[str, ...]
+    repeat: int | None
+    dataset_fingerprint: str | None
+    started_at: str | None
+    finished_at: str | None
+    versions: Mapping[str, Any]
+    config: Mapping[str, Any]
+
+
+def read_run_facts(out_dir: Path) -> RunFacts:
+    """The one place reports read the run's manifest (:class:`ResultsDirError` if unusable)."""
+    manifest = RunDir(out_dir).read_manifest()
+    config = manifest.config
+    return RunFacts(
+        out_dir=out_dir,
+        run_id=manifest.run_id,
+        status=manifest.status.value,
+        deployment=manifest.deployment,
+        variants=tuple(manifest.variants),
+        repeat=config.get("repeat"),
+        dataset_fingerprint=manifest.fingerprint.dataset,
+        started_at=manifest.sessions[0].started_at if manifest.sessions else manifest.created_at,
+        finished_at=manifest.finished_at,
+        versions=manifest.versions,
+        config=config,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A run's results with their scores, the scorer behind them, and notes on scoring."""
+
+    results: pl.DataFrame
+    scorer: str | None
+    notes: tuple[str, ...] = ()
+
+
+def scored_results(out_dir: Path, score: str | None) -> Scored:
+    """The results of ``out_dir``, scored with ``score`` or carrying their stored scores."""
+    scorer = parse_scorer(score) if score is not None else None  # a bad spec fails first
+    results = read_results(out_dir)
+    if scorer is not None:
+        scored = score_results(results, scorer)
+        return Scored(
+            scored, scorer.spec, _scoring_notes(scored, missing_expected(results, scorer))
+        )
+    if SCORE_COLUMN not in results.columns:
+        results = results.with_columns(pl.lit(None, dtype=pl.Float64).alias(SCORE_COLUMN))
+        return Scored(results, None)
+    stored = _stored_scorer(RunDir(out_dir).results)
+    return Scored(results, stored, _scoring_notes(results, 0))
+
+
+def _scoring_notes(results: pl.DataFrame | pl.LazyFrame, no_expected: int) -> tuple[str, ...]:
+    notes = []
+    if no_expected:
+        notes.append(f"{no_expected:,} rows have no expected value: not scored")
+    lf = results.lazy()
+    if SCORE_ERROR_COLUMN in lf.collect_schema().names():
+        failed = pl.col(SCORE_ERROR_COLUMN).drop_nulls()
+        row = lf.select(failed.len().alias("n"), failed.first().alias("first")).collect(
+            engine=compare.ENGINE
+        )
+        if row["n"][0]:
+            notes.append(
+                f"the scorer failed on {row['n'][0]:,} rows (score left empty; first: "
+                f"{row['first'][0]}); see score_error in results.parquet"
+            )
+    return tuple(notes)
+
+
+def score_file(path: Path, score: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """Score ``results.parquet`` in place when ``score`` is given (streamed: the results are
+    never all in memory); return the scorer behind its score column and the scoring notes."""
+    scorer = parse_scorer(score) if score is not None else None  # a bad spec fails first
+    results = scan_results(path)
+    if scorer is None:
+        if SCORE_COLUMN not in results.collect_schema().names():
+            return None, ()
+        return _stored_scorer(path), _scoring_notes(results, 0)
+    no_expected = missing_expected(results, scorer)
+    schema = _results_schema(
+        score_results(results.head(0), scorer).collect().to_arrow().schema, scorer.spec
+    )
+    # pyarrow reads the file a batch at a time and each batch is scored on its own: the
+    # streaming engine's collect_batches ran ahead of the writer (0.7 GB at 2 M rows).
+    source = pq.ParquetFile(path)
+    try:
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
+            for batch in source.iter_batches(batch_size=_STREAM_ROWS):
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                out.write_table(score_results(frame, scorer).to_arrow().cast(schema))
+    except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        raise StorageError(f"cannot write {path}: {exc}") from exc
+    finally:
+        source.close()
+    return scorer.spec, _scoring_notes(scan_results(path), no_expected)
+
+
+#: Rows computed and written at a time by :func:`_stream_parquet`.
+_STREAM_ROWS: Final = 65_536
+
+
+def stream_parquet(
+    path: Path,
+    frame: pl.LazyFrame,
+    metadata: Mapping[bytes, bytes] | None,
+    schema: pa.Schema | None = None,
+) -> None:
+    """Write ``frame`` to ``path`` atomically, a batch at a time, in order, with Arrow types
+    ``schema`` (default: the frame's, strings plain) and key-value ``metadata``."""
+    if schema is None:
+        empty = frame.head(0).collect().to_arrow().schema
+        schema = pa.schema([plain_field(f) for f in empty], metadata=metadata)
+    try:
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
+            for batch in frame.collect_batches(chunk_size=_STREAM_ROWS, engine=compare.ENGINE):
+                out.write_table(batch.to_arrow().cast(schema))
+    except pl.exceptions.PolarsError as exc:
+        raise StorageError(f"cannot write {path}: {exc}") from exc
+
+
+def _results_schema(schema: pa.Schema, scorer: str | None) -> pa.Schema:
+    """The result schema's own types for its columns (plain strings for the others), and the
+    scorer in the metadata."""
+    fields = [
+        RESULT_SCHEMA.field(field.name) if field.name in RESULT_SCHEMA.names else plain_field(field)
+        for field in schema
+    ]
+    metadata = {SCORER_KEY: scorer.encode("utf-8")} if scorer else None
+    return pa.schema(fields, metadata=metadata)
+
+
+def _stored_scorer(path: Path) -> str | None:
+    metadata = pq.read_schema(path).metadata or {}
+    raw = metadata.get(SCORER_KEY)
+    return raw.decode("utf-8") if raw else None
+
+
+def variant_order(results: pl.DataFrame | pl.LazyFrame, facts: RunFacts) -> list[str]:
+    """The run's ``--variant`` order, then any other variant found in the results."""
+    present = compare.variants_of(results)
+    configured = list(facts.variants)
+    return [v for v in configured if v in present] + [v for v in present if v not in configured]
+
+
+def baseline_of(baseline: str | None, variants: Sequence[str]) -> str:
+    """``baseline`` checked against ``variants``, or the first variant when it is None."""
+    if not variants:
+        raise ConfigError("the results hold no rows: nothing to report")
+    if baseline is None:
+        return variants[0]
+    if baseline not in variants:
+        raise ConfigError(
+            f"--baseline-variant {baseline!r} is not in the results; "
+            f"variants: {', '.join(variants)}"
+        )
+    return baseline
+
+
+def scan_results(path: Path) -> pl.LazyFrame:
+    if not path.exists():
+        raise ResultsDirError(f"{path} does not exist; run the job first (or resume it)")
+    return pl.scan_parquet(path)
+
+
+def plain_field(field: pa.Field) -> pa.Field:
+    """polars writes large strings and string views; the result columns are plain strings."""
+    if pa.types.is_large_string(field.type) or pa.types.is_string_view(field.type):
+        return field.with_type(pa.string())
+    return field

@@ -51,6 +51,12 @@ Verdict = Literal["better", "worse", "no significant difference"]
 _NUMBERS: Final = ("score", "latency_ms", "total_tokens")
 
 
+#: Baseline calls paired at a time: the join of two arms holds both whole, so a large pairing
+#: is made in parts of row ids (by hash), each joined alone (0.25 GB less at 2 M results).
+PART_ROWS: Final = 250_000
+_PART_SEED: Final = 3
+
+
 def arm(lf: pl.LazyFrame, variant: str, prefix: str, keep: Sequence[str] = ()) -> pl.LazyFrame:
     """One variant's calls as one side of a pairing: the keys, ``keep``, and ``<prefix>ok``,
     ``<prefix>output`` (a hash) and the numbers, all prefixed."""
@@ -63,26 +69,35 @@ def arm(lf: pl.LazyFrame, variant: str, prefix: str, keep: Sequence[str] = ()) -
     )
 
 
-def paired(left: pl.LazyFrame, right: pl.LazyFrame, keep: Sequence[str] = ()) -> pl.DataFrame:
-    """Two arms joined on ``(row_id, repeat)``, collected as :func:`paired_metrics` reads
-    them: ``keep``, ``b_ok``, ``c_ok``, ``same_output`` and ``b_*``/``c_*`` numbers."""
-    # No order is kept (it costs a third of the time): no paired metric depends on row order.
-    joined = left.join(right, on=PAIR_KEYS).select(
-        *keep,
-        "b_ok",
-        "c_ok",
-        (pl.col("b_output") == pl.col("c_output")).alias("same_output"),
-        *[pl.col(p + c) for c in _NUMBERS for p in ("b_", "c_")],
-    )
-    return joined.collect(engine=ENGINE)
+def paired(
+    base: pl.LazyFrame, cand: pl.LazyFrame, variant_b: str, variant_c: str, keep: Sequence[str] = ()
+) -> pl.DataFrame:
+    """Calls of ``variant_b`` in ``base`` joined with those of ``variant_c`` in ``cand`` on
+    ``(row_id, repeat)``, as :func:`paired_metrics` reads them: ``keep`` (columns of
+    ``base``), ``b_ok``, ``c_ok``, ``same_output`` and the ``b_*``/``c_*`` numbers."""
+    calls = base.filter(pl.col("variant") == variant_b).select(pl.len())
+    parts = max(1, math.ceil(calls.collect(engine=ENGINE).item() / PART_ROWS))
+    frames = []
+    for part in range(parts):
+        in_part = (pl.col("row_id").hash(seed=_PART_SEED) % parts) == part
+        left = arm(base.filter(in_part), variant_b, "b_", keep)
+        right = arm(cand.filter(in_part), variant_c, "c_")
+        # No order is kept (it costs a third of the time): no paired metric depends on it.
+        joined = left.join(right, on=PAIR_KEYS).select(
+            *keep,
+            "b_ok",
+            "c_ok",
+            (pl.col("b_output") == pl.col("c_output")).alias("same_output"),
+            *[pl.col(p + c) for c in _NUMBERS for p in ("b_", "c_")],
+        )
+        frames.append(joined.collect(engine=ENGINE))
+    return pl.concat(frames, how="vertical", rechunk=False)
 
 
 def pairs_of(base: Results, cand: Results, variant_b: str, variant_c: str) -> pl.DataFrame:
     """Calls of ``variant_b`` in ``base`` paired with those of ``variant_c`` in ``cand`` on
     ``(row_id, repeat)``, one row per pair (see :func:`paired`)."""
-    return paired(
-        arm(lazy_results(base), variant_b, "b_"), arm(lazy_results(cand), variant_c, "c_")
-    )
+    return paired(lazy_results(base), lazy_results(cand), variant_b, variant_c)
 
 
 COMPARISON_SCHEMA: Final[dict[str, pl.DataType]] = {

@@ -22,7 +22,7 @@ import polars as pl
 
 from runner import stats
 from runner.errors import ConfigError
-from runner.paired import arm, metrics_frame, paired, paired_metrics
+from runner.paired import metrics_frame, paired, paired_metrics
 from runner.records import STATUS_ERROR, STATUS_OK
 from runner.result_frames import (
     DEFAULT_OPTIONS,
@@ -196,4 +196,4 @@ def comparison_by_segment(
 
 
 def _pairs(lf: pl.LazyFrame, baseline: str, variant: str) -> pl.DataFrame:
-    return paired(arm(lf, baseline, "b_", ("segment",)), arm(lf, variant, "c_"), ("segment",))
+    return paired(lf, lf, baseline, variant, ("segment",))

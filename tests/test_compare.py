@@ -7,6 +7,7 @@ import pytest
 from polars.testing import assert_frame_equal
 from reports_helpers import frame, paired, row, with_scores
 
+from runner import paired as paired_module
 from runner import stats
 from runner.compare import (
     COMPARISON_SCHEMA,
@@ -427,3 +428,16 @@ def test_latency_boxes_are_linear_quantiles_of_ok_calls_per_variant() -> None:
         }
     )
     assert_frame_equal(boxes, expected)
+
+
+def test_a_pairing_made_in_parts_gives_the_same_comparison(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Row ids split by hash into parts joined one at a time lose and double no pair."""
+    results = _many_rows().with_columns(
+        score=pl.when(pl.col("status") == "ok").then(pl.col("total_tokens") % 2).cast(pl.Float64)
+    )
+    whole = compare_variants(results, "a")
+    monkeypatch.setattr(paired_module, "PART_ROWS", 40)
+    assert paired_module.pairs_of(results, results, "a", "b").height == 300
+    assert_frame_equal(compare_variants(results, "a"), whole)

@@ -12,19 +12,30 @@ is HTML-escaped: outputs are model text, and model text may contain markup.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any, Final
 
 import polars as pl
 
-from runner.console import error_line, pairwise_sentence
+from runner.console import pairwise_sentence
 from runner.report_charts import CHART_CSS, errors_chart, latency_chart, score_chart
 from runner.report_diff import word_diff
+from runner.report_tables import (
+    clip,
+    code,
+    comparison_table,
+    errors,
+    notes_list,
+    pct,
+    score_ci,
+    segment_comparison,
+    segment_summary,
+    variants_table,
+)
 
 MAX_CHANGED_ROWS: Final = 200
 """Changed rows report.html shows (side_by_side.parquet has them all)."""
-MAX_CELL_CHARS: Final = 600
 
 _CSS: Final = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -129,13 +140,13 @@ def render_report(
         f"<header><h1>{escape(title)}</h1>",
         f'<p class="sub">{len(variants)} variant{"s" if len(variants) != 1 else ""} '
         f"({escape(', '.join(variants))}) · {calls:,} calls · baseline "
-        f"{_code(provenance['baseline'])} · score: {escape(score_label)} · run "
-        f"{_code(provenance.get('run_id'))}</p></header>",
+        f"{code(provenance['baseline'])} · score: {escape(score_label)} · run "
+        f"{code(provenance.get('run_id'))}</p></header>",
         "<h2>Verdict</h2>",
         _lead(rows, comparison if compared else None, verdicts, score_label),
-        _notes(notes),
+        notes_list(notes),
         "<h2>Variants</h2>",
-        _variants_table(rows, score_label),
+        variants_table(rows, score_label),
     ]
     charts = [
         latency_chart(latency.to_dicts()),
@@ -145,19 +156,19 @@ def render_report(
     if any(charts):
         body += ["<h2>Charts</h2>", '<div class="charts">' + "".join(charts) + "</div>"]
     if any(r.get("errors_by_type") for r in rows):
-        body += ["<h2>Errors</h2>", _errors(rows)]
+        body += ["<h2>Errors</h2>", errors(rows)]
     if compared:
         assert comparison is not None
         body += [
             f"<h2>Against the baseline ({escape(str(provenance['baseline']))})</h2>",
-            _comparison_table(comparison.to_dicts(), score_label),
+            comparison_table(comparison.to_dicts(), score_label),
         ]
     if summary_by_segment is not None and summary_by_segment.height:
-        body += ["<h2>By segment</h2>", _segment_summary(summary_by_segment)]
+        body += ["<h2>By segment</h2>", segment_summary(summary_by_segment)]
     if compared and comparison_by_segment is not None and comparison_by_segment.height:
         body += [
             "<h2>Against the baseline, by segment</h2>",
-            _segment_comparison(comparison_by_segment),
+            segment_comparison(comparison_by_segment),
         ]
     if compared and changed_rows is not None:
         total = changed_rows.height if changed_total is None else changed_total
@@ -188,265 +199,21 @@ def _lead(
             word = row.get("score_verdict") or "no score to compare"
             kind = {"better": "better", "worse": "worse"}.get(word, "same")
             variant, _, rest = sentence.partition(": ")
-            text = f"<b>{escape(word)}</b> · {_code(variant)}: {escape(rest)}"
+            text = f"<b>{escape(word)}</b> · {code(variant)}: {escape(rest)}"
             judged = pairwise_sentence(row)
             if judged:
                 text += f"<br>{escape(judged)}"
             items.append(f'<li class="{kind}">{text}</li>')
     else:
         for r in rows:
-            parts = [f"{int(r['rows']):,} calls", f"{_pct(r['error_rate'])} errors"]
+            parts = [f"{int(r['rows']):,} calls", f"{pct(r['error_rate'])} errors"]
             if r.get("score_mean") is not None:
-                parts.insert(0, f"{label} {_score_ci(r)}")
+                parts.insert(0, f"{label} {score_ci(r)}")
             if r.get("latency_p95_ms") is not None:
                 parts.append(f"p95 latency {r['latency_p95_ms']:,.0f} ms")
-            items.append(f'<li class="same">{_code(r["variant"])}: {escape("; ".join(parts))}</li>')
+            items.append(f'<li class="same">{code(r["variant"])}: {escape("; ".join(parts))}</li>')
         items.append('<li class="same">One variant: nothing to compare it with.</li>')
     return '<ul class="verdicts">' + "".join(items) + "</ul>"
-
-
-def _score_ci(row: Mapping[str, Any]) -> str:
-    text = _pct(row["score_mean"])
-    if row.get("score_ci_low") is not None and row.get("score_ci_high") is not None:
-        text += f" [95 % CI {row['score_ci_low'] * 100:.1f}–{row['score_ci_high'] * 100:.1f}]"
-    return text
-
-
-# ------------------------------------------------------------------------------ tables
-
-
-def _code(value: object) -> str:
-    return f"<code>{escape(str(value))}</code>"
-
-
-def _notes(notes: Sequence[str]) -> str:
-    if not notes:
-        return ""
-    return '<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>"
-
-
-def _pct(value: float) -> str:
-    return f"{value * 100:.1f} %"
-
-
-def _points(value: float) -> str:
-    return f"{value * 100:+.1f} pts"
-
-
-def _ms(value: float) -> str:
-    return f"{value:,.1f}"
-
-
-def _p(value: float) -> str:
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-Formatter = Callable[[Any], str]
-Column = tuple[str, Callable[[Mapping[str, Any]], str | None]]
-
-
-def _human_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
-    """One row per variant; a column that has no value in any row is left out."""
-    cells = [[get(r) for _, get in columns] for r in rows]
-    keep = [i for i in range(len(columns)) if any(c[i] is not None for c in cells)]
-    head = "".join(
-        f"<th{'' if i == 0 else ' class=num'}>{escape(columns[i][0])}</th>" for i in keep
-    )
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{escape(c[i] or '–')}</td>"
-            if i == 0
-            else f'<td class="num">{escape(c[i] or "–")}</td>'
-            for i in keep
-        )
-        + "</tr>"
-        for c in cells
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _opt(value: Any, fmt: Formatter) -> str | None:
-    return None if value is None else fmt(value)
-
-
-def _variants_table(rows: Sequence[Mapping[str, Any]], label: str) -> str:
-    columns: list[Column] = [
-        ("Variant", lambda r: str(r["variant"])),
-        ("Calls", lambda r: f"{int(r['rows']):,}"),
-        ("Errors", lambda r: f"{int(r['errors']):,} ({_pct(r['error_rate'])})"),
-        ("Retries", lambda r: _opt(r.get("retries"), lambda v: f"{int(v):,}")),
-        ("Latency p50, ms", lambda r: _opt(r.get("latency_p50_ms"), lambda v: f"{v:,.0f}")),
-        ("Latency p95, ms", lambda r: _opt(r.get("latency_p95_ms"), lambda v: f"{v:,.0f}")),
-        ("First token p50, ms", lambda r: _opt(r.get("ttft_p50_ms"), lambda v: f"{v:,.0f}")),
-        ("Tokens per call", lambda r: _opt(r.get("tokens_mean"), lambda v: f"{v:,.0f}")),
-        (f"{label}, % [95 % CI]", lambda r: None if r.get("score_mean") is None else _score_ci(r)),
-        ("Scorer errors", lambda r: _opt(r.get("score_errors") or None, lambda v: f"{v:,}")),
-        ("Judge score, %", lambda r: _opt(r.get("judge_score_mean"), _pct)),
-        ("Judge errors", lambda r: _opt(r.get("judge_errors") or None, lambda v: f"{v:,}")),
-        ("Judge agrees with score", lambda r: _opt(r.get("judge_agreement"), _pct)),
-        ("Same answer on repeat", lambda r: _opt(r.get("consistency_rate"), _pct)),
-    ]
-    return _human_table(rows, columns)
-
-
-def _comparison_table(rows: Sequence[Mapping[str, Any]], label: str) -> str:
-    def score(r: Mapping[str, Any]) -> str | None:
-        if r.get("score_diff") is None:
-            return None
-        text = f"{r['score_diff'] * 100:+.1f}"
-        if r.get("score_diff_ci_low") is not None and r.get("score_diff_ci_high") is not None:
-            text += f" [{r['score_diff_ci_low'] * 100:+.1f}, {r['score_diff_ci_high'] * 100:+.1f}]"
-        return text
-
-    def win_rate(r: Mapping[str, Any]) -> str | None:
-        if r.get("pairwise_win_rate") is None:
-            return None
-        text = _pct(r["pairwise_win_rate"])
-        if r.get("pairwise_win_rate_ci_low") is not None:
-            text += (
-                f" [{r['pairwise_win_rate_ci_low'] * 100:.1f}, "
-                f"{r['pairwise_win_rate_ci_high'] * 100:.1f}]"
-            )
-        return text
-
-    columns: list[Column] = [
-        ("Variant", lambda r: str(r["variant"])),
-        ("Pairs", lambda r: _opt(r.get("pairs"), lambda v: f"{v:,}")),
-        ("Identical outputs", lambda r: _opt(r.get("identical_share"), _pct)),
-        (f"{label}: base → variant, %", lambda r: None if r.get("baseline_score") is None
-         else f"{r['baseline_score'] * 100:.1f} → {r['candidate_score'] * 100:.1f}"),
-        ("Δ score, points [95 % CI]", score),
-        ("p (score)", lambda r: None if r.get("score_p_value") is None
-         else f"{_p(r['score_p_value'])} ({_test(r.get('score_test'))})"),
-        ("Δ error rate, points", lambda r: _opt(r.get("error_rate_diff"), _signed_points)),
-        ("Δ p95 latency, ms", lambda r: _opt(r.get("latency_p95_diff_ms"), _signed)),
-        ("Δ p95 latency, %", lambda r: _opt(r.get("p95_latency_increase_pct"), _signed1)),
-        ("Δ tokens per call", lambda r: _opt(r.get("tokens_mean_diff"), _signed1)),
-        ("Judge: wins / losses / ties", lambda r: None if r.get("pairwise_pairs") is None
-         else f"{r['pairwise_wins']} / {r['pairwise_losses']} / {r['pairwise_ties']}"),
-        ("Judge win rate [95 % CI]", win_rate),
-        ("Judge consistent in both orders",
-         lambda r: _opt(r.get("judge_position_consistency"), _pct)),
-    ]  # fmt: skip
-    return _human_table(rows, columns)
-
-
-def _signed_points(value: float) -> str:
-    return f"{value * 100:+.1f}"
-
-
-def _signed(value: float) -> str:
-    return f"{value:+,.0f}"
-
-
-def _signed1(value: float) -> str:
-    return f"{value:+,.1f}"
-
-
-def _test(name: str | None) -> str:
-    return {"mcnemar_exact": "McNemar", "paired_t": "paired t", "wilcoxon": "Wilcoxon"}.get(
-        name or "", name or "no test"
-    )
-
-
-def _errors(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Per variant, its most frequent error types with a count, HTTP status and an example."""
-    lines = []
-    for r in rows:
-        for e in r.get("errors_by_type") or []:
-            status = "" if e.get("http_status") is None else str(e["http_status"])
-            lines.append(
-                f"<tr><td>{escape(str(r['variant']))}</td><td><code>{escape(str(e['error_type']))}"
-                f'</code></td><td class="num">{int(e["count"]):,}</td><td class="num">{status}</td>'
-                f'<td class="text" title="{escape(error_line(e))}">'
-                f"{escape(_clip(e.get('example')) or '–')}</td></tr>"
-            )
-    return (
-        "<table><thead><tr><th>Variant</th><th>Error type</th><th class=num>Calls</th>"
-        "<th class=num>HTTP status</th><th>Example message</th></tr></thead><tbody>"
-        + "".join(lines)
-        + "</tbody></table>"
-    )
-
-
-def _clip(text: str | None) -> str:
-    if text is None:
-        return ""
-    return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS] + " …"
-
-
-# ------------------------------------------------------------------------------ segments
-
-
-def _score_with_ci(row: Mapping[str, Any], mean: str, low: str, high: str, fmt: Formatter) -> str:
-    if row.get(mean) is None:
-        return "–"
-    text = fmt(row[mean])
-    if row.get(low) is not None and row.get(high) is not None:
-        text += f" [{fmt(row[low])}, {fmt(row[high])}]"
-    return text
-
-
-def _rows_table(heads: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in heads)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _maybe(value: Any, fmt: Formatter) -> str:
-    return "–" if value is None else fmt(value)
-
-
-def _segment_summary(frame: pl.DataFrame) -> str:
-    """Per segment and variant: calls, error rate, latency and the score with its interval."""
-    heads = (
-        "column",
-        "segment",
-        "variant",
-        "calls",
-        "error rate",
-        "p50 ms",
-        "p95 ms",
-        "score [CI]",
-    )
-    rows = [
-        (
-            str(r["segment_column"]),
-            str(r["segment"]),
-            str(r["variant"]),
-            f"{r['rows']:,}",
-            _maybe(r["error_rate"], _pct),
-            _maybe(r["latency_p50_ms"], _ms),
-            _maybe(r["latency_p95_ms"], _ms),
-            _score_with_ci(r, "score_mean", "score_ci_low", "score_ci_high", _pct),
-        )
-        for r in frame.iter_rows(named=True)
-    ]
-    return _rows_table(heads, rows)
-
-
-def _segment_comparison(frame: pl.DataFrame) -> str:
-    """Per segment and variant: the score difference with its interval and p-value, the error
-    rate difference and the p95 latency difference, against the baseline."""
-    heads = ("column", "segment", "variant", "pairs", "score diff [CI]", "p", "error rate diff",
-             "p95 latency diff ms")  # fmt: skip
-    rows = [
-        (
-            str(r["segment_column"]),
-            str(r["segment"]),
-            str(r["variant"]),
-            f"{r['pairs']:,}",
-            _score_with_ci(r, "score_diff", "score_diff_ci_low", "score_diff_ci_high", _points),
-            _maybe(r["score_p_value"], _p),
-            _maybe(r["error_rate_diff"], _points),
-            _maybe(r["latency_p95_diff_ms"], lambda v: f"{v:+,.1f}"),
-        )
-        for r in frame.iter_rows(named=True)
-    ]
-    return _rows_table(heads, rows)
 
 
 # ------------------------------------------------------------------------- changed rows
@@ -497,7 +264,7 @@ def _kind(row: Mapping[str, Any]) -> str:
 
 def _changed_row(row: Mapping[str, Any], variants: Sequence[str]) -> str:
     kind = _kind(row)
-    baseline_text = _clip(row[f"output_{variants[0]}"])
+    baseline_text = clip(row[f"output_{variants[0]}"])
     cells = []
     for i, v in enumerate(variants):
         score, latency = row[f"score_{v}"], row[f"latency_ms_{v}"]
@@ -510,25 +277,25 @@ def _changed_row(row: Mapping[str, Any], variants: Sequence[str]) -> str:
             )
             if part
         )
-        text = _clip(row[f"output_{v}"])
+        text = clip(row[f"output_{v}"])
         body = escape(text) if i == 0 else word_diff(baseline_text, text)
         extra = ""
         if row.get(f"reason_{v}"):
-            extra += f'<div class="reason">judge: {escape(_clip(row[f"reason_{v}"]))}</div>'
+            extra += f'<div class="reason">judge: {escape(clip(row[f"reason_{v}"]))}</div>'
         if row.get(f"pairwise_{v}"):
             why = row.get(f"pairwise_reason_{v}")
             word = _pairwise_word(row[f"pairwise_{v}"])
             extra += (
                 f'<div class="reason">pairwise judge: {escape(word)}'
-                + (f" — {escape(_clip(why))}" if why else "")
+                + (f" — {escape(clip(why))}" if why else "")
                 + "</div>"
             )
         cells.append(f'<td class="text">{body}<div class="tag">{escape(tag)}</div>{extra}</td>')
     ident = f"{row['row_id']}" + (f" #{row['repeat']}" if row["repeat"] else "")
     return (
         f'<tr class="{kind}" data-kind="{kind}"><td>{escape(ident)}<div class="tag">{kind}'
-        f'</div></td><td class="text">{escape(_clip(row["inputs"]))}</td>'
-        f'<td class="text">{escape(_clip(row["expected"]))}</td>{"".join(cells)}</tr>'
+        f'</div></td><td class="text">{escape(clip(row["inputs"]))}</td>'
+        f'<td class="text">{escape(clip(row["expected"]))}</td>{"".join(cells)}</tr>'
     )
 
 

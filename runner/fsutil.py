@@ -117,8 +117,10 @@ def atomic_write_json(target: Path, value: Any) -> None:
 def atomic_write_parquet(target: Path, frame: pl.DataFrame | pa.Table) -> None:
     """Write a polars frame or Arrow table to Parquet atomically (zstd)."""
     table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
-    with atomic_path(target) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+    # Through our own file object: on a full disk pyarrow raises without closing a file it
+    # opened itself, and the open temp file keeps the space (and the mount) busy.
+    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        pq.write_table(table, fh, compression="zstd")
 
 
 def remove_stale_temps(directory: Path) -> list[Path]:

@@ -332,7 +332,11 @@ class RunDir:
                 os.pwrite(fd, holder, 0)
             except OSError as exc:
                 raise ResultsDirError(f"--out {self.root} is not writable: {_reason(exc)}") from exc
-            yield RunLock(fd, len(holder))
+            lock = RunLock(fd, len(holder))
+            try:
+                yield lock
+            finally:
+                lock.release_reserve()  # the reserve is for a session, not for the disk's life
         finally:
             os.close(fd)  # closing the descriptor releases the flock
 

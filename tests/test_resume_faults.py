@@ -6,6 +6,7 @@ the journal by hand, as a power loss or a bad disk would leave it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -160,20 +161,49 @@ def test_a_full_disk_while_writing_reports_keeps_the_run_complete_and_report_fin
 ) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
-    # Room for the run (journal, results, manifest, the lock's reserve), not for report.html.
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
     try:
         out = disk / "out"
-        code, output = run(sim, dataset, out)
+        code, output = run(sim, dataset, out, "--no-report")
+        assert code == 0, output
+        ballast = disk / "ballast"
+        fd = os.open(ballast, os.O_WRONLY | os.O_CREAT)  # fill the disk to the last byte
+        try:
+            for size in (1 << 16, 1):
+                with contextlib.suppress(OSError):
+                    while os.write(fd, b"\0" * size):
+                        pass
+        finally:
+            os.close(fd)
+        sim.reset_stats()
+        code, output = cli("report", str(out))
         assert code == 5, output
         assert "No space left on device" in output and "Traceback" not in output
-        assert f"runner report {out}" in output
+        assert f"cannot write {out}" in output  # names the report it could not write
         assert read_manifest(out)["status"] == "complete"
-        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
-        sim.reset_stats()
+        ballast.unlink()
         code, output = cli("report", str(out))
         assert code == 0, output
         assert (out / "report.html").exists()
         assert sim.stats.requests == 0
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_when_the_reports_of_a_run_fail_it_says_the_run_is_complete_and_how_to_finish(
+    sim: SimulatorServer, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's own message on a failed report: exit 5, the cause, `runner report OUT`."""
+    import runner.cli.run as run_command
+    from runner.errors import StorageError
+
+    def full_disk(out_dir: Path, *args: object) -> None:
+        raise StorageError(f"cannot write {out_dir}/report.html: No space left on device")
+
+    monkeypatch.setattr(run_command, "write_and_print_reports", full_disk)
+    out = tmp_path / "out"
+    code, output = run(sim, dataset, out)
+    assert code == 5, output
+    assert "report.html: No space left on device" in output
+    assert "The run itself is complete" in output and f"runner report {out}" in output
+    assert read_manifest(out)["status"] == "complete"

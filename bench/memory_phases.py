@@ -87,8 +87,8 @@ def main() -> None:
     if args.build:
         build(Path(args.build[0]), int(args.build[1]))
         return
-    print("| rows x variants | phase | peak RSS MB | wall s |")
-    print("|---:|---|---:|---:|")
+    print("| rows x variants | phase | peak RSS MB | wall s | load (1 min) |")
+    print("|---:|---|---:|---:|---:|")
     for rows in [int(r) for r in args.rows.split(",")]:
         out = args.out / f"run-{rows}"
         py = sys.executable
@@ -102,7 +102,8 @@ def main() -> None:
         }
         for phase, command in phases.items():
             wall, peak = measure(command)
-            print(f"| {rows:,} x 2 | {phase} | {peak:,.0f} | {wall:.1f} |", flush=True)
+            load = os.getloadavg()[0]  # the machine is shared: figures read with their load
+            print(f"| {rows:,} x 2 | {phase} | {peak:,.0f} | {wall:.1f} | {load:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

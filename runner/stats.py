@@ -275,11 +275,15 @@ def mcnemar_diff_ci(
     """Interval for the paired difference of two 0/1 means that agrees with :func:`mcnemar_exact`.
 
     With ``d`` discordant pairs of ``pairs``, the difference of the means is
-    ``(candidate_only - baseline_only) / pairs = (2·s - 1)·d / pairs`` where ``s`` is the share
-    of discordant pairs the candidate wins. The exact Clopper–Pearson interval on ``s``
-    (conditional on ``d``, as the exact test is) mapped through that line excludes 0 exactly
-    when the exact McNemar test rejects at ``1 - confidence``. No discordant pair gives
-    ``(0, 0)``: the arms agree on every pair.
+    ``(candidate_only - baseline_only) / pairs = (2·s - 1)·r`` where ``s`` is the share of
+    discordant pairs the candidate wins and ``r = d / pairs`` the share of discordant pairs.
+    ``s`` gets the exact Clopper–Pearson interval (conditional on ``d``, as the exact test is)
+    and ``r`` a Wilson interval; the result is the range of ``(2·s - 1)·r`` over both. Its sign
+    is the sign of ``2·s - 1``, so it excludes 0 exactly when the exact McNemar test rejects at
+    ``1 - confidence``; ``r``'s own uncertainty sets its width (conditioning on ``d`` alone
+    would put the estimate on the interval's edge whenever one arm wins every discordant
+    pair). No discordant pair gives ``(-r_high, r_high)``: no difference seen, bounded by how
+    few disagreements could have been missed.
     """
     if baseline_only < 0 or candidate_only < 0:
         raise ValueError("discordant counts must not be negative")
@@ -288,12 +292,15 @@ def mcnemar_diff_ci(
         raise ValueError(f"pairs ({pairs}) must be at least the discordant pairs ({discordant})")
     if pairs == 0:
         return (math.nan, math.nan)
+    r_low, r_high = wilson_interval(discordant, pairs, confidence=confidence)
     if discordant == 0:
-        _z(confidence)
-        return (0.0, 0.0)
+        return (-r_high, r_high)
     low, high = clopper_pearson(candidate_only, discordant, confidence=confidence)
-    scale = discordant / pairs
-    return ((2.0 * low - 1.0) * scale, (2.0 * high - 1.0) * scale)
+    low_line, high_line = 2.0 * low - 1.0, 2.0 * high - 1.0
+    return (
+        min(low_line * r_low, low_line * r_high),
+        max(high_line * r_low, high_line * r_high),
+    )
 
 
 def paired_t_ci(

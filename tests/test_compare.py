@@ -176,7 +176,7 @@ def test_twenty_pairs_four_lost_the_interval_and_the_verdict_agree_with_mcnemar(
     row_ = compare_variants(paired(base, cand), "base").row(0, named=True)
     assert row_["score_diff"] == pytest.approx(-0.2)
     assert row_["score_p_value"] == pytest.approx(0.125)
-    assert row_["score_diff_ci_low"] == pytest.approx(-0.2)
+    assert row_["score_diff_ci_low"] < -0.2  # the estimate inside, not on an edge
     assert row_["score_diff_ci_low"] < 0 < row_["score_diff_ci_high"]
     assert row_["score_verdict"] == "no significant difference"
 

@@ -198,15 +198,29 @@ def test_clopper_pearson_is_symmetric() -> None:
     assert (low, high) == pytest.approx((1 - high2, 1 - low2))
 
 
-def test_mcnemar_diff_ci_maps_the_discordant_share_onto_the_difference() -> None:
-    """4 lost of 20 pairs: the difference -0.2 runs from -0.2 to (2·0.6024 - 1)·4/20."""
+def test_mcnemar_diff_ci_is_the_range_over_both_intervals() -> None:
+    """4 lost of 20 pairs: s in [0, 0.6024] (exact), r = 4/20 in Wilson's [0.0807, 0.4160];
+    the difference (2s - 1)·r runs from -1·0.4160 to (2·0.6024 - 1)·0.4160."""
+    r_low, r_high = stats.wilson_interval(4, 20)
+    s_high = 1 - 0.025 ** (1 / 4)
     low, high = stats.mcnemar_diff_ci(4, 0, 20)
-    assert low == pytest.approx(-0.2)
-    assert high == pytest.approx((2 * (1 - 0.025 ** (1 / 4)) - 1) * 4 / 20)
+    assert low == pytest.approx(-r_high)
+    assert high == pytest.approx((2 * s_high - 1) * r_high)
+    assert r_low > 0
 
 
-def test_mcnemar_diff_ci_without_discordant_pairs_is_zero() -> None:
-    assert stats.mcnemar_diff_ci(0, 0, 10) == (0.0, 0.0)
+def test_mcnemar_diff_ci_holds_its_estimate_inside_when_one_arm_wins_every_discordant_pair() -> (
+    None
+):
+    """31 lost of 200, none won (the demo): the estimate -0.155 is inside, not on an edge."""
+    low, high = stats.mcnemar_diff_ci(31, 0, 200)
+    assert low < -0.155 < high < 0
+
+
+def test_mcnemar_diff_ci_without_discordant_pairs_is_bounded_by_the_unseen() -> None:
+    """No disagreement in 10 pairs: 0, give or take the discordant share that could hide."""
+    _, r_high = stats.wilson_interval(0, 10)
+    assert stats.mcnemar_diff_ci(0, 0, 10) == (-r_high, r_high)
     assert all(math.isnan(x) for x in stats.mcnemar_diff_ci(0, 0, 0))
 
 

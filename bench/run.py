@@ -2,7 +2,9 @@
 
     ./dev python -m bench.run                   # everything: about 60 minutes on 2 cores
     ./dev python -m bench.run --quick           # one round, small inputs: about 5 minutes
-    ./dev python -m bench.run --only throughput # or --only memory
+    ./dev python -m bench.run --only throughput # or --only cpu, startup, memory
+    ./dev python -m bench.run --only throughput --levels 32,128 --rows 4000,7680 \
+        --stream-levels '' --also base=/path/to/other/checkout   # issue 14's levels, A/B
 
 Each level sends about 40 s of requests at the ideal rate (at most 100,000), so that the
 runner's fixed costs (about 1 s of start-up, 3 s of reports at the end) weigh a few percent,
@@ -20,8 +22,11 @@ Each measurement is a separate process, started and timed from here, so that res
 Runner and reference alternate level by level within each round, so a noisy neighbour costs
 both alike; the table reports the median of the rounds. Memory runs send a 100,000-row and a
 1,000,000-row Parquet file through two variants against a zero-latency simulator and record the
-runner's peak RSS and the time from ``exec`` to its first request. Results go to
-``bench/out/results.json`` and ``bench/out/table.md``.
+runner's peak RSS and the time from ``exec`` to its first request. ``--only cpu`` is the
+CPU-bound level (simulator at 0 ms); ``--only startup`` times ``exec`` to the first request on
+a 1,000,000-row Parquet file and stops the run with SIGINT. ``--also NAME=DIR`` measures the
+runner of another checkout in the same rounds (labelled ``runner@NAME``). Results go to
+``bench/out/results.json`` and ``bench/out/table.md``; ``--table-from`` prints them again.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -67,14 +74,14 @@ class Usage:
     """(epoch seconds, RSS in MB) sampled every 0.1 s while the process ran."""
 
 
-def run_measured(args: list[str], *, env: dict[str, str] | None = None) -> Usage:
+def run_measured(args: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Usage:
     """Run one process to its end; its own rusage from ``os.wait4`` (not the whole tree's)."""
     started = time.perf_counter()
     out_path = OUT / f"child-{os.getpid()}.stdout"  # per bench process: two may run at once
     err_path = OUT / f"child-{os.getpid()}.stderr"
     samples: list[tuple[float, float]] = []
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err)
         sampler = threading.Thread(target=_sample_rss, args=(proc.pid, samples), daemon=True)
         sampler.start()
         _, status, rusage = os.wait4(proc.pid, 0)
@@ -221,13 +228,17 @@ def measure_runner(
     variants: tuple[str, ...] = ("baseline",),
     stream: bool = False,
     label: str = "runner",
+    root: Path = ROOT,
 ) -> Measure:
     out = OUT / "runs" / f"{label}-{concurrency}-{os.getpid()}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "FETCH_HIVE_API_KEY": "fhk_bench"}
     cpu0 = sim.cpu()
     wall_start = time.time()
-    usage = run_measured(runner_args(data, out, sim.url, concurrency, variants, stream), env=env)
+    # ``python -m runner`` from ``root``: another checkout's runner (its directory comes first
+    # on sys.path), to measure two versions alternating against one simulator.
+    args = runner_args(data, out, sim.url, concurrency, variants, stream)
+    usage = run_measured(args, env=env, cwd=root)
     sim_cpu = sim.cpu() - cpu0
     times = (
         pl.scan_parquet(out / "results.parquet")
@@ -284,29 +295,50 @@ def requests_for(concurrency: int, latency_ms: float, seconds: float, cap: int) 
     return int(min(cap, max(2000, ideal * seconds)) // 1000 * 1000)
 
 
-def throughput(args: argparse.Namespace, results: dict[str, Any]) -> None:
+def plan_of(args: argparse.Namespace, latency_ms: float) -> list[tuple[int, int]]:
+    """(in flight, requests) pairs: every level by every ``--rows`` count, or by ``--seconds``."""
     levels = [int(x) for x in args.levels.split(",")]
-    plan = {c: requests_for(c, args.latency_ms, args.seconds, args.max_requests) for c in levels}
-    runs: list[dict[str, Any]] = results.setdefault("throughput_runs", [])
-    with simulator(args.latency_ms, args.sim_procs) as sim:
+    if args.rows:
+        return [(c, int(n)) for c in levels for n in args.rows.split(",")]
+    ms = latency_ms or 50.0
+    return [(c, requests_for(c, ms, args.seconds, args.max_requests)) for c in levels]
+
+
+def throughput(
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    *,
+    latency_ms: float | None = None,
+    key: str = "throughput_runs",
+    stream_levels: set[int] | None = None,
+) -> None:
+    """Runner and reference alternating, pair by pair, round by round, on one simulator."""
+    latency_ms = args.latency_ms if latency_ms is None else latency_ms
+    stream_levels = args.stream_levels if stream_levels is None else stream_levels
+    plan = plan_of(args, latency_ms)
+    runs: list[dict[str, Any]] = results.setdefault(key, [])
+    with simulator(latency_ms, args.sim_procs) as sim:
         # Warm the simulator (and the page cache) so the first measured run is not special.
         measure_reference(sim, 2000, 64, False)
         for round_ in range(args.runs):
-            for c in levels:
-                data = dataset(plan[c])
+            for c, n in plan:
+                data = dataset(n)
                 pairs = [("reference", False), ("runner", False)]
-                if c in args.stream_levels:
+                pairs += [(f"runner@{name}", False) for name in args.also]
+                if c in stream_levels:
                     pairs += [("reference-stream", True), ("runner-stream", True)]
                 for label, stream in pairs:
                     if label.startswith("reference"):
-                        m = measure_reference(sim, plan[c], c, stream)
+                        m = measure_reference(sim, n, c, stream)
                         m.client = label
                     else:
-                        m = measure_runner(sim, data, plan[c], c, stream=stream, label=label)
+                        root = args.also.get(label.partition("@")[2], ROOT)
+                        m = measure_runner(sim, data, n, c, stream=stream, label=label, root=root)
                     row = asdict(m) | {"round": round_, "rps": m.rps, "load": os.getloadavg()[0]}
                     runs.append(row)
                     print(
-                        f"  round {round_ + 1} c={c:<4} {label:<17} {m.rps:8.1f} req/s  "
+                        f"  round {round_ + 1} {latency_ms:g} ms c={c:<4} n={n:<6} {label:<17} "
+                        f"{m.rps:8.1f} req/s  "
                         f"cpu {m.cpu_per_1k:5.2f} s/1k  sim cpu {m.sim_cpu_per_1k:5.2f} s/1k  "
                         f"rss {m.maxrss_mb:6.1f} MB  load {row['load']:.1f}",
                         flush=True,
@@ -333,6 +365,57 @@ def memory(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 flush=True,
             )
             save(results)
+
+
+def first_request_after_exec(
+    sim: Simulator, data: Path, concurrency: int, root: Path = ROOT
+) -> float:
+    """Seconds from ``exec`` of ``runner run DATA`` to its first request (the earliest
+    ``started_at`` in its journal); the run is then stopped with SIGINT, as a user would."""
+    out = OUT / "runs" / f"startup-{os.getpid()}"  # a fresh run each time: nothing to resume
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "FETCH_HIVE_API_KEY": "fhk_bench"}
+    args = runner_args(data, out, sim.url, concurrency, ("baseline",), False)
+    journal = out / "journal.jsonl"
+    exec_at = time.time()
+    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (journal.exists() and journal.stat().st_size > 0):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the runner sent nothing: {proc.stderr.read()[-2000:]!r}")
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+    # A line is only taken whole (the first may still have been mid-write when seen).
+    lines = [line for line in journal.read_bytes().split(b"\n")[:-1] if line]
+    first = min(
+        dt.datetime.fromisoformat(json.loads(line)["started_at"]).timestamp() for line in lines
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    return first - exec_at
+
+
+def startup(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    runs: list[dict[str, Any]] = results.setdefault("startup_runs", [])
+    rows = args.startup_rows
+    data = dataset(rows)
+    with simulator(0.0, args.sim_procs) as sim:
+        for round_ in range(max(3, args.runs)):
+            for label, root in [
+                ("runner", ROOT),
+                *((f"runner@{n}", r) for n, r in args.also.items()),
+            ]:
+                seconds = first_request_after_exec(sim, data, 128, root)
+                runs.append({"client": label, "rows": rows, "round": round_,
+                             "first_request_s": seconds, "load": os.getloadavg()[0]})  # fmt: skip
+                print(
+                    f"  startup rows={rows:<9} {label:<17} first request {seconds:5.2f} s",
+                    flush=True,
+                )
+                save(results)
 
 
 def save(results: dict[str, Any]) -> None:
@@ -364,65 +447,102 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def after_last_answer(run: dict[str, Any]) -> float:
+    """Seconds from the runner's last answer to its exit: compaction, reports, shutdown."""
+    return float(run["wall"] - run["first_request_s"] - run["send_seconds"])
+
+
+def throughput_table(runs: list[dict[str, Any]], latency_ms: float) -> list[str]:
+    """Medians over rounds, one row per (in flight, requests); ratios are taken pair by pair
+    (each runner run against the reference run next to it), then their median."""
+    by: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        by.setdefault((run["client"], run["concurrency"], run["requests"]), []).append(run)
+    plan = sorted({(c, n) for _, c, n in by})
+    lines = [
+        f"Simulator at {latency_ms:g} ms, median of {max(len(v) for v in by.values())} rounds:",
+        "",
+        "| in flight | requests | ideal req/s | reference req/s | runner | runner req/s | "
+        "runner / reference | runner / ideal | runner / reference, sending only | "
+        "runner first request s | runner after last answer s | runner CPU s / 1k req | "
+        "reference CPU s / 1k req | "
+        "simulator CPU s / 1k req | runner peak RSS MB |",
+        "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    labels = sorted(
+        {client for client, _, _ in by if client.startswith("runner")} - {"runner-stream"}
+    )
+    for (c, n), label in [(cn, label) for cn in plan for label in labels]:
+        ref, run = by.get(("reference", c, n), []), by.get((label, c, n), [])
+        ideal = c / (latency_ms / 1000) if latency_ms else math.nan
+        ref_rps = median([r["rps"] for r in ref])
+        run_rps = median([r["rps"] for r in run])
+        ratios = [r["rps"] / f["rps"] for r, f in zip(run, ref, strict=False)]
+        # First request to last answer, against the reference's own send loop: the
+        # runner's start-up and reports left out, to show where a gap comes from.
+        sending = [f["send_seconds"] / r["send_seconds"] for r, f in zip(run, ref, strict=False)]
+        lines.append(
+            f"| {c} | {n:,} | {ideal:,.0f} | {ref_rps:,.0f} | {label} | "
+            f"{run_rps:,.0f} | {median(ratios):.2f} | {run_rps / ideal:.2f} | "
+            f"{median(sending):.2f} | "
+            f"{median([r['first_request_s'] for r in run]):.2f} | "
+            f"{median([after_last_answer(r) for r in run]):.2f} | "
+            f"{median([r['cpu'] / r['requests'] * 1000 for r in run]):.2f} | "
+            f"{median([r['cpu'] / r['requests'] * 1000 for r in ref]):.2f} | "
+            f"{median([r['sim_cpu'] / r['requests'] * 1000 for r in run]):.2f} | "
+            f"{median([r['maxrss_mb'] for r in run]):.0f} |"
+        )
+    streamed = sorted({(c, n) for (client, c, n) in by if client == "runner-stream"})
+    if streamed:
+        lines += [
+            "",
+            "Streaming (`--stream`), same rounds:",
+            "",
+            "| in flight | requests | runner stream req/s | runner req/s | stream / non-stream | "
+            "reference stream req/s | runner stream / reference stream |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for c, n in streamed:
+            st, run = by[("runner-stream", c, n)], by.get(("runner", c, n), [])
+            rst = by.get(("reference-stream", c, n), [])
+            lines.append(
+                f"| {c} | {n:,} | {median([r['rps'] for r in st]):,.0f} | "
+                f"{median([r['rps'] for r in run]):,.0f} | "
+                f"{median([s['rps'] / r['rps'] for s, r in zip(st, run, strict=False)]):.2f} | "
+                f"{median([r['rps'] for r in rst]):,.0f} | "
+                f"{median([s['rps'] / r['rps'] for s, r in zip(st, rst, strict=False)]):.2f} |"
+            )
+    return lines
+
+
 def table(results: dict[str, Any], latency_ms: float) -> str:
     """The markdown tables: medians over rounds."""
     lines: list[str] = []
-    runs = results.get("throughput_runs", [])
-    if runs:
-        by: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        for run in runs:
-            by.setdefault((run["client"], run["concurrency"]), []).append(run)
-        levels = sorted({c for _, c in by})
+    if results.get("throughput_runs"):
         lines += [
-            f"Throughput, simulator at {latency_ms:g} ms, median of "
-            f"{max(len(v) for v in by.values())} rounds:",
-            "",
-            "| in flight | requests | ideal req/s | reference req/s | runner req/s | "
-            "runner / reference | runner / ideal | runner / reference, sending only | "
-            "runner CPU s / 1k req | reference CPU s / 1k req | simulator CPU s / 1k req | "
-            "runner peak RSS MB |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "End to end, " + "\n".join(throughput_table(results["throughput_runs"], latency_ms))
         ]
-        for c in levels:
-            ref, run = by.get(("reference", c), []), by.get(("runner", c), [])
-            ideal = c / (latency_ms / 1000)
-            ref_rps = median([r["rps"] for r in ref])
-            run_rps = median([r["rps"] for r in run])
-            ratios = [r["rps"] / f["rps"] for r, f in zip(run, ref, strict=False)]
-            # First request to last answer, against the reference's own send loop: the
-            # runner's start-up and reports left out, to show where a gap comes from.
-            sending = [
-                f["send_seconds"] / r["send_seconds"] for r, f in zip(run, ref, strict=False)
-            ]
-            lines.append(
-                f"| {c} | {run[0]['requests'] if run else 0:,} | {ideal:,.0f} | {ref_rps:,.0f} | "
-                f"{run_rps:,.0f} | {median(ratios):.2f} | {run_rps / ideal:.2f} | "
-                f"{median(sending):.2f} | "
-                f"{median([r['cpu'] / r['requests'] * 1000 for r in run]):.2f} | "
-                f"{median([r['cpu'] / r['requests'] * 1000 for r in ref]):.2f} | "
-                f"{median([r['sim_cpu'] / r['requests'] * 1000 for r in run]):.2f} | "
-                f"{median([r['maxrss_mb'] for r in run]):.0f} |"
+    if results.get("cpu_runs"):
+        lines += ["", "CPU-bound, " + "\n".join(throughput_table(results["cpu_runs"], 0.0))]
+    starts = results.get("startup_runs", [])
+    if starts:
+        by_rows: dict[tuple[int, str], list[float]] = {}
+        for s in starts:
+            by_rows.setdefault((s["rows"], s.get("client", "runner")), []).append(
+                s["first_request_s"]
             )
-        stream_levels = sorted({c for (client, c) in by if client == "runner-stream"})
-        if stream_levels:
-            lines += [
-                "",
-                "Streaming (`--stream`), same rounds:",
-                "",
-                "| in flight | runner stream req/s | runner req/s | stream / non-stream | "
-                "reference stream req/s | runner stream / reference stream |",
-                "|---:|---:|---:|---:|---:|---:|",
-            ]
-            for c in stream_levels:
-                st, run = by[("runner-stream", c)], by[("runner", c)]
-                rst = by.get(("reference-stream", c), [])
-                lines.append(
-                    f"| {c} | {median([r['rps'] for r in st]):,.0f} | "
-                    f"{median([r['rps'] for r in run]):,.0f} | "
-                    f"{median([s['rps'] / r['rps'] for s, r in zip(st, run, strict=False)]):.2f} | "
-                    f"{median([r['rps'] for r in rst]):,.0f} | "
-                    f"{median([s['rps'] / r['rps'] for s, r in zip(st, rst, strict=False)]):.2f} |"
-                )
+        lines += [
+            "",
+            "Exec to first request (Parquet input, simulator at 0 ms):",
+            "",
+            "| rows | runner | rounds | median s | min s | max s |",
+            "|---:|---|---:|---:|---:|---:|",
+        ]
+        for (rows, label), values in sorted(by_rows.items()):
+            lines.append(
+                f"| {rows:,} | {label} | {len(values)} | {median(values):.2f} | "
+                f"{min(values):.2f} | {max(values):.2f} |"
+            )
     mem = results.get("memory_runs", [])
     if mem:
         lines += [
@@ -442,9 +562,14 @@ def table(results: dict[str, Any], latency_ms: float) -> str:
     return "\n".join(lines)
 
 
+def retable(path: Path, latency_ms: float) -> str:
+    """The tables again from a saved ``results.json`` (``--table-from``)."""
+    return table(json.loads(path.read_text()), latency_ms)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["throughput", "memory"])
+    parser.add_argument("--only", choices=["throughput", "cpu", "startup", "memory"])
     parser.add_argument("--quick", action="store_true", help="1 round, fewer requests")
     parser.add_argument("--runs", type=int, default=3, help="rounds (median reported)")
     parser.add_argument("--levels", default="32,128,512", help="requests in flight")
@@ -462,6 +587,24 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument(
+        "--rows",
+        default="",
+        help="requests per level, comma-separated (every level runs each); overrides --seconds",
+    )
+    parser.add_argument(
+        "--cpu-rows", type=int, default=20_000, help="requests of the 0 ms (CPU-bound) runs"
+    )
+    parser.add_argument("--cpu-levels", default="128", help="levels of the 0 ms runs")
+    parser.add_argument("--startup-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also measure the runner of another checkout DIR (labelled runner@NAME), "
+        "alternating with this one and the reference in every round",
+    )
+    parser.add_argument(
         "--sim-procs",
         type=int,
         default=1,
@@ -469,8 +612,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--memory-rows", default="100000,1000000")
     parser.add_argument("--memory-concurrency", type=int, default=128)
+    parser.add_argument("--table-from", type=Path, help="print the tables of a results.json")
     args = parser.parse_args(argv)  # fmt: skip
+    if args.table_from:
+        print(retable(args.table_from, args.latency_ms))
+        return
     args.stream_levels = {int(x) for x in args.stream_levels.split(",") if x}
+    args.also = {
+        name: Path(path).resolve() for name, _, path in (a.partition("=") for a in args.also)
+    }
     if args.quick:
         args.runs, args.seconds, args.max_requests = 1, 5.0, 10_000
         args.memory_rows = "10000,100000"
@@ -484,6 +634,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {results['machine']}", flush=True)
     if args.only in (None, "throughput"):
         throughput(args, results)
+    if args.only in (None, "cpu"):
+        cpu_args = argparse.Namespace(**vars(args))
+        cpu_args.levels, cpu_args.rows = args.cpu_levels, str(args.cpu_rows)
+        throughput(cpu_args, results, latency_ms=0.0, key="cpu_runs", stream_levels=set())
+    if args.only in (None, "startup"):
+        startup(args, results)
     if args.only in (None, "memory"):
         memory(args, results)
     text = table(results, args.latency_ms)

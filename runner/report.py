@@ -33,7 +33,6 @@ from runner.compare import DEFAULT_OPTIONS, StatOptions
 from runner.errors import StorageError
 from runner.fsutil import atomic_write_parquet, atomic_write_text, describe_os_error
 from runner.provenance import package_versions
-from runner.records import STATUS_OK
 from runner.report_html import MAX_CHANGED_ROWS, render_report
 from runner.report_inputs import (
     RunFacts,
@@ -154,7 +153,7 @@ def build_reports(
         comparison=comparison if several else None,
         changed_rows=_with_reasons(rundir, results, shown, base) if several else None,
         changed_total=changed_total,
-        latency=_latency_boxes(results),
+        latency=compare.latency_boxes(results),
         score_label=label,
         summary_by_segment=by_segment[0] if by_segment else None,
         comparison_by_segment=by_segment[1] if by_segment and several else None,
@@ -331,17 +330,3 @@ def _write_frame(path: Path, frame: pl.DataFrame, prov: Provenance) -> None:
     table = frame.to_arrow()
     provenance = _provenance_json(prov).encode("utf-8")
     atomic_write_parquet(path, table.replace_schema_metadata({PROVENANCE_KEY: provenance}))
-
-
-def _latency_boxes(results: pl.LazyFrame) -> pl.DataFrame:
-    """Per variant, the five numbers of a latency box plot (ok rows), whiskers at p5 and p95."""
-    latency = pl.col("latency_ms").filter(pl.col("status") == STATUS_OK)
-    quantiles = {"p5": 0.05, "q1": 0.25, "median": 0.5, "q3": 0.75, "p95": 0.95}
-    return (
-        results.group_by("variant", maintain_order=True)
-        .agg(
-            *[latency.quantile(q, "linear").alias(name) for name, q in quantiles.items()],
-            latency.mean().alias("mean"),
-        )
-        .collect(engine=compare.ENGINE)
-    )

@@ -65,3 +65,15 @@ def test_the_public_door_is_typed_for_a_users_type_checker(tmp_path: Path) -> No
     errors = [line for line in out.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1 and "user_script.py:4:" in errors[0], out.stdout
     assert "dataset" in errors[0]
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    """The README's layout section is the tree: every module of runner/ is named in it."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("The package reads as the data flows", 1)[1].split("```", 2)[1]
+    modules = {p.name for p in (root / "runner").glob("*.py")} - {"__main__.py"}
+    missing = sorted(name for name in modules if name not in layout)
+    assert missing == [], f"README layout does not name: {missing}"
+    for package in ("simulator/", "cli/", "data/"):
+        assert package in layout

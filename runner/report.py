@@ -27,23 +27,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from runner import compare, segments
 from runner.compare import DEFAULT_OPTIONS, StatOptions
 from runner.errors import StorageError
-from runner.fsutil import atomic_write_parquet, atomic_write_text, describe_os_error
+from runner.fsutil import (
+    atomic_path,
+    atomic_write_parquet,
+    atomic_write_text,
+    describe_os_error,
+)
 from runner.provenance import package_versions
 from runner.report_html import MAX_CHANGED_ROWS, render_report
 from runner.report_inputs import (
     RunFacts,
     baseline_of,
+    plain_field,
     read_run_facts,
     scan_results,
     score_file,
-    stream_parquet,
     variant_order,
 )
 from runner.rundir import RunDir
+from runner.side_by_side import bucketed_side_by_side
 from runner.wording import score_label, verdict_lines
 
 if TYPE_CHECKING:
@@ -249,27 +257,47 @@ def _write_side_by_side(
 ) -> tuple[pl.DataFrame, int]:
     """Stream side_by_side.parquet to disk; return the first changed rows and their number.
 
-    The rows are joined and flagged in the results' order into a scratch file, then copied
-    into their report order by order-keeping filtered scans of it: no step holds the table.
+    The rows are joined and flagged a bucket of row ids at a time and merged into their
+    report order (:func:`runner.side_by_side.bucketed_side_by_side`): no step holds the
+    table. The changed rows come first in that order, so the ones the HTML shows are the
+    first rows written.
     """
-    flagged = compare.side_by_side_flagged(results, baseline, variants=variants)
     metadata = {PROVENANCE_KEY: _provenance_json(prov).encode("utf-8")}
+    empty = compare.in_side_by_side_order(
+        compare.side_by_side_flagged(results.head(0), baseline, variants=variants)
+    )
+    schema = pa.schema(
+        [plain_field(f) for f in empty.collect().to_arrow().schema], metadata=metadata
+    )
+    shown: list[pl.DataFrame] = []
+    target = rundir.side_by_side
     # ".compact-*": the scratch name remove_stale_temps clears after a killed writer.
     try:
         with tempfile.TemporaryDirectory(dir=rundir.root, prefix=".compact-sbs-") as scratch:
-            unordered = Path(scratch) / "flagged.parquet"
-            flagged.sink_parquet(unordered, engine=compare.ENGINE)
-            ordered = compare.in_side_by_side_order(pl.scan_parquet(unordered))
-            stream_parquet(rundir.side_by_side, ordered, metadata)
+            table = bucketed_side_by_side(
+                rundir.results, baseline, variants=variants, scratch=Path(scratch)
+            )
+            wanted = min(MAX_CHANGED_ROWS, table.changed)
+            with (
+                atomic_path(target) as tmp,
+                pq.ParquetWriter(tmp, schema, compression="zstd") as out,
+            ):
+                taken = 0
+                for batch in table.batches(_SIDE_BY_SIDE_ROWS):
+                    out.write_table(batch.to_arrow().cast(schema))
+                    if taken < wanted:
+                        shown.append(batch.head(wanted - taken))
+                        taken += shown[-1].height
     except OSError as exc:
-        raise StorageError(f"cannot write {rundir.side_by_side}: {describe_os_error(exc)}") from exc
-    except pl.exceptions.PolarsError as exc:
-        raise StorageError(f"cannot write {rundir.side_by_side}: {exc}") from exc
-    changed = pl.col("changed") | pl.col("regression") | pl.col("improvement")
-    rows = pl.scan_parquet(rundir.side_by_side).filter(changed)
-    shown = rows.head(MAX_CHANGED_ROWS).collect(engine=compare.ENGINE)
-    total = rows.select(pl.len()).collect(engine=compare.ENGINE).item()
-    return shown, int(total)
+        raise StorageError(f"cannot write {target}: {describe_os_error(exc)}") from exc
+    except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        raise StorageError(f"cannot write {target}: {exc}") from exc
+    rows = pl.concat(shown, how="vertical") if shown else empty.collect()
+    return rows, table.changed
+
+
+#: Rows of side_by_side.parquet merged and written at a time.
+_SIDE_BY_SIDE_ROWS: Final = 16_384
 
 
 def _segment_reports(

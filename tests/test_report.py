@@ -403,6 +403,50 @@ def test_a_reference_free_scorer_scores_every_row(tmp_path: Path, scorer_module:
     assert summary.select("scored", "score_mean").row(0) == (4, 0.5)
 
 
+def test_the_same_built_in_scorer_again_leaves_results_parquet_as_it_is(
+    errored_run: Path,
+) -> None:
+    """Its scores would be the same: no rewrite, and the notes are still told."""
+    build_reports(errored_run, score="exact")
+    results = errored_run / "results.parquet"
+    before = (results.stat().st_ino, results.read_bytes())
+    paths = build_reports(errored_run, score="exact")
+    assert (results.stat().st_ino, results.read_bytes()) == before
+    assert paths.notes == ("1 rows have no expected value: not scored",)
+
+
+def test_a_scorer_from_a_module_is_run_again_under_the_same_spec(
+    tmp_path: Path, scorer_module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its code may have changed since: the stored spec does not vouch for the scores."""
+    import importlib
+
+    out = write_run(tmp_path / "run", frame(answers("v", 4, total=5)))
+    build_reports(out, score=f"{scorer_module}:rubric")
+    module = importlib.import_module(scorer_module)
+    monkeypatch.setattr(module, "rubric", lambda output, expected, row: 0.25)
+    summary = pl.read_parquet(build_reports(out, score=f"{scorer_module}:rubric").summary)
+    assert summary["score_mean"].to_list() == [0.25]
+
+
+def test_scoring_streams_results_parquet_into_row_groups_of_its_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every row is scored once and kept in order, however many batches the file takes."""
+    from runner import report_inputs
+
+    monkeypatch.setattr(report_inputs, "_SCORE_ROWS", 3)
+    rows = [*answers("base", 4, total=10), *answers("cand", 7, total=10)]
+    out = write_run(tmp_path / "run", frame(rows), variants=["base", "cand"])
+    build_reports(out, score="exact")
+    assert pq.ParquetFile(out / "results.parquet").metadata.num_row_groups == 7
+    results = pl.read_parquet(out / "results.parquet")
+    assert results["row_id"].to_list() == [f"r{i}" for i in range(10)] * 2
+    assert results["score"].to_list() == [float(i < 4) for i in range(10)] + [
+        float(i < 7) for i in range(10)
+    ]
+
+
 # ------------------------------------------------------------------- the console's ETA
 
 

@@ -306,7 +306,7 @@ class _Session:
         hint = f" Resume with: {self.resume_command}" if self.resume_command else ""
         if isinstance(stopped, RunAborted):
             raise RunAborted(
-                f"the API refused the run: {stopped}. {finished} outcomes are committed in "
+                f"run aborted: {stopped}. {finished} outcomes are committed in "
                 f"{rundir.root}.{hint}"
             )
         if isinstance(stopped, StorageError):

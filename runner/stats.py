@@ -15,6 +15,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from runner import binomial
+
 FloatArray = npt.NDArray[np.float64]
 
 DEFAULT_RESAMPLES: Final = 2000
@@ -27,8 +29,8 @@ _CHUNK_ELEMENTS: Final = 20_000_000
 
 
 def _scipy_stats() -> ModuleType:
-    """``scipy.stats``, imported on first use: it takes 0.6–0.8 s to import, which a run whose
-    report has nothing to test (one variant, no exact scores) should not pay."""
+    """``scipy.stats``, imported on first use: 0.6–0.8 s and 70 MB, which only the tests of
+    graded scores (t, Wilcoxon) pay; the binomial ones use :mod:`runner.binomial`."""
     import scipy.stats
 
     module: ModuleType = scipy.stats
@@ -173,7 +175,7 @@ def bootstrap_quantiles(
     spread = 9.0 * math.sqrt(n * q * (1.0 - q)) + 10.0
     lo, hi = max(1, math.floor(m - spread)), min(n, math.ceil(m + spread))
     j = np.arange(lo, hi + 1)
-    cdf = _scipy_stats().binom.sf(m - 1, n, j / n)
+    cdf = binomial.binom_sf(m - 1, n, j / n)
     cdf[-1] = 1.0  # every uniform must find an order statistic, float error or not
     picks = lo - 1 + np.searchsorted(cdf, rng.random(resamples), side="left")
     return x[picks]
@@ -216,7 +218,7 @@ def mcnemar_exact(baseline_only: int, candidate_only: int) -> float:
     n = baseline_only + candidate_only
     if n == 0:
         return 1.0
-    return float(_scipy_stats().binomtest(baseline_only, n, 0.5, alternative="two-sided").pvalue)
+    return binomial.binom_test_half(baseline_only, n)
 
 
 def paired_t_test(baseline: npt.ArrayLike, candidate: npt.ArrayLike) -> float:
@@ -256,16 +258,8 @@ def clopper_pearson(successes: int, n: int, *, confidence: float = 0.95) -> tupl
     if not 0 <= successes <= n:
         raise ValueError(f"successes must be in [0, {n}], got {successes}")
     tail = (1.0 - confidence) / 2.0
-    low = (
-        0.0
-        if successes == 0
-        else float(_scipy_stats().beta.ppf(tail, successes, n - successes + 1))
-    )
-    high = (
-        1.0
-        if successes == n
-        else float(_scipy_stats().beta.ppf(1 - tail, successes + 1, n - successes))
-    )
+    low = 0.0 if successes == 0 else binomial.beta_ppf(tail, successes, n - successes + 1)
+    high = 1.0 if successes == n else binomial.beta_ppf(1 - tail, successes + 1, n - successes)
     return (low, high)
 
 

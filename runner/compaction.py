@@ -25,7 +25,6 @@ import pyarrow.parquet as pq
 from runner.errors import StorageError
 from runner.fsutil import atomic_path, describe_os_error
 from runner.journal import (
-    JOURNAL,
     journal_pieces,
     journal_schema,
     parse_piece,
@@ -33,8 +32,7 @@ from runner.journal import (
     unreadable_journal,
 )
 from runner.records import KEY_COLUMNS
-
-RESULTS: Final = "results.parquet"
+from runner.rundir import RunDir
 
 #: A journal up to this size is compacted in one piece.
 ONE_PIECE_BYTES: Final = 4 * 1024 * 1024
@@ -61,8 +59,7 @@ def compact(out_dir: Path, variants: tuple[str, ...]) -> dict[str, int]:
     read or written, raises StorageError naming the file; ``results.parquet`` is then left as
     it was.
     """
-    journal = out_dir / JOURNAL
-    target = out_dir / RESULTS
+    journal, target = RunDir(out_dir).journal, RunDir(out_dir).results
     try:
         journal.touch()
         with atomic_path(target) as tmp:

@@ -39,9 +39,7 @@ from runner.records import (
     JsonScalar,
     Outcome,
 )
-
-JOURNAL: Final = "journal.jsonl"
-REJECTED: Final = "journal.rejected.jsonl"
+from runner.rundir import REJECTED, RunDir
 
 TIMESTAMPS: Final = ("started_at", "finished_at")
 #: Journal bytes parsed at a time (polars needs about ten times this while parsing).
@@ -229,7 +227,7 @@ def recover_journal(path: Path) -> JournalRecovery:
     try:
         torn = cut_torn_tail(path)
         bad = _bad_line_numbers(path) if path.exists() else []
-        rejected = path.with_name(REJECTED) if bad else None
+        rejected = RunDir(path.parent).rejected if bad else None
         if rejected is not None:
             _set_aside(path, rejected, frozenset(bad))
     except OSError as exc:
@@ -302,7 +300,7 @@ def read_done_keys(out_dir: Path, *, retry_errors: bool) -> DoneKeys:
 
     Assumes :func:`recover_journal` ran; a line it would have set aside raises StorageError.
     """
-    path = out_dir / JOURNAL
+    path = RunDir(out_dir).journal
     schema = {name: _SCHEMA[name] for name in _REQUIRED}
     hashes = [np.empty(0, dtype=np.uint64)]
     # Piece by piece, only the key columns: the whole journal at once took 1.5 GB for two

@@ -16,16 +16,13 @@ tests; the runner itself reads the typed :class:`runner.rundir.Manifest`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
 
 import polars as pl
 
-from runner.compaction import RESULTS, compact
+from runner.compaction import compact
 from runner.errors import ResultsDirError, StorageError
 from runner.fsutil import describe_os_error
 from runner.journal import (
-    JOURNAL,
-    REJECTED,
     DoneKeys,
     Journal,
     JournalRecovery,
@@ -37,6 +34,7 @@ from runner.journal import (
     recover_journal,
     scan_journal,
 )
+from runner.rundir import JOURNAL, MANIFEST, REJECTED, RESULTS, RunDir
 from runner.rundir import read_manifest_json as read_manifest
 
 __all__ = [
@@ -59,12 +57,9 @@ __all__ = [
     "scan_journal",
 ]
 
-MANIFEST: Final = "manifest.json"
-"""The manifest's name (code finds it through :class:`runner.rundir.RunDir`)."""
-
 
 def read_results(out_dir: Path) -> pl.DataFrame:
-    path = out_dir / RESULTS
+    path = RunDir(out_dir).results
     if not path.exists():
         raise ResultsDirError(f"{path} does not exist; run the job first (or resume it)")
     try:

@@ -40,6 +40,10 @@ from runner.fsutil import atomic_write_json
 
 SHARDS_DIR: Final = "shards"
 LOCK_NAME: Final = ".runner.lock"
+MANIFEST: Final = "manifest.json"
+JOURNAL: Final = "journal.jsonl"
+REJECTED: Final = "journal.rejected.jsonl"
+RESULTS: Final = "results.parquet"
 
 
 class RunStatus(enum.StrEnum):
@@ -187,19 +191,19 @@ class RunDir:
 
     @property
     def manifest_path(self) -> Path:
-        return self.root / "manifest.json"
+        return self.root / MANIFEST
 
     @property
     def journal(self) -> Path:
-        return self.root / "journal.jsonl"
+        return self.root / JOURNAL
 
     @property
     def rejected(self) -> Path:
-        return self.root / "journal.rejected.jsonl"
+        return self.root / REJECTED
 
     @property
     def results(self) -> Path:
-        return self.root / "results.parquet"
+        return self.root / RESULTS
 
     @property
     def summary(self) -> Path:
@@ -380,11 +384,11 @@ def _reason(exc: OSError) -> str:
 
 def read_manifest_json(out_dir: Path) -> dict[str, Any]:
     """``OUT/manifest.json`` as plain JSON (for tools and tests; code uses :class:`RunDir`)."""
-    path = Path(out_dir) / "manifest.json"
+    path = Path(out_dir) / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ResultsDirError(f"{out_dir} has no manifest.json: it is not a runner output") from exc
+        raise ResultsDirError(f"{out_dir} has no {MANIFEST}: it is not a runner output") from exc
     except (OSError, ValueError) as exc:
         raise ResultsDirError(f"{path} cannot be read: {exc}") from exc
     if not isinstance(data, dict):

@@ -180,28 +180,6 @@ def _missing_expected(path: Path, scorer: Scorer) -> int:
 #: Rows of results.parquet scored and written at a time (a row group each).
 _SCORE_ROWS: Final = 16_384
 
-#: Rows computed and written at a time by :func:`stream_parquet`.
-_STREAM_ROWS: Final = 65_536
-
-
-def stream_parquet(
-    path: Path,
-    frame: pl.LazyFrame,
-    metadata: Mapping[bytes, bytes] | None,
-    schema: pa.Schema | None = None,
-) -> None:
-    """Write ``frame`` to ``path`` atomically, a batch at a time, in order, with Arrow types
-    ``schema`` (default: the frame's, strings plain) and key-value ``metadata``."""
-    if schema is None:
-        empty = frame.head(0).collect().to_arrow().schema
-        schema = pa.schema([plain_field(f) for f in empty], metadata=metadata)
-    try:
-        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
-            for batch in frame.collect_batches(chunk_size=_STREAM_ROWS, engine=compare.ENGINE):
-                out.write_table(batch.to_arrow().cast(schema))
-    except pl.exceptions.PolarsError as exc:
-        raise StorageError(f"cannot write {path}: {exc}") from exc
-
 
 def _results_schema(schema: pa.Schema, scorer: str | None) -> pa.Schema:
     """The result schema's own types for its columns (plain strings for the others), and the

@@ -306,8 +306,7 @@ class _Session:
         hint = f" Resume with: {self.resume_command}" if self.resume_command else ""
         if isinstance(stopped, RunAborted):
             raise RunAborted(
-                f"run aborted: {stopped}. {finished} outcomes are committed in "
-                f"{rundir.root}.{hint}"
+                f"run aborted: {stopped}. {finished} outcomes are committed in {rundir.root}.{hint}"
             )
         if isinstance(stopped, StorageError):
             raise StorageError(

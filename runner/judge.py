@@ -49,7 +49,6 @@ from runner.rundir import Manifest, RunDir, RunStatus
 Kind = Literal["pointwise", "pairwise"]
 
 
-
 @dataclass(frozen=True)
 class JudgeOptions:
     """What to judge with, and how."""

@@ -27,6 +27,8 @@ def word_diff(baseline: str, candidate: str) -> str:
             continue
         if op in ("delete", "replace"):
             parts.append(f"<del>{escape(''.join(a[a0:a1]))}</del>")
+        if op == "replace":
+            parts.append(" ")  # a replaced word reads "old new", not "oldnew"
         if op in ("insert", "replace"):
             parts.append(f"<ins>{escape(''.join(b[b0:b1]))}</ins>")
     return "".join(parts)

@@ -25,17 +25,19 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
-
-from bench.bench_reports import VARIANTS, synthetic_results
-from runner.config import RunConfig
-from runner.inputs import open_dataset
-from runner.rundir import Fingerprint, Manifest, RunDir, RunStatus
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def build(out: Path, rows: int) -> None:
+    # Imported here, in the builder's own process: the measuring parent must stay small, as
+    # a child's peak RSS starts at its parent's size (fork copies it; wait4 reports it).
+    import polars as pl
+
+    from bench.bench_reports import VARIANTS, synthetic_results
+    from runner.config import RunConfig
+    from runner.inputs import open_dataset
+    from runner.rundir import Fingerprint, Manifest, RunDir, RunStatus
+
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

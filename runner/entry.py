@@ -24,12 +24,25 @@ import stat
 import sys
 import threading
 from pathlib import Path
-from typing import NoReturn
+from typing import Final, NoReturn
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR
 
+#: polars' allocator (jemalloc, read under this prefixed name) keeps freed pages for 10 s by
+#: default, so a report's peak RSS held every intermediate frame: returning them at once
+#: brought the reports of 1,000,000 rows × 2 from 414 to 354 MB (BENCHMARKS.md, issue 11).
+POLARS_ALLOCATOR: Final = ("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+
+
+def tune_allocators() -> None:
+    """Ask polars' allocator to give freed memory back at once, unless the user set it. Read
+    when polars loads, so only the console script does it, before any import of polars."""
+    name, value = POLARS_ALLOCATOR
+    os.environ.setdefault(name, value)
+
 
 def main() -> None:
+    tune_allocators()
     # httpx imports its own command-line client at import time whenever click is installed
     # (rich's syntax highlighting and pygments with it): 60–80 ms before the first request,
     # for a client the runner never runs. A None entry makes that one import fail, which httpx

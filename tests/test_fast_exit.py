@@ -201,3 +201,16 @@ def test_the_console_script_does_not_load_httpx_command_line_client(tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     assert "--deployment" in proc.stdout
     assert (tmp_path / "loaded.txt").read_text() == "httpx"
+
+
+def test_the_console_script_asks_polars_to_return_freed_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runner import entry
+
+    monkeypatch.delenv("_RJEM_MALLOC_CONF", raising=False)
+    entry.tune_allocators()
+    assert os.environ["_RJEM_MALLOC_CONF"] == "dirty_decay_ms:0,muzzy_decay_ms:0"
+    monkeypatch.setenv("_RJEM_MALLOC_CONF", "narenas:1")
+    entry.tune_allocators()
+    assert os.environ["_RJEM_MALLOC_CONF"] == "narenas:1"  # the user's setting wins

@@ -123,3 +123,33 @@ def test_metadata_columns_are_kept_in_the_results(dataset: Path, tmp_path: Path)
         json.loads(m)["region"] for m in results.filter(pl.col("variant") == "a")["metadata"]
     ]
     assert regions == ["us", "eu", "eu", "us", "eu", "eu"]
+
+
+def test_run_export_hands_back_the_dataset_with_its_new_columns(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """`runner run … --export PATH`: the original table, same columns and types (the integer
+    id stays an integer), plus each variant's output and status, when the run ends."""
+    target = tmp_path / "with_outputs.parquet"
+    with SimulatorServer(SimulatorConfig()) as sim:
+        result = run(sim.base_url, dataset, tmp_path / "out", "--limit", "12", "--export",
+                     str(target))  # fmt: skip
+        assert result.exit_code == 0, result.output
+    exported = pl.read_parquet(target)
+    original = pl.read_parquet(dataset).head(12)  # the run's rows: --limit 12
+    assert exported.select(original.columns).equals(original)
+    assert exported.schema["id"] == pl.Int64
+    assert exported["status_a"].to_list() == exported["status_b"].to_list() == ["ok"] * 12
+    assert exported["output_b"].null_count() == 0
+
+
+def test_no_report_writes_no_report_and_report_writes_them_later(
+    dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with SimulatorServer(SimulatorConfig()) as sim:
+        assert run(sim.base_url, dataset, out, "--limit", "5", "--no-report").exit_code == 0
+        assert not (out / "report.html").exists() and not (out / "summary.parquet").exists()
+        assert cli("report", str(out)).exit_code == 0
+        assert sim.stats.requests == 10
+    assert (out / "report.html").exists()

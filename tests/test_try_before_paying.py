@@ -153,36 +153,3 @@ def test_no_report_writes_no_report_and_report_writes_them_later(
         assert cli("report", str(out)).exit_code == 0
         assert sim.stats.requests == 10
     assert (out / "report.html").exists()
-
-
-def test_a_large_runs_reports_are_built_in_a_process_of_their_own(
-    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Past REPORTS_APART_FROM results the run hands its reports to `runner report` in a fresh
-    process (its memory then does not stack on the sending phase's); the outcome is the same."""
-    import runner.cli.run as run_command
-
-    monkeypatch.setattr(run_command, "REPORTS_APART_FROM", 10)
-    out = tmp_path / "out"
-    with SimulatorServer(SimulatorConfig()) as sim:
-        result = run(sim.base_url, dataset, out, "--limit", "8", "--segment-column", "region")
-        assert result.exit_code == 0, result.output
-        assert sim.stats.requests == 16
-    for name in ("summary.parquet", "comparison.parquet", "report.html",
-                 "summary_by_segment.parquet"):  # fmt: skip
-        assert (out / name).exists(), name
-    assert "report.html" not in result.output  # printed by the child, not through click
-
-
-def test_when_a_child_cannot_build_the_reports_the_run_says_how_to_finish(
-    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import runner.cli.run as run_command
-
-    monkeypatch.setattr(run_command, "REPORTS_APART_FROM", 10)
-    out = tmp_path / "out"
-    with SimulatorServer(SimulatorConfig()) as sim:
-        result = run(sim.base_url, dataset, out, "--limit", "8", "--segment-column", "nope")
-    assert result.exit_code == 2, result.output
-    assert "reports were not built" in result.output and f"runner report {out}" in result.output
-    assert read_results(out).height == 16  # the run itself is complete

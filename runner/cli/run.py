@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import click
 
@@ -23,7 +21,7 @@ from runner.cli.reports import (
 )
 from runner.cli.run_options import build_config, executor_options, export_format, run_options
 from runner.config import API_KEY_ENV, RunConfig
-from runner.errors import ConfigError, ErrorBudgetExceeded, GateFailed, StorageError
+from runner.errors import ErrorBudgetExceeded, GateFailed, StorageError
 from runner.job import RunResult, run_job
 from runner.progress import auto_display
 from runner.rundir import RunDir
@@ -166,40 +164,16 @@ def run_with(params: dict[str, Any], run_args: list[str]) -> None:
     if params["no_report"]:
         check_error_budget(RunDir(result.out_dir).results, config.max_error_rate)
         return
-    calls = sum(result.counts.values())
-    _write_reports(
-        result.out_dir, score, params["baseline_variant"], params["segment_columns"], calls
-    )
+    try:
+        write_and_print_reports(
+            result.out_dir, score, params["baseline_variant"], params["segment_columns"]
+        )
+    except StorageError as exc:
+        raise StorageError(
+            f"{exc}. The run itself is complete; build its reports later with: "
+            f"runner report {shlex.quote(str(result.out_dir))}"
+        ) from exc
     _judge_the_run(result, config, params)
-
-
-#: From this many results on, the reports are built in a process of their own, so that what
-#: sending left in this process's heap does not add to their peak (one run of 1,000,000 rows
-#: × 2 peaked at 530 MB in one process; BENCHMARKS.md, issue 11). Below it, the half second of
-#: imports a fresh process costs would weigh more than the memory saved.
-REPORTS_APART_FROM: Final = 200_000
-
-
-def _write_reports(
-    out: Path, score: str | None, baseline: str | None, segments: tuple[str, ...], calls: int
-) -> None:
-    later = f"The run itself is complete; build its reports later with: runner report {out}"
-    if calls < REPORTS_APART_FROM:
-        try:
-            write_and_print_reports(out, score, baseline, segments)
-        except StorageError as exc:
-            raise StorageError(f"{exc}. {later}") from exc
-        return
-    args = [sys.executable, "-m", "runner", "report", str(out)]
-    args += ["--score", score] if score else []
-    args += ["--baseline-variant", baseline] if baseline else []
-    for column in segments:
-        args += ["--segment-column", column]
-    code = subprocess.run(args, check=False).returncode  # it prints its own error line
-    if code == 2:
-        raise ConfigError(f"the reports were not built (see above). {later}")
-    if code != 0:
-        raise StorageError(f"the reports were not built (exit {code}, see above). {later}")
 
 
 def _keep_experiment(out: Path, config: RunConfig, params: dict[str, Any]) -> None:

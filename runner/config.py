@@ -114,6 +114,8 @@ class RunConfig:
     """Columns sent as prompt inputs; empty means every column not used otherwise."""
     metadata_columns: tuple[str, ...] = field(default=(), metadata=WORK)
     """Columns whose values go into each call's metadata."""
+    segment_columns: tuple[str, ...] = ()
+    """Input or metadata columns the reports break the summary and comparison down by."""
     expected_column: str | None = field(default=None, metadata=WORK)
     """Column carried into the results as ``expected`` for scoring."""
     limit: int | None = field(default=None, metadata=WORK)
@@ -243,7 +245,7 @@ class RunConfig:
     def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:
         """Build a config from plain values (a parsed file, say); unknown keys are rejected."""
         data = known_keys(cls, values, "configuration")
-        for name in ("dataset", "variants", "input_columns", "metadata_columns"):
+        for name in ("dataset", "variants", "input_columns", "metadata_columns", "segment_columns"):
             if name in data and isinstance(data[name], str):
                 data[name] = (data[name],)
             if name in data:

@@ -37,6 +37,7 @@ from runner.inputs import Dataset, open_dataset
 from runner.journal import Journal, read_done_keys, recover_journal
 from runner.pipeline import Pipeline
 from runner.preflight import (
+    check_segments,
     prepare_manifest,
     refuse_early,
     resolve_api_key,
@@ -149,6 +150,7 @@ def _open(
     """Every check before the first request, then ``OUT`` locked (held until ``stack`` ends)."""
     key = resolve_api_key(config, api_key)
     dataset = open_dataset(config)
+    check_segments(config, dataset)
     rundir = RunDir(config.run_dir)
     refuse_early(config, rundir)
     sample = sample_of(config, dataset)

@@ -125,6 +125,19 @@ def check_resume(
         )
 
 
+def check_segments(config: RunConfig, dataset: Dataset) -> None:
+    """Each ``--segment-column`` must be an input or a metadata column: found out before the
+    first request, not when the reports are built after every call was paid for."""
+    known = (*dataset.input_columns, *dataset.metadata_columns)
+    unknown = [c for c in config.segment_columns if c not in known]
+    if unknown:
+        raise ConfigError(
+            f"--segment-column {', '.join(map(repr, unknown))} is not an input or metadata "
+            f"column of the dataset (inputs: {', '.join(dataset.input_columns) or 'none'}; "
+            f"metadata: {', '.join(dataset.metadata_columns) or 'none'})"
+        )
+
+
 def fingerprint_of(config: RunConfig, dataset: Dataset) -> Fingerprint:
     """What a resume must match: the dataset (whole and per file) and the work config."""
     return Fingerprint(
@@ -189,6 +202,7 @@ def plan_run(config: RunConfig, api_key: str | None) -> Plan:
     """Every check a run makes, then count what it would send; create, lock, send nothing."""
     resolve_api_key(config, api_key)
     dataset = open_dataset(config)
+    check_segments(config, dataset)
     rundir = RunDir(config.run_dir)
     refuse_early(config, rundir)
     done = DoneKeys(np.empty(0, dtype=np.uint64))

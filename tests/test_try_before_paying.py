@@ -153,3 +153,14 @@ def test_no_report_writes_no_report_and_report_writes_them_later(
         assert cli("report", str(out)).exit_code == 0
         assert sim.stats.requests == 10
     assert (out / "report.html").exists()
+
+
+def test_an_unknown_segment_column_is_refused_before_anything_is_sent(
+    dataset: Path, tmp_path: Path
+) -> None:
+    with SimulatorServer(SimulatorConfig()) as sim:
+        result = run(sim.base_url, dataset, tmp_path / "out", "--segment-column", "nope")
+        assert result.exit_code == 2, result.output
+        assert "--segment-column 'nope'" in result.output and "metadata: region" in result.output
+        assert sim.stats.requests == 0
+    assert not (tmp_path / "out").exists()

@@ -159,6 +159,7 @@ def build_config(params: dict[str, Any]) -> RunConfig:
         id_column=params["id_column"],
         input_columns=tuple(params["input_columns"]),
         metadata_columns=tuple(params["metadata_columns"]),
+        segment_columns=tuple(params.get("segment_columns") or ()),
         expected_column=params["expected_column"],
         limit=params["limit"],
         sample=params["sample"],

@@ -141,7 +141,7 @@ def test_report_and_a_second_judge_send_nothing(
     assert read_results(out)["score"].to_list() == scored.to_list()  # the judge's score stays
 
 
-def test_with_an_explicit_scorer_the_judge_score_sits_next_to_it(
+def test_with_an_explicit_scorer_the_judge_score_sits_next_to_it_and_their_agreement_shows(
     sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
@@ -151,8 +151,12 @@ def test_with_an_explicit_scorer_the_judge_score_sits_next_to_it(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     results = read_results(out)
-    # This judge and exact match agree on every row.
+    # This judge and exact match agree on every row, and the summary says so.
     assert results["judge_score"].to_list() == results["score"].to_list()
+    summary = pl.read_parquet(out / "summary.parquet")
+    assert summary["judge_agreement"].to_list() == [1.0, 1.0]
+    assert summary["judge_kappa"].to_list() == [1.0, 1.0]
+    assert summary["judge_errors"].to_list() == [0, 0]
     assert "judge_reason" in results.columns
 
 
@@ -250,18 +254,3 @@ def test_pairwise_results_reach_the_comparison_and_the_min_win_rate_gate(
     assert failed.exit_code == 1, failed.output
     assert "--min-win-rate on candidate" in failed.output
     assert cli("gate", str(out), "--min-win-rate", "0.3").exit_code == 0
-
-
-def test_judge_and_exact_match_agreement_is_in_the_summary(
-    sim: SimulatorServer, dataset: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    result = run(
-        sim, dataset, out, "--expected-column", "expected", "--score", "exact",
-        "--judge", "grader:pointwise",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    summary = pl.read_parquet(out / "summary.parquet")
-    assert summary["judge_agreement"].to_list() == [1.0, 1.0]
-    assert summary["judge_kappa"].to_list() == [1.0, 1.0]
-    assert summary["judge_errors"].to_list() == [0, 0]

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from runner.cli import main
 from runner.preflight import choose_sample
 from runner.results import read_results
-from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 
 ROWS = 200
 
@@ -164,3 +164,44 @@ def test_an_unknown_segment_column_is_refused_before_anything_is_sent(
         assert "--segment-column 'nope'" in result.output and "metadata: region" in result.output
         assert sim.stats.requests == 0
     assert not (tmp_path / "out").exists()
+
+
+def test_a_large_runs_end_runs_in_a_fresh_process_with_the_same_outcome(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """Past FINISH_APART_FROM results the run replaces itself (exec) with its last steps —
+    export, reports, gates, budget — so their memory starts from a fresh process. The user sees
+    the same output and the same exit code."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FETCH_HIVE_API_KEY": "", "RUNNER_FINISH_APART_FROM": "1"}
+    out, export = tmp_path / "out", tmp_path / "export.csv"
+    worse_b = SimulatorConfig(variants={"b": VariantProfile(wrong_rate=0.5)})
+    with SimulatorServer(worse_b) as sim:
+        proc = subprocess.run(
+            [sys.executable, "-m", "runner", "run", str(dataset), "-d", "support-reply",
+             "-v", "a", "-v", "b", "--base-url", sim.base_url, "--out", str(out),
+             "--limit", "20", "--segment-column", "region", "--export", str(export),
+             "--min-agreement", "0.9"],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        assert sim.stats.requests == 40
+    # b answers half the rows with another label: agreement about 0.5, the gate fails.
+    assert proc.returncode == 1, proc.stderr
+    assert "--min-agreement on b" in proc.stdout + proc.stderr
+    for name in ("report.html", "summary_by_segment.parquet", "gate.md", "experiment.toml"):
+        assert (out / name).exists(), name
+    assert pl.read_csv(export).height == 20
+    assert "results in" in proc.stdout  # the summary table, printed by the fresh process
+
+
+def test_a_bad_gate_option_is_refused_before_anything_is_sent(
+    dataset: Path, tmp_path: Path
+) -> None:
+    with SimulatorServer(SimulatorConfig()) as sim:
+        result = run(sim.base_url, dataset, tmp_path / "out", "--min-agreement", "1.5")
+        assert result.exit_code == 2, result.output
+        assert "--min-agreement" in result.output
+        assert sim.stats.requests == 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, NoReturn
 
 import click
 
@@ -136,8 +138,10 @@ def run(**params: Any) -> None:
 def run_with(params: dict[str, Any], run_args: list[str]) -> None:
     """``runner run`` with its parameters resolved (file and command line merged)."""
     config = build_config(params)
-    judge_options_from_params(params, keep_score=False, base_url=None)  # bad options: exit 2 now
+    # Bad judge, export or gate options are bad input: exit 2 now, before anything is sent.
+    judge_options_from_params(params, keep_score=False, base_url=None)
     export_format(params["export_to"])
+    gates_from_params(params)
     if params["score"]:
         from runner.scoring import parse_scorer
 
@@ -152,28 +156,71 @@ def run_with(params: dict[str, Any], run_args: list[str]) -> None:
         result = execute_on_ray(config, params, run_args)
     else:
         result = execute_run(config, run_args)
-    _keep_experiment(result.out_dir, config, params)
+    if sum(result.counts.values()) >= finish_apart_from():
+        _finish_in_a_fresh_process(result.out_dir, params)
+    finish(result.out_dir, config, params)
+
+
+#: From this many results on, the end of a run (judges, export, reports, gates, budget) runs in
+#: a fresh process that replaces this one (``exec``), so the reports' memory does not stack on
+#: what sending left in the heap: a run of 1,000,000 rows × 2 peaked at 530 MB in one process,
+#: and its reports alone at 354 MB (BENCHMARKS.md, issue 11). Below it, the half second of
+#: imports a fresh process costs would weigh more than the memory. ``RUNNER_FINISH_APART_FROM``
+#: overrides it (tests).
+FINISH_APART_FROM: Final = 200_000
+
+
+def finish_apart_from() -> int:
+    return int(os.environ.get("RUNNER_FINISH_APART_FROM") or FINISH_APART_FROM)
+
+
+def _finish_in_a_fresh_process(out: Path, params: dict[str, Any]) -> NoReturn:
+    """Replace this process with ``runner _finish OUT PARAMS`` (same stdout, stderr, exit code).
+    Every file of the run is closed and synced and its lock released when this is called."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    encoded = json.dumps(params, default=str)
+    os.execv(sys.executable, [sys.executable, "-m", "runner", "_finish", str(out), encoded])
+
+
+@main.command("_finish", hidden=True)
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("encoded")
+def finish_command(out: Path, encoded: str) -> None:
+    """The end of a large run, in a fresh process (see FINISH_APART_FROM)."""
+    params = json.loads(encoded)
+    for name in ("export_to", "compare_with"):
+        if params.get(name) is not None:
+            params[name] = Path(params[name])
+    params["segment_columns"] = tuple(params.get("segment_columns") or ())
+    manifest = RunDir(out).read_manifest()
+    config = RunConfig.from_mapping({**manifest.config, "resume": False, "retry_errors": False})
+    finish(out, config, params)
+
+
+def finish(out: Path, config: RunConfig, params: dict[str, Any]) -> None:
+    """What a completed run does last: keep its options, judge, export, report, gate, and
+    hold it to its error budget (the exit code)."""
+    _keep_experiment(out, config, params)
     judges = judge_options_from_params(params, keep_score=bool(params["score"]), base_url=None)
     score = _default_score(config, params["score"])
     if judges is not None:
-        run_judges(result.out_dir, judges)
+        run_judges(out, judges)
         if judges.pointwise is not None and not params["score"]:
             score = None  # the judge's score is the run's score, already in results.parquet
     if params["export_to"] is not None:
-        _export(result.out_dir, params["export_to"])
+        _export(out, params["export_to"])
     if params["no_report"]:
-        check_error_budget(RunDir(result.out_dir).results, config.max_error_rate)
+        check_error_budget(RunDir(out).results, config.max_error_rate)
         return
     try:
-        write_and_print_reports(
-            result.out_dir, score, params["baseline_variant"], params["segment_columns"]
-        )
+        write_and_print_reports(out, score, params["baseline_variant"], params["segment_columns"])
     except StorageError as exc:
         raise StorageError(
             f"{exc}. The run itself is complete; build its reports later with: "
-            f"runner report {shlex.quote(str(result.out_dir))}"
+            f"runner report {shlex.quote(str(out))}"
         ) from exc
-    _judge_the_run(result, config, params)
+    _judge_the_run(out, config, params)
 
 
 def _keep_experiment(out: Path, config: RunConfig, params: dict[str, Any]) -> None:
@@ -197,7 +244,7 @@ def _export(out: Path, to: Path) -> None:
     click.echo(f"exported the dataset with its outputs to {written}", err=True)
 
 
-def _judge_the_run(result: RunResult, config: RunConfig, params: dict[str, Any]) -> None:
+def _judge_the_run(out: Path, config: RunConfig, params: dict[str, Any]) -> None:
     """The exit code of a completed run: over the error budget is 4 (the run itself cannot be
     trusted), else a failed gate is 1, else 0. Both are printed when both apply.
 
@@ -211,14 +258,14 @@ def _judge_the_run(result: RunResult, config: RunConfig, params: dict[str, Any])
     gates = gates_from_params(params)
     try:
         if params.get("compare_with") is not None:
-            _compare_with_latest(result.out_dir, params["compare_with"], gates)
+            _compare_with_latest(out, params["compare_with"], gates)
         elif gates.limits_set:
-            report = gate_run(result.out_dir, gates, baseline=params["baseline_variant"])
-            print_gate(report, RunDir(result.out_dir).gate_md)
+            report = gate_run(out, gates, baseline=params["baseline_variant"])
+            print_gate(report, RunDir(out).gate_md)
     except GateFailed as exc:
         failed_gate = exc
     try:
-        check_error_budget(RunDir(result.out_dir).results, config.max_error_rate)
+        check_error_budget(RunDir(out).results, config.max_error_rate)
     except ErrorBudgetExceeded as exc:
         if failed_gate is not None:
             click.echo(f"error: {failed_gate}", err=True)

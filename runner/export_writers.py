@@ -29,14 +29,17 @@ ExportFormat = Literal["parquet", "csv", "jsonl"]
 FORMATS: Final[tuple[ExportFormat, ...]] = ("parquet", "csv", "jsonl")
 
 
+#: The export format each file extension names.
+EXTENSIONS: Final[dict[str, ExportFormat]] = {
+    "parquet": "parquet", "csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl",
+}  # fmt: skip
+
+
 def format_of(path: Path) -> ExportFormat:
-    """The format a path's extension names (``.parquet``, ``.csv``, ``.jsonl``/``.ndjson``)."""
+    """The format a path's extension names (``.parquet``, ``.csv``, ``.jsonl``/``.ndjson``;
+    ``.json`` is read as JSON lines); anything else is Parquet."""
     suffix = path.suffix.lower().lstrip(".")
-    if suffix in ("jsonl", "ndjson", "json"):
-        return "jsonl"
-    if suffix in ("csv", "parquet"):
-        return "csv" if suffix == "csv" else "parquet"
-    return "parquet"
+    return EXTENSIONS.get(suffix, "jsonl" if suffix == "json" else "parquet")
 
 
 class _File:

@@ -205,8 +205,9 @@ def export_format(to: Path | None) -> Any:
     """The format ``--export PATH`` names by its extension (checked before anything is sent)."""
     if to is None:
         return None
-    suffix = to.suffix.lower().lstrip(".")
-    fmt = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl"}.get(suffix)
+    from runner.export_writers import EXTENSIONS
+
+    fmt = EXTENSIONS.get(to.suffix.lower().lstrip("."))
     if fmt is None:
         raise ConfigError(f"--export {to}: name a .parquet, .csv or .jsonl file")
     return fmt

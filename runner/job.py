@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import anyio
 import httpx
@@ -62,6 +63,8 @@ class RunResult:
     counters: Counters
     elapsed_s: float
     manifest: Manifest = field(repr=False)
+    compacted: bool = True
+    """False when the session left compaction to :func:`finish_deferred` (``defer_from``)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,10 @@ class RunOptions:
     handle_signals: bool = False
     resume_command: str | None = None
     quit_now: Callable[[], None] | None = None
+    defer_from: int | None = None
+    """A session that sent every call of a run of at least this many calls leaves the
+    journal uncompacted and the manifest ``running``: :func:`finish_deferred`, in a fresh
+    process, completes it (the CLI's memory plan for large runs). None: compact here."""
 
 
 def run_job(
@@ -86,6 +93,7 @@ def run_job(
     handle_signals: bool = False,
     resume_command: str | None = None,
     quit_now: Callable[[], None] | None = None,
+    defer_from: int | None = None,
 ) -> RunResult:
     """Run (or resume) one job to the end.
 
@@ -96,7 +104,9 @@ def run_job(
     manifest and calls ``quit_now``. Called where an event loop is already running (a notebook
     cell), the job runs on a worker thread and this returns its result all the same.
     """
-    options = RunOptions(display, policy, transport, handle_signals, resume_command, quit_now)
+    options = RunOptions(
+        display, policy, transport, handle_signals, resume_command, quit_now, defer_from
+    )
     if _loop_running():
         if handle_signals:
             raise ConfigError("handle_signals needs the main thread, with no event loop running")
@@ -136,6 +146,31 @@ def _run_blocking(config: RunConfig, api_key: str | None, options: RunOptions) -
         stack.close()
 
 
+def finish_deferred(out_dir: Path) -> Manifest:
+    """Complete a run whose last session sent everything and left compaction to this (see
+    :attr:`RunOptions.defer_from`): compact the journal under the run's lock and mark the
+    manifest ``complete``. Does nothing to a run that is not waiting for it."""
+    rundir = RunDir(out_dir)
+    with rundir.locked():
+        manifest = rundir.read_manifest()
+        if manifest.status is not RunStatus.RUNNING or manifest.reason != FINISHING:
+            return manifest
+        counts = compact(rundir.root, tuple(manifest.variants))
+        finished = sum(counts.values())
+        manifest.counts = {"ok": counts.get("ok", 0), "error": counts.get("error", 0)}
+        manifest.finished_at = now_iso()
+        if manifest.planned is not None and finished >= manifest.planned:
+            manifest.status, manifest.reason = RunStatus.COMPLETE, None
+        else:  # the journal disagrees with the session that wrote it: say so, never "complete"
+            manifest.status = RunStatus.INTERRUPTED
+            manifest.reason = f"the journal holds {finished} of {manifest.planned} outcomes"
+        rundir.write_manifest(manifest)
+    if manifest.status is RunStatus.INTERRUPTED:
+        hint = f" Resume with: {manifest.resume_command}" if manifest.resume_command else ""
+        raise RunInterrupted(f"interrupted: {manifest.reason}, in {rundir.root}.{hint}")
+    return manifest
+
+
 def _loop_running() -> bool:
     try:
         asyncio.get_running_loop()
@@ -169,7 +204,7 @@ def _open(
     session.transport, session.resume_command, session.quit_now, session.lock = (
         options.transport, options.resume_command, options.quit_now, lock,
     )  # fmt: skip
-    session.sample = sample
+    session.sample, session.defer_from = sample, options.defer_from
     return session
 
 
@@ -182,6 +217,9 @@ def _warn(lines: list[str], most: int = 10) -> None:
 
 
 # --------------------------------------------------------------------------- the session
+
+#: The manifest's reason while a complete session's journal waits for :func:`finish_deferred`.
+FINISHING: Final = "every call has an outcome; compacting the journal"
 
 
 class _Session:
@@ -207,6 +245,7 @@ class _Session:
         self.quit_now: Callable[[], None] | None = None
         self.lock: RunLock | None = None
         self.sample: frozenset[str] | None = None
+        self.defer_from: int | None = None
         self.interrupted = False
         self.session = Session(started_at=now_iso(), host=socket.gethostname(), pid=os.getpid())
 
@@ -273,6 +312,13 @@ class _Session:
         """Compact the journal, write the manifest, and say how the session ended."""
         config, manifest, rundir = self.config, self.manifest, self.rundir
         counts: dict[str, int] | None = None
+        sent_all = (
+            stopped is None
+            and pipeline.produced_all
+            and pipeline.skipped + counters.done >= pipeline.planned
+        )
+        if sent_all and self.defer_from is not None and pipeline.planned >= self.defer_from:
+            return self._leave_for_finishing(pipeline, counters, started)
         if isinstance(stopped, StorageError):
             # The disk is full or failing: compacting would only fail again. Give back the
             # space held in reserve so the manifest can still say what happened.
@@ -291,11 +337,7 @@ class _Session:
         else:
             status = RunStatus.INTERRUPTED
         reason = None if stopped is None else str(stopped)
-        self.session.finished_at = now_iso()
-        self.session.status, self.session.reason = status, reason
-        self.session.attempts, self.session.retries = counters.attempts, counters.retries
-        self.session.outcomes, self.session.max_in_flight = counters.done, counters.max_in_flight
-        self.session.concurrency = {"live": counters.concurrency, "min": counters.min_concurrency}
+        self._end_session(status, reason, counters)
         manifest.status, manifest.reason, manifest.finished_at = status, reason, now_iso()
         if counts is not None:
             manifest.counts = {"ok": counts.get("ok", 0), "error": counts.get("error", 0)}
@@ -322,6 +364,30 @@ class _Session:
         return RunResult(
             rundir.root, manifest.run_id, status, counts or {}, counters,
             time.monotonic() - started, manifest,
+        )  # fmt: skip
+
+    def _end_session(self, status: RunStatus, reason: str | None, counters: Counters) -> None:
+        session = self.session
+        session.finished_at = now_iso()
+        session.status, session.reason = status, reason
+        session.attempts, session.retries = counters.attempts, counters.retries
+        session.outcomes, session.max_in_flight = counters.done, counters.max_in_flight
+        session.concurrency = {"live": counters.concurrency, "min": counters.min_concurrency}
+
+    def _leave_for_finishing(
+        self, pipeline: Pipeline, counters: Counters, started: float
+    ) -> RunResult:
+        """Every call has its outcome in the journal; the manifest stays ``running`` until
+        :func:`finish_deferred` has compacted it (if that never happens, ``running`` is the
+        truth: a resume compacts and completes the run without sending anything)."""
+        manifest = self.manifest
+        self._end_session(RunStatus.COMPLETE, None, counters)
+        manifest.reason = FINISHING
+        manifest.planned = pipeline.planned
+        self.rundir.write_manifest(manifest)
+        return RunResult(
+            self.rundir.root, manifest.run_id, RunStatus.RUNNING, {}, counters,
+            time.monotonic() - started, manifest, compacted=False,
         )  # fmt: skip
 
     async def _tick(self, journal: Journal, pipeline: Pipeline) -> None:

@@ -167,6 +167,8 @@ class Pipeline:
         """Set when an outcome could not be written (disk full): the run stops."""
         self.planned = 0
         """Calls the dataset asks for in this shard, done ones included (exact once produced)."""
+        self.skipped = 0
+        """Planned calls not sent because an earlier session finished them."""
         self.produced_all = False
         self._queue = _CallQueue(low=config.concurrency)
 
@@ -220,6 +222,7 @@ class Pipeline:
                 (c.row.row_id for c in calls), (c.variant for c in calls), (c.repeat for c in calls)
             )
             mask = self.done.contains(keys)
+            self.skipped += int(mask.sum())
             calls = [c for c, skip in zip(calls, mask, strict=True) if not skip]
         return calls
 

@@ -155,6 +155,19 @@ def test_no_report_writes_no_report_and_report_writes_them_later(
     assert (out / "report.html").exists()
 
 
+def test_no_report_still_applies_the_gates(dataset: Path, tmp_path: Path) -> None:
+    """A nightly backfill with --no-report and a gate must fail when the gate fails."""
+    out = tmp_path / "out"
+    worse_b = SimulatorConfig(variants={"b": VariantProfile(wrong_rate=0.5)})
+    with SimulatorServer(worse_b) as sim:
+        result = run(
+            sim.base_url, dataset, out, "--limit", "20", "--no-report", "--min-agreement", "0.9"
+        )
+    assert result.exit_code == 1, result.output
+    assert "--min-agreement on b" in result.output
+    assert (out / "gate.md").exists() and not (out / "report.html").exists()
+
+
 def test_an_unknown_segment_column_is_refused_before_anything_is_sent(
     dataset: Path, tmp_path: Path
 ) -> None:
@@ -169,9 +182,9 @@ def test_an_unknown_segment_column_is_refused_before_anything_is_sent(
 def test_a_large_runs_end_runs_in_a_fresh_process_with_the_same_outcome(
     dataset: Path, tmp_path: Path
 ) -> None:
-    """Past FINISH_APART_FROM results the run replaces itself (exec) with its last steps —
-    export, reports, gates, budget — so their memory starts from a fresh process. The user sees
-    the same output and the same exit code."""
+    """Past FINISH_APART_FROM calls the run replaces itself (exec) with its last steps —
+    compaction, export, reports, gates, budget — so their memory starts from a fresh process.
+    The user sees the same output and the same exit code."""
     import os
     import subprocess
     import sys
@@ -195,6 +208,9 @@ def test_a_large_runs_end_runs_in_a_fresh_process_with_the_same_outcome(
         assert (out / name).exists(), name
     assert pl.read_csv(export).height == 20
     assert "results in" in proc.stdout  # the summary table, printed by the fresh process
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["status"], manifest["counts"]) == ("complete", {"ok": 40, "error": 0})
+    assert read_results(out).height == 40  # compacted by the fresh process
 
 
 def test_a_bad_gate_option_is_refused_before_anything_is_sent(

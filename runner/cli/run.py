@@ -65,6 +65,7 @@ def execute_run(config: RunConfig, run_args: list[str]) -> RunResult:
         handle_signals=True,
         resume_command=resume,
         quit_now=quit_now,
+        defer_from=finish_apart_from(),
     )
 
 
@@ -109,7 +110,7 @@ class _KeepArgs(click.Command):
     "--no-report",
     is_flag=True,
     help="Write no reports at the end (a backfill); 'runner report OUT' writes them "
-    "later. The error budget still applies.",
+    "later. Gates and the error budget still apply.",
 )
 @click.option(
     "--export",
@@ -156,17 +157,17 @@ def run_with(params: dict[str, Any], run_args: list[str]) -> None:
         result = execute_on_ray(config, params, run_args)
     else:
         result = execute_run(config, run_args)
-    if sum(result.counts.values()) >= finish_apart_from():
+    if not result.compacted or sum(result.counts.values()) >= finish_apart_from():
         _finish_in_a_fresh_process(result.out_dir, params)
     finish(result.out_dir, config, params)
 
 
-#: From this many results on, the end of a run (judges, export, reports, gates, budget) runs in
-#: a fresh process that replaces this one (``exec``), so the reports' memory does not stack on
-#: what sending left in the heap: a run of 1,000,000 rows × 2 peaked at 530 MB in one process,
-#: and its reports alone at 354 MB (BENCHMARKS.md, issue 11). Below it, the half second of
-#: imports a fresh process costs would weigh more than the memory. ``RUNNER_FINISH_APART_FROM``
-#: overrides it (tests).
+#: From this many calls on, the end of a run (compaction, judges, export, reports, gates,
+#: budget) runs in a fresh process that replaces this one (``exec``), so its memory does not
+#: stack on what sending left in the heap: a run of 1,000,000 rows × 2 peaked at 530 MB in one
+#: process, and its reports alone at 354 MB (BENCHMARKS.md, issue 11). Below it, the half
+#: second of imports a fresh process costs would weigh more than the memory.
+#: ``RUNNER_FINISH_APART_FROM`` overrides it (tests).
 FINISH_APART_FROM: Final = 200_000
 
 
@@ -176,7 +177,8 @@ def finish_apart_from() -> int:
 
 def _finish_in_a_fresh_process(out: Path, params: dict[str, Any]) -> NoReturn:
     """Replace this process with ``runner _finish OUT PARAMS`` (same stdout, stderr, exit code).
-    Every file of the run is closed and synced and its lock released when this is called."""
+    Every file of the run is closed and synced and its lock released when this is called; the
+    fresh process takes the lock again to compact the journal."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     encoded = json.dumps(params, default=str)
@@ -188,6 +190,9 @@ def _finish_in_a_fresh_process(out: Path, params: dict[str, Any]) -> NoReturn:
 @click.argument("encoded")
 def finish_command(out: Path, encoded: str) -> None:
     """The end of a large run, in a fresh process (see FINISH_APART_FROM)."""
+    from runner.job import finish_deferred
+
+    finish_deferred(out)
     params = json.loads(encoded)
     for name in ("export_to", "compare_with"):
         if params.get(name) is not None:
@@ -210,17 +215,17 @@ def finish(out: Path, config: RunConfig, params: dict[str, Any]) -> None:
             score = None  # the judge's score is the run's score, already in results.parquet
     if params["export_to"] is not None:
         _export(out, params["export_to"])
-    if params["no_report"]:
-        check_error_budget(RunDir(out).results, config.max_error_rate)
-        return
-    try:
-        write_and_print_reports(out, score, params["baseline_variant"], params["segment_columns"])
-    except StorageError as exc:
-        raise StorageError(
-            f"{exc}. The run itself is complete; build its reports later with: "
-            f"runner report {shlex.quote(str(out))}"
-        ) from exc
-    _judge_the_run(out, config, params)
+    if not params["no_report"]:
+        try:
+            write_and_print_reports(
+                out, score, params["baseline_variant"], params["segment_columns"]
+            )
+        except StorageError as exc:
+            raise StorageError(
+                f"{exc}. The run itself is complete; build its reports later with: "
+                f"runner report {shlex.quote(str(out))}"
+            ) from exc
+    _judge_the_run(out, config, params)  # --no-report skips reports, never gates or the budget
 
 
 def _keep_experiment(out: Path, config: RunConfig, params: dict[str, Any]) -> None:

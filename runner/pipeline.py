@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
+import orjson
 from tenacity import RetryCallState
 
 from runner.breaker import Breaker, threshold_for
+from runner.call_queue import CallQueue
 from runner.client import InvokeClient
 from runner.config import RunConfig
 from runner.errors import AttemptError, RunAborted, StorageError
@@ -31,9 +32,9 @@ from runner.records import STATUS_ERROR, STATUS_OK, Answer, Call, Outcome, Row
 from runner.results import DoneKeys, Journal, key_frame
 from runner.retry import Decision, RetryPolicy, decide, is_throttled
 
-# Module-level encoders: json.dumps with options builds a new encoder on every call.
-_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# Module-level encoder: json.dumps with options builds a new encoder on every call.
 _INPUTS_JSON = json.JSONEncoder(ensure_ascii=False)
+_STDLIB_BODY = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def request_body(config: RunConfig, run_id: str, call: Call) -> bytes:
@@ -55,7 +56,10 @@ def request_body(config: RunConfig, run_id: str, call: Call) -> bytes:
     }
     if config.user is not None:
         body["user"] = config.user
-    return _COMPACT_JSON.encode(body).encode("utf-8")
+    try:
+        return orjson.dumps(body)  # 1.5 µs a body here; the stdlib took 8.6 (timeit)
+    except TypeError:  # a value orjson will not write (an integer past 64 bits): the stdlib's
+        return _STDLIB_BODY.encode(body).encode("utf-8")
 
 
 def expected_text(value: Any) -> str | None:
@@ -80,52 +84,6 @@ class _Timing:
     started_at: str
     t0: float
     sent: int = 0
-
-
-class _CallQueue:
-    """The calls between the producer and the workers, in order, a batch or two at a time.
-
-    A worker takes a call without a task switch while any is queued; the producer adds a whole
-    batch once the queue has drained to ``low`` calls, and reads the next batch meanwhile. (An
-    anyio memory stream wakes the producer for every call taken, about 35 µs of CPU a call.)
-    """
-
-    def __init__(self, low: int) -> None:
-        self._calls: deque[Call] = deque()
-        self._low = low
-        self._more = anyio.Event()
-        self._space = anyio.Event()
-        self.closed = False
-
-    async def extend(self, calls: list[Call]) -> bool:
-        """Queue ``calls`` once at most ``low`` are waiting; False if closed meanwhile."""
-        while len(self._calls) > self._low and not self.closed:
-            self._space = anyio.Event()
-            await self._space.wait()
-        if self.closed:
-            return False
-        self._calls.extend(calls)
-        self._more.set()
-        self._more = anyio.Event()
-        return True
-
-    def close(self) -> None:
-        """No more calls: waiting workers get None, a waiting producer returns."""
-        self.closed = True
-        self._more.set()
-        self._space.set()
-
-    async def get(self) -> Call | None:
-        """The next call, or None once the queue is closed and empty."""
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        while not self._calls:
-            if self.closed:
-                return None
-            await self._more.wait()
-        call = self._calls.popleft()
-        if len(self._calls) <= self._low:
-            self._space.set()
-        return call
 
 
 class Pipeline:
@@ -170,7 +128,7 @@ class Pipeline:
         self.skipped = 0
         """Planned calls not sent because an earlier session finished them."""
         self.produced_all = False
-        self._queue = _CallQueue(low=config.concurrency)
+        self._queue = CallQueue(low=config.concurrency)
 
     # -- the run --------------------------------------------------------------------------
 

@@ -146,15 +146,15 @@ def _run_blocking(config: RunConfig, api_key: str | None, options: RunOptions) -
         stack.close()
 
 
-def finish_deferred(out_dir: Path) -> Manifest:
+def finish_deferred(out_dir: Path) -> bool:
     """Complete a run whose last session sent everything and left compaction to this (see
     :attr:`RunOptions.defer_from`): compact the journal under the run's lock and mark the
-    manifest ``complete``. Does nothing to a run that is not waiting for it."""
+    manifest ``complete``. False, doing nothing, for a run that is not waiting for it."""
     rundir = RunDir(out_dir)
     with rundir.locked():
         manifest = rundir.read_manifest()
         if manifest.status is not RunStatus.RUNNING or manifest.reason != FINISHING:
-            return manifest
+            return False
         counts = compact(rundir.root, tuple(manifest.variants))
         finished = sum(counts.values())
         manifest.counts = {"ok": counts.get("ok", 0), "error": counts.get("error", 0)}
@@ -168,7 +168,7 @@ def finish_deferred(out_dir: Path) -> Manifest:
     if manifest.status is RunStatus.INTERRUPTED:
         hint = f" Resume with: {manifest.resume_command}" if manifest.resume_command else ""
         raise RunInterrupted(f"interrupted: {manifest.reason}, in {rundir.root}.{hint}")
-    return manifest
+    return True
 
 
 def _loop_running() -> bool:

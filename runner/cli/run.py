@@ -162,11 +162,11 @@ def run_with(params: dict[str, Any], run_args: list[str]) -> None:
     finish(result.out_dir, config, params)
 
 
-#: From this many calls on, the end of a run (compaction, judges, export, reports, gates,
-#: budget) runs in a fresh process that replaces this one (``exec``), so its memory does not
-#: stack on what sending left in the heap: a run of 1,000,000 rows × 2 peaked at 530 MB in one
-#: process, and its reports alone at 354 MB (BENCHMARKS.md, issue 11). Below it, the half
-#: second of imports a fresh process costs would weigh more than the memory.
+#: From this many calls on, the end of a run runs in fresh processes that replace this one
+#: (``exec``): one compacts the journal, the next judges, exports, reports and gates, so no
+#: phase's memory stacks on another's heap. A run of 1,000,000 rows × 2 peaked at 530 MB in one
+#: process, 437 with compaction and reports sharing one fresh process (BENCHMARKS.md, issue
+#: 11). Below it, the half second of imports a fresh process costs weighs more than the memory.
 #: ``RUNNER_FINISH_APART_FROM`` overrides it (tests).
 FINISH_APART_FROM: Final = 200_000
 
@@ -189,11 +189,13 @@ def _finish_in_a_fresh_process(out: Path, params: dict[str, Any]) -> NoReturn:
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("encoded")
 def finish_command(out: Path, encoded: str) -> None:
-    """The end of a large run, in a fresh process (see FINISH_APART_FROM)."""
+    """The end of a large run, in a fresh process (see FINISH_APART_FROM): compaction, then
+    (in another fresh process: compaction's heap would stay under the reports) the rest."""
     from runner.job import finish_deferred
 
-    finish_deferred(out)
     params = json.loads(encoded)
+    if finish_deferred(out):
+        _finish_in_a_fresh_process(out, params)
     for name in ("export_to", "compare_with"):
         if params.get(name) is not None:
             params[name] = Path(params[name])

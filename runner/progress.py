@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from typing import TYPE_CHECKING, TextIO
 
 from runner.counters import Counters
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
 __all__ = ["Counters", "Display", "PlainDisplay", "RichDisplay", "auto_display"]
 
@@ -61,6 +55,16 @@ class RichDisplay(Display):
     :meth:`Counters.eta` (rich's own estimate jumps while the first calls come back)."""
 
     def __init__(self, console: Console | None = None) -> None:
+        # Imported here: a run in CI (no terminal) never pays for rich's import.
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=24),

@@ -108,7 +108,12 @@ class AdaptiveLimiter:
     async def acquire(self) -> Ticket:
         """Wait until fewer attempts than the live limit are in flight."""
         ticket = Ticket(self._epoch)
-        await self._slots.acquire_on_behalf_of(ticket)
+        try:
+            # A free slot is taken without a trip through the event loop (anyio's acquire
+            # yields once even when it need not wait: a loop iteration per call).
+            self._slots.acquire_on_behalf_of_nowait(ticket)
+        except anyio.WouldBlock:
+            await self._slots.acquire_on_behalf_of(ticket)
         return ticket
 
     def release(self, ticket: Ticket, *, throttled: bool = False, ok: bool = False) -> None:

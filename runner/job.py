@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 import anyio
 import httpx
@@ -33,6 +32,7 @@ from runner.errors import (
     RunInterrupted,
     StorageError,
 )
+from runner.finishing import FINISHING
 from runner.fsutil import remove_stale_temps
 from runner.inputs import Dataset, open_dataset
 from runner.journal import Journal, read_done_keys, recover_journal
@@ -146,31 +146,6 @@ def _run_blocking(config: RunConfig, api_key: str | None, options: RunOptions) -
         stack.close()
 
 
-def finish_deferred(out_dir: Path) -> bool:
-    """Complete a run whose last session sent everything and left compaction to this (see
-    :attr:`RunOptions.defer_from`): compact the journal under the run's lock and mark the
-    manifest ``complete``. False, doing nothing, for a run that is not waiting for it."""
-    rundir = RunDir(out_dir)
-    with rundir.locked():
-        manifest = rundir.read_manifest()
-        if manifest.status is not RunStatus.RUNNING or manifest.reason != FINISHING:
-            return False
-        counts = compact(rundir.root, tuple(manifest.variants))
-        finished = sum(counts.values())
-        manifest.counts = {"ok": counts.get("ok", 0), "error": counts.get("error", 0)}
-        manifest.finished_at = now_iso()
-        if manifest.planned is not None and finished >= manifest.planned:
-            manifest.status, manifest.reason = RunStatus.COMPLETE, None
-        else:  # the journal disagrees with the session that wrote it: say so, never "complete"
-            manifest.status = RunStatus.INTERRUPTED
-            manifest.reason = f"the journal holds {finished} of {manifest.planned} outcomes"
-        rundir.write_manifest(manifest)
-    if manifest.status is RunStatus.INTERRUPTED:
-        hint = f" Resume with: {manifest.resume_command}" if manifest.resume_command else ""
-        raise RunInterrupted(f"interrupted: {manifest.reason}, in {rundir.root}.{hint}")
-    return True
-
-
 def _loop_running() -> bool:
     try:
         asyncio.get_running_loop()
@@ -217,9 +192,6 @@ def _warn(lines: list[str], most: int = 10) -> None:
 
 
 # --------------------------------------------------------------------------- the session
-
-#: The manifest's reason while a complete session's journal waits for :func:`finish_deferred`.
-FINISHING: Final = "every call has an outcome; compacting the journal"
 
 
 class _Session:

@@ -11,7 +11,8 @@ from fakes import FakeApi
 
 from runner.config import RunConfig
 from runner.errors import RunDirLocked, RunInterrupted
-from runner.job import FINISHING, finish_deferred, run_job
+from runner.finishing import FINISHING, finish_deferred
+from runner.job import run_job
 from runner.results import read_results
 from runner.rundir import RunDir, RunStatus
 

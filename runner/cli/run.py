@@ -191,7 +191,7 @@ def _finish_in_a_fresh_process(out: Path, params: dict[str, Any]) -> NoReturn:
 def finish_command(out: Path, encoded: str) -> None:
     """The end of a large run, in a fresh process (see FINISH_APART_FROM): compaction, then
     (in another fresh process: compaction's heap would stay under the reports) the rest."""
-    from runner.job import finish_deferred
+    from runner.finishing import finish_deferred
 
     params = json.loads(encoded)
     if finish_deferred(out):

@@ -211,6 +211,7 @@ def test_a_large_runs_end_runs_in_a_fresh_process_with_the_same_outcome(
     manifest = json.loads((out / "manifest.json").read_text())
     assert (manifest["status"], manifest["counts"]) == ("complete", {"ok": 40, "error": 0})
     assert read_results(out).height == 40  # compacted by the fresh process
+    assert proc.stderr.count("finishing: compacting the journal") == 1
 
 
 def test_a_bad_gate_option_is_refused_before_anything_is_sent(

@@ -194,7 +194,7 @@ def finish_command(out: Path, encoded: str) -> None:
     from runner.finishing import finish_deferred
 
     params = json.loads(encoded)
-    if finish_deferred(out):
+    if finish_deferred(out, say=lambda line: click.echo(line, err=True)):
         _finish_in_a_fresh_process(out, params)
     for name in ("export_to", "compare_with"):
         if params.get(name) is not None:

@@ -4,15 +4,20 @@ the httpx error that means the same thing."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 
+from runner.client import InvokeClient
+from runner.errors import AttemptError
+from runner.records import Answer
 from runner.transport import MAX_BODY_EXTENSION, TOTAL_TIMEOUT_EXTENSION, AiohttpTransport
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -467,3 +472,89 @@ def test_without_a_total_deadline_a_trickling_body_is_read_whole() -> None:
             assert response.content == b"abc\n" * 10
 
     run(main)
+
+
+# --- the runner's own call: a JSON answer straight from aiohttp to the parser ---------------
+
+
+def invoking(url: str, body: bytes = b'{"q": 1}', **kwargs: Any) -> Any:
+    """``InvokeClient.invoke`` over its own aiohttp transport: the Answer, or the AttemptError."""
+    base = url.removesuffix("/prompt/invoke")
+    outcome: list[Any] = []
+
+    async def main() -> None:
+        async with InvokeClient(base, "fhk_wire_key", timeout=5.0, **kwargs) as client:
+            try:
+                outcome.append(await client.invoke(body, stream=False))
+            except AttemptError as exc:
+                outcome.append(exc)
+
+    run(main)
+    return outcome[0]
+
+
+def http(status: str, body: bytes, *headers: str) -> bytes:
+    head = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def test_the_runners_call_on_the_wire_carries_every_header_once() -> None:
+    seen: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        writer.write(http("200 OK", b'{"response": "hi"}', "Content-Type: application/json"))
+        await writer.drain()
+
+    async def main() -> None:
+        async with serving(script) as (_, url):
+            result.append(await anyio.to_thread.run_sync(invoking, url, b'{"q": "\xc3\xa9"}'))
+
+    result: list[Any] = []
+    run(main)
+    assert isinstance(result[0], Answer) and result[0].output == "hi"
+    head, _, body = seen[0].partition(b"\r\n\r\n")
+    lines = [line.lower() for line in head.split(b"\r\n")[1:]]
+    names = sorted(line.split(b":", 1)[0] for line in lines)
+    assert names == sorted(
+        [b"host", b"authorization", b"content-type", b"accept", b"user-agent",
+         b"content-length", b"accept-encoding"]
+    )  # fmt: skip
+    assert b"authorization: bearer fhk_wire_key" in lines
+    assert b"user-agent: fetchhive-runner" in lines
+    assert b"content-length: %d" % len(body) in lines and body == b'{"q": "\xc3\xa9"}'
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        # An encoded body goes the httpx way, which decodes it.
+        (http("200 OK", gzip.compress(b'{"response": "zipped"}'), "Content-Encoding: gzip"),
+         "zipped"),
+        (http("200 OK", b'{"response": "plain", "model": "m"}'), "plain"),
+        (http("200 OK", b"not json"), "invalid_response"),
+        (http("200 OK", b'{"answer": 1}'), "invalid_response"),
+        (http("429 Too Many Requests", b'{"error": "slow down"}', "Retry-After: 3"), "http_429"),
+        (http("302 Found", b"", "Location: http://127.0.0.9/"), "http_302"),
+        (http("200 OK", b'{"response": "' + b"x" * 100 + b'"}'), "response_too_large"),
+    ],
+)  # fmt: skip
+def test_the_runners_call_turns_each_answer_into_an_answer_or_a_typed_error(
+    response: bytes, expected: str
+) -> None:
+    async def main() -> None:
+        async with serving(answering(response)) as (_, url):
+            result.append(
+                await anyio.to_thread.run_sync(lambda: invoking(url, max_response_bytes=64))
+            )
+
+    result: list[Any] = []
+    run(main)
+    got = result[0]
+    if isinstance(got, Answer):
+        assert got.output == expected
+    else:
+        assert got.error_type == expected, got
+        if expected == "http_429":
+            assert got.retry_after == 3.0
+        assert "fhk_wire_key" not in str(got)

@@ -4,9 +4,11 @@ httpx stays the runner's HTTP API (requests, responses, ``MockTransport`` in tes
 wire under it changes. One shortcut: :meth:`AiohttpTransport.post_answer`, the runner's own
 non-streamed call, hands a whole small ``200`` body over as bytes without building httpx's
 request and response objects (a fifth of the CPU of a call); any other answer is the
-``httpx.Response`` every caller gets. Measured on this machine against the simulator (BENCHMARKS.md), httpcore's
-pool spends 3–5 ms of CPU per request and scans every connection on every request, while
-aiohttp's pool spends well under 1 ms: the difference between ~110 and ~700 requests/s per core.
+``httpx.Response`` every caller gets.
+
+Measured on this machine against the simulator (BENCHMARKS.md), httpcore's pool spends 3–5 ms
+of CPU per request and scans every connection on every request, while aiohttp's pool spends well
+under 1 ms: the difference between ~110 and ~700 requests/s per core.
 
 Unlike the ``httpx-aiohttp`` package, this maps each aiohttp failure to the httpx error that
 means the same thing (a reset is a ``ReadError``, a cut body a ``RemoteProtocolError``, not a

@@ -180,7 +180,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self, url: httpx.URL, headers: dict[str, str], body: bytes, extensions: dict[str, Any]
     ) -> bytes | httpx.Response:
         """POST ``body``: a whole, small, unencoded ``200`` body as bytes, without building
-        httpx's request and response objects (a sixth of the runner's CPU per call at 0 ms,
+        httpx's request and response objects (a fifth of the runner's CPU per call at 0 ms,
         BENCHMARKS.md, issue 14); anything else (another status, an encoded, streamed or large
         body) as the ``httpx.Response`` :meth:`handle_async_request` would give."""
         response, content = await self._exchange("POST", url, headers, body, extensions)

@@ -76,34 +76,48 @@ class Usage:
 
 
 def run_measured(args: list[str], *, env: dict[str, str] | None = None, cwd: Path = ROOT) -> Usage:
-    """Run one process to its end; its own rusage from ``os.wait4`` (not the whole tree's)."""
+    """Run one process to its end; its own rusage from ``os.wait4`` (not the whole tree's),
+    taken by ``bench/measured.py``, a launcher that imports nothing heavy: a child's peak RSS
+    starts at its parent's peak, and this process holds polars and the datasets."""
     started = time.perf_counter()
     out_path = OUT / f"child-{os.getpid()}.stdout"  # per bench process: two may run at once
     err_path = OUT / f"child-{os.getpid()}.stderr"
+    usage_path = OUT / f"child-{os.getpid()}.usage.json"
+    usage_path.unlink(missing_ok=True)
     samples: list[tuple[float, float]] = []
+    launcher = [sys.executable, str(ROOT / "bench" / "measured.py"), str(usage_path), "--"]
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen([*launcher, *args], cwd=cwd, env=env, stdout=out, stderr=err)
         sampler = threading.Thread(target=_sample_rss, args=(proc.pid, samples), daemon=True)
         sampler.start()
-        _, status, rusage = os.wait4(proc.pid, 0)
+        proc.wait()
     wall = time.perf_counter() - started
     sampler.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if proc.returncode != 0 or not usage_path.exists():
         raise RuntimeError(
             f"{' '.join(args[:5])} … failed ({proc.returncode}):\n{err_path.read_text()[-3000:]}"
         )
-    cpu = rusage.ru_utime + rusage.ru_stime
+    usage = json.loads(usage_path.read_text())
+    cpu = usage["utime"] + usage["stime"]
     stdout = out_path.read_text()
-    out_path.unlink()
-    err_path.unlink()
-    return Usage(wall, cpu, rusage.ru_maxrss / 1024, stdout, samples)
+    for path in (out_path, err_path, usage_path):
+        path.unlink()
+    return Usage(wall, cpu, usage["maxrss_kb"] / 1024, stdout, samples)
 
 
-def _sample_rss(pid: int, samples: list[tuple[float, float]]) -> None:
+def _sample_rss(launcher: int, samples: list[tuple[float, float]]) -> None:
+    """The RSS of the launcher's child (the measured command) every 0.1 s."""
     page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+    children = Path(f"/proc/{launcher}/task/{launcher}/children")
+    pid = None
     while True:
         try:
+            if pid is None:
+                found = children.read_text().split()
+                if not found:
+                    time.sleep(0.01)
+                    continue
+                pid = int(found[0])
             resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
         except (OSError, IndexError, ValueError):
             return

@@ -126,12 +126,11 @@ class InvokeClient:
         self._transport = transport or AiohttpTransport(limit=max_connections)
         # The attempt's deadline: kept by the aiohttp transport itself when it is ours (one
         # timer per request), else by a cancel scope around the call (any httpx transport).
-        self._deadline_in_transport = isinstance(self._transport, AiohttpTransport)
-        if self._deadline_in_transport:
-            self._extensions[TOTAL_TIMEOUT_EXTENSION] = timeout
-        # Ours: a JSON answer goes straight from aiohttp to the parser (post_answer); aiohttp
-        # writes Host and Content-Length itself.
+        # Ours: it keeps the deadline, and a JSON answer goes straight from aiohttp to the
+        # parser (post_answer; aiohttp writes Host and Content-Length itself).
         self._direct = self._transport if isinstance(self._transport, AiohttpTransport) else None
+        if self._direct is not None:
+            self._extensions[TOTAL_TIMEOUT_EXTENSION] = timeout
         self._plain_headers = {
             k.decode("latin-1"): v.decode("latin-1") for k, v in self._headers if k != b"Host"
         }
@@ -155,7 +154,7 @@ class InvokeClient:
         """
         started = time.perf_counter()
         try:
-            if self._deadline_in_transport:
+            if self._direct is not None:
                 return await self._send(body, stream, started)
             # A bare cancel scope, not fail_after: the same deadline at half the CPU.
             with anyio.CancelScope(deadline=anyio.current_time() + self._timeout):

@@ -87,20 +87,14 @@ _ENCODING: Final = "Content-Encoding"
 
 def _to_httpx(response: aiohttp.ClientResponse, content: bytes | None) -> httpx.Response:
     """The httpx response for an aiohttp one: its body in ``content``, or still to stream."""
-    if content is None:
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.raw_headers,
-            stream=_ResponseStream(response),
-            extensions={"http_version": b"HTTP/1.1"},
-        )
     reply = httpx.Response(
         status_code=response.status,
         headers=response.raw_headers,
-        stream=httpx.ByteStream(content),
+        stream=_ResponseStream(response) if content is None else httpx.ByteStream(content),
         extensions={"http_version": b"HTTP/1.1"},
     )
-    reply.read()  # decoded here, synchronously: the caller's aread() then has nothing to do
+    if content is not None:
+        reply.read()  # decoded here, synchronously: the caller's aread() then has nothing to do
     return reply
 
 

@@ -164,9 +164,9 @@ def run_with(params: dict[str, Any], run_args: list[str]) -> None:
 
 #: From this many calls on, the end of a run runs in fresh processes that replace this one
 #: (``exec``): one compacts the journal, the next judges, exports, reports and gates, so no
-#: phase's memory stacks on another's heap. A run of 1,000,000 rows × 2 peaked at 530 MB in one
-#: process, 437 with compaction and reports sharing one fresh process (BENCHMARKS.md, issue
-#: 11). Below it, the half second of imports a fresh process costs weighs more than the memory.
+#: phase's memory stacks on another's heap. At 1,000,000 rows × 2: sending 208 MB, compaction
+#: 294, reports 311, the whole run 297 (BENCHMARKS.md, issue 11). Below it, the half second of
+#: imports a fresh process costs weighs more than the memory.
 #: ``RUNNER_FINISH_APART_FROM`` overrides it (tests).
 FINISH_APART_FROM: Final = 200_000
 

@@ -208,6 +208,21 @@ def test_runner_export_command_writes_and_refuses_with_exit_2(
     assert not (parquet_run / "export.parquet").exists()
 
 
+def test_an_unknown_extension_is_refused_before_anything_is_written(
+    tmp_path: Path, parquet_run: Path
+) -> None:
+    target = tmp_path / "sheet.xlsx"
+    refused = CliRunner().invoke(main, ["export", str(parquet_run), "--to", str(target)])
+    assert refused.exit_code == 2, refused.output
+    assert "sheet.xlsx" in refused.output and "--format" in refused.output
+    assert not target.exists()
+    forced = CliRunner().invoke(
+        main, ["export", str(parquet_run), "--to", str(target), "--format", "csv"]
+    )
+    assert forced.exit_code == 0, forced.output
+    assert pl.read_csv(target).height > 0
+
+
 def test_default_target_is_inside_out(parquet_run: Path) -> None:
     assert export_run(parquet_run) == parquet_run / "export.parquet"
 

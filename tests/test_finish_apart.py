@@ -83,3 +83,16 @@ def test_the_finisher_waits_for_no_one_another_runner_holding_the_lock_is_an_err
     with rundir.locked(), pytest.raises(RunDirLocked):
         finish_deferred(rundir.root)
     assert rundir.read_manifest().status is RunStatus.RUNNING
+
+
+def test_the_hidden_finish_command_refuses_what_run_did_not_pass(
+    make_config: Callable[..., RunConfig], fake_api: FakeApi
+) -> None:
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    rundir = deferred_run(make_config(), fake_api)
+    result = CliRunner().invoke(main, ["_finish", str(rundir.root), "not json"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert rundir.read_manifest().status is RunStatus.RUNNING  # nothing touched

@@ -65,13 +65,19 @@ def export(
     Example:
       runner export reports/backfill --to tickets_with_summary.parquet
     """
+    from runner.errors import ConfigError
     from runner.export import export_run
-    from runner.export_writers import FORMATS, ExportFormat, format_of
+    from runner.export_writers import EXTENSIONS, FORMATS, ExportFormat, format_of
     from runner.rundir import RunDir
 
-    chosen: ExportFormat = format_of(to) if to is not None else "parquet"
     if fmt is not None:
-        chosen = FORMATS[FORMATS.index(fmt)]
+        chosen: ExportFormat = FORMATS[FORMATS.index(fmt)]
+    elif (
+        to is not None and to.suffix and to.suffix.lower().lstrip(".") not in (*EXTENSIONS, "json")
+    ):
+        raise ConfigError(f"--to {to}: name a .parquet, .csv or .jsonl file, or pass --format")
+    else:
+        chosen = format_of(to) if to is not None else "parquet"
     with RunDir(out).locked():  # not while a run writes its results
         path = export_run(
             out,

@@ -193,7 +193,12 @@ def finish_command(out: Path, encoded: str) -> None:
     (in another fresh process: compaction's heap would stay under the reports) the rest."""
     from runner.finishing import finish_deferred
 
-    params = json.loads(encoded)
+    try:
+        params = json.loads(encoded)
+    except ValueError as exc:
+        raise click.BadParameter(
+            "not the JSON that 'runner run' passes", param_hint="ENCODED"
+        ) from exc
     if finish_deferred(out, say=lambda line: click.echo(line, err=True)):
         _finish_in_a_fresh_process(out, params)
     for name in ("export_to", "compare_with"):

@@ -54,6 +54,7 @@ __all__ = [
     "read_manifest",
     "read_results",
     "recover_journal",
+    "scan_scored",
     "scan_journal",
 ]
 
@@ -68,3 +69,14 @@ def read_results(out_dir: Path) -> pl.DataFrame:
         raise StorageError(f"cannot read {path}: {describe_os_error(exc)}") from exc
     except pl.exceptions.PolarsError as exc:
         raise StorageError(f"cannot read {path}: it is not a readable Parquet file") from exc
+
+
+def scan_scored(out_dir: Path) -> pl.LazyFrame:
+    """``results.parquet`` with the run's score and judge columns beside it (``score``,
+    ``score_error``, ``score_reason``, ``judge_score``, ``judge_reason``, ``judge_error``
+    where present), one row per (row_id, variant, repeat). The one way to read a run's scored
+    outcomes: where the scores are kept is this function's business."""
+    path = RunDir(out_dir).results
+    if not path.exists():
+        raise ResultsDirError(f"{path} does not exist; run the job first (or resume it)")
+    return pl.scan_parquet(path)

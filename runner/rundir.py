@@ -125,6 +125,16 @@ class Manifest:
     shards: list[dict[str, Any]] | None = None
     """In a merged run: one entry per shard."""
     merged_at: str | None = None
+    stage: str | None = None
+    """The experiment's stage reached (``runner.experiment.Stage``): ``send``, ``compact``,
+    ``judge``, ``export``, ``report``, ``gate``, ``done``. A resume continues from it."""
+    stages: dict[str, str] = field(default_factory=dict)
+    """Each stage's outcome by name: ``done``, ``interrupted``, ``failed``, ``skipped``."""
+    gate: dict[str, Any] | None = None
+    """The run's own gate verdict, once its gates ran: ``{"verdict": "pass" | "fail" |
+    "none" | "no-baseline" | "over-budget", "baseline": path or None, "accepted": bool}``.
+    A nightly folder's baseline pick skips runs whose verdict is ``fail`` or ``over-budget``
+    unless ``accepted`` (``runner baseline accept``)."""
 
     @property
     def variants(self) -> list[str]:

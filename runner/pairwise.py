@@ -3,20 +3,23 @@
 For every row where the baseline and a candidate both answered ok with different outputs, the
 judge is called twice, baseline first (``AB``) and swapped (``BA``); a side wins only when both
 orders pick it (:func:`runner.judge_parse.combine`). Identical outputs are ties that cost no
-call. :func:`write_pairwise` writes ``pairwise.parquet``; :func:`pairwise_metrics` sums it up
-per candidate for the comparison and the ``--min-win-rate`` gate.
+call. A pair whose order was not read has no verdict: it is left out of the win rate and
+counted as ``pairwise_unread``, never taken for a tie. :func:`write_pairwise` writes
+``pairwise.parquet``; :func:`pairwise_metrics` sums it up per candidate for the comparison
+and the ``--min-win-rate`` and ``--min-judge-consistency`` gates.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 import polars as pl
 
 from runner.fsutil import atomic_write_parquet
-from runner.judge_parse import combine, parse_winner
+from runner.judge_parse import Verdict, combine, combine_strength, parse_winner
 from runner.records import STATUS_OK
 from runner.rundir import RunDir
 
@@ -98,18 +101,35 @@ def pairwise_calls(pairs: pl.LazyFrame, variables: Mapping[str, str]) -> pl.Lazy
 
 
 def write_pairwise(
-    rundir: RunDir, pairs: pl.LazyFrame, outcomes: pl.DataFrame, baseline: str
+    rundir: RunDir,
+    pairs: pl.LazyFrame,
+    outcomes: pl.DataFrame,
+    baseline: str,
+    pattern: re.Pattern[str] | None = None,
 ) -> int:
-    """pairwise.parquet: one row per pair, both raw verdicts and the candidate's verdict."""
-    prefs = [parse_winner(a) if a is not None else None for a in answers(outcomes)]
+    """pairwise.parquet: one row per pair, each order's winner, strength, reason and judge
+    error, and the candidate's verdict; return how many answers did not parse.
+
+    An order whose call failed or whose answer was not read has a null winner and a
+    ``judge_error_<order>``; the row then has no verdict (null, never ``tie``) and its
+    ``judge_error`` names the orders that failed. ``pattern`` is ``--pairwise-pattern``.
+    """
+    prefs = [parse_winner(a, pattern) if a is not None else None for a in answers(outcomes)]
+    errors = [
+        (p.error if p is not None else f"judge call failed: {message}")
+        for p, message in zip(prefs, outcomes["error_message"], strict=True)
+    ]
     judged = split_ids(outcomes["id"], ordered=True).with_columns(
         pl.Series("winner", [p.winner if p else None for p in prefs], dtype=pl.String),
+        pl.Series("strength", [p.strength if p else None for p in prefs], dtype=pl.String),
         pl.Series("reason", [p.reason if p else None for p in prefs], dtype=pl.String),
+        pl.Series("judge_error", errors, dtype=pl.String),
     )
+    per_order = ("winner", "strength", "reason", "judge_error")
     by_order = {
         order: judged.filter(pl.col("order") == order)
         .drop("order")
-        .rename({"winner": f"winner_{order}", "reason": f"reason_{order}"})
+        .rename({name: f"{name}_{order}" for name in per_order})
         for order in ORDERS
     }
     keys = ["row_id", "repeat", "variant"]
@@ -118,37 +138,65 @@ def write_pairwise(
         .join(by_order["AB"], on=keys, how="left")
         .join(by_order["BA"], on=keys, how="left")
     )
-    verdicts = [
-        ("tie", None) if identical else combine(ab, ba)
-        for identical, ab, ba in frame.select("identical", "winner_AB", "winner_BA").iter_rows()
-    ]
+    verdicts: list[Verdict | None] = []
+    agreed: list[bool | None] = []
+    strengths: list[str | None] = []
+    row_errors: list[str | None] = []
+    for row in frame.iter_rows(named=True):
+        verdict: Verdict | None
+        consistent: bool | None
+        if row["identical"]:
+            verdict, consistent, error = "tie", None, None
+        else:
+            verdict, consistent = combine(row["winner_AB"], row["winner_BA"])
+            error = _row_error(row)
+        verdicts.append(verdict)
+        agreed.append(consistent)
+        strengths.append(combine_strength(verdict, row["strength_AB"], row["strength_BA"]))
+        row_errors.append(error)
     frame = frame.with_columns(
-        pl.Series("verdict", [v for v, _ in verdicts], dtype=pl.String),
-        pl.Series("consistent", [c for _, c in verdicts], dtype=pl.Boolean),
+        pl.Series("verdict", verdicts, dtype=pl.String),
+        pl.Series("strength", strengths, dtype=pl.String),
+        pl.Series("consistent", agreed, dtype=pl.Boolean),
+        pl.Series("judge_error", row_errors, dtype=pl.String),
         pl.col("identical").alias("judged").not_(),
     ).select(
         "row_id", "repeat", "variant", "baseline", "identical", "judged", "winner_AB",
-        "winner_BA", "verdict", "consistent", "reason_AB", "reason_BA",
+        "winner_BA", "verdict", "strength", "consistent", "strength_AB", "strength_BA",
+        "reason_AB", "reason_BA", "judge_error", "judge_error_AB", "judge_error_BA",
     )  # fmt: skip
     atomic_write_parquet(rundir.pairwise, frame)
     return sum(1 for p in prefs if p is not None and p.error is not None)
 
 
+def _row_error(row: Mapping[str, Any]) -> str | None:
+    """Why a judged pair has no verdict: each failed order's error (``AB: …; BA: …``)."""
+    parts = []
+    for order in ORDERS:
+        if row[f"winner_{order}"] is None:
+            error = row[f"judge_error_{order}"] or "no judge call was made"
+            parts.append(f"{order}: {error}")
+    return "; ".join(parts) or None
+
+
 def pairwise_metrics(pairwise: pl.DataFrame) -> pl.DataFrame:
-    """Per candidate variant: pairwise wins, losses, ties, win rate (wins plus half the ties,
-    over pairs) with a 95 % Wilson interval, the two-sided sign test of wins against losses,
-    and the judge's position consistency (share of judged pairs where both orders agreed)."""
+    """Per candidate variant: pairwise wins, losses and ties, the win rate (wins plus half the
+    ties, over pairs) with a 95 % Wilson interval, and the two-sided sign test of wins against
+    losses, all over the pairs WITH a verdict; ``pairwise_unread``, the pairs left out (an
+    order's call failed or its answer was not read); and the judge's position consistency
+    (the share of judged pairs, both orders read, whose two orders agree)."""
     from runner import stats
 
     rows: list[dict[str, Any]] = []
     for (variant,), group in pairwise.group_by("variant", maintain_order=True):
-        wins = int((group["verdict"] == "win").sum())
-        losses = int((group["verdict"] == "loss").sum())
-        n = group.height
+        read = group.filter(pl.col("verdict").is_not_null())
+        wins = int((read["verdict"] == "win").sum())
+        losses = int((read["verdict"] == "loss").sum())
+        n = read.height
         ties = n - wins - losses
         rate = (wins + ties / 2) / n if n else None
         low, high = stats.wilson_interval(round(wins + ties / 2), n) if n else (None, None)
-        judged = group.filter(pl.col("judged"))
+        both_read = group.filter(pl.col("judged") & pl.col("consistent").is_not_null())
         rows.append(
             {
                 "variant": variant,
@@ -156,13 +204,14 @@ def pairwise_metrics(pairwise: pl.DataFrame) -> pl.DataFrame:
                 "pairwise_wins": wins,
                 "pairwise_losses": losses,
                 "pairwise_ties": ties,
+                "pairwise_unread": group.height - n,
                 "pairwise_win_rate": rate,
                 "pairwise_win_rate_ci_low": low,
                 "pairwise_win_rate_ci_high": high,
-                "pairwise_p_value": stats.mcnemar_exact(wins, losses),
+                "pairwise_p_value": stats.mcnemar_exact(wins, losses) if n else None,
                 "judge_position_consistency": (
-                    float(judged["consistent"].fill_null(False).mean())  # type: ignore[arg-type]
-                    if judged.height
+                    float(both_read["consistent"].mean())  # type: ignore[arg-type]
+                    if both_read.height
                     else None
                 ),
             }
@@ -170,9 +219,24 @@ def pairwise_metrics(pairwise: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=PAIRWISE_METRICS)
 
 
+#: Below this position consistency, the judge mostly picks a position, not an answer.
+POSITION_BIAS_BELOW: Final = 0.5
+
+
+def position_bias_warning(consistency: float | None) -> str | None:
+    """The warning to show beside a pairwise result whose judge prefers a position (its two
+    orders agree on fewer than half of the judged pairs), else None."""
+    if consistency is None or consistency >= POSITION_BIAS_BELOW:
+        return None
+    return (
+        f"the judge prefers a position: its two orders agree on only {consistency * 100:.1f} % "
+        "of the judged pairs, so its verdicts say little about the answers"
+    )
+
+
 PAIRWISE_METRICS: Final[dict[str, pl.DataType]] = {
     "variant": pl.String(), "pairwise_pairs": pl.Int64(), "pairwise_wins": pl.Int64(),
-    "pairwise_losses": pl.Int64(), "pairwise_ties": pl.Int64(),
+    "pairwise_losses": pl.Int64(), "pairwise_ties": pl.Int64(), "pairwise_unread": pl.Int64(),
     "pairwise_win_rate": pl.Float64(), "pairwise_win_rate_ci_low": pl.Float64(),
     "pairwise_win_rate_ci_high": pl.Float64(), "pairwise_p_value": pl.Float64(),
     "judge_position_consistency": pl.Float64(),

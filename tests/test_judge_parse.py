@@ -85,11 +85,17 @@ def test_an_answer_without_a_winner_is_an_error() -> None:
         ("A", "A", "tie", False),  # always the first position: a position bias
         ("B", "B", "tie", False),
         ("B", "tie", "tie", False),
-        (None, "A", "tie", False),  # one order has no judgement
+        # An order without a winner gives no verdict: an unread verdict is never a tie.
+        (None, "A", None, None),
+        ("B", None, None, None),
+        (None, None, None, None),
     ],
 )
 def test_a_side_wins_only_when_both_orders_pick_it(
-    baseline_first: str | None, candidate_first: str | None, verdict: str, agreed: bool
+    baseline_first: str | None,
+    candidate_first: str | None,
+    verdict: str | None,
+    agreed: bool | None,
 ) -> None:
     assert combine(baseline_first, candidate_first) == (verdict, agreed)  # type: ignore[arg-type]
 

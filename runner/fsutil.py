@@ -7,7 +7,8 @@ umask). Any ``OSError`` on the way (disk full, read-only file system, I/O error)
 :class:`~runner.errors.StorageError` naming the target, and the temporary file is removed.
 
 A process killed mid-write leaves its temporary file behind; :func:`remove_stale_temps`
-removes those, and the ``.compact-*`` scratch directories of an interrupted compaction.
+removes those, and the ``.compact-*`` and ``.export-*`` scratch directories of an interrupted
+compaction or export.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from runner.errors import StorageError
 
 #: Our own leftovers: the atomic writer's temporary files and the compaction's scratch dirs.
 _TEMP_FILE: Final = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
-_SCRATCH_DIR: Final = re.compile(r"^\.compact-.+$")
+_SCRATCH_DIR: Final = re.compile(r"^\.(compact|export)-.+$")
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -127,7 +128,8 @@ def remove_stale_temps(directory: Path) -> list[Path]:
     """Remove the leftovers of a killed writer in ``directory``; return what was removed.
 
     Only our own names: regular files ``.<name>.<random>.tmp`` (the atomic writer's) and
-    directories ``.compact-*`` (a compaction's scratch space); never a symlink, never anything
+    directories ``.compact-*`` (a compaction's scratch space) and ``.export-*`` (an export's
+    outcome join, :mod:`runner.export_target`); never a symlink, never anything
     else. Call it only while holding the run directory's lock, so no writer is live.
     """
     removed: list[Path] = []

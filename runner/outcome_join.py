@@ -4,7 +4,8 @@ The dataset and the results need not share an order (results are sorted by id, t
 in the user's order), so this is an external hash join, restored to the dataset's order:
 
 1. the wanted outcomes (``repeat`` 0 of the chosen variants, only the columns asked for) are
-   streamed out of ``results.parquet`` into ``K`` bucket files by a hash of ``row_id``;
+   streamed out of the run's scored outcomes (:func:`runner.results.scan_scored`, written
+   once to a scratch file) into ``K`` bucket files by a hash of ``row_id``;
 2. the dataset's row ids, with their positions, go into the same ``K`` buckets;
 3. each bucket is joined alone (a ``K``-th of the data in memory) and written sorted by
    position, in small row groups;
@@ -12,7 +13,8 @@ in the user's order), so this is an external hash join, restored to the dataset'
    slice of positions at a time, holding one small row group per bucket.
 
 ``K`` grows with the size of the results, so memory stays flat whatever the run's size. A row
-without an outcome for a variant gets nulls and the status :data:`MISSING`.
+without an outcome for a variant gets nulls and the status :data:`MISSING`. Each field keeps its
+type (``score`` is a number); a field the outcomes lack is a column of null text.
 """
 
 from __future__ import annotations
@@ -87,17 +89,20 @@ def bucket_count(results: Path, columns: Sequence[str]) -> int:
 
 
 def join_outcomes(
-    results: Path,
+    outcomes: pl.LazyFrame,
     ids: Iterable[pa.Array],
     *,
     variants: Sequence[str],
     fields: Sequence[str],
     scratch: Path,
 ) -> OutcomeJoin:
-    """Steps 1–3: bucket the results and the dataset's ids (string arrays, one per batch, in
-    dataset order), then join each bucket. ``scratch`` must be an empty directory."""
+    """Steps 1–3: bucket the outcomes (one row per ``row_id``, ``variant``, ``repeat``) and the
+    dataset's ids (string arrays, one per batch, in dataset order), then join each bucket.
+    ``scratch`` must be an empty directory."""
+    results = _wanted(outcomes, variants, fields, scratch)
     k = bucket_count(results, ("row_id", *fields))
-    res_paths = _bucket_results(results, variants, fields, scratch, k)
+    res_paths = _bucket_results(results, fields, scratch, k)
+    results.unlink()
     key_paths = _bucket_ids(ids, scratch, k)
     columns = tuple(f"{f}@@{i}" for i in range(len(variants)) for f in fields)
     joined = []
@@ -109,6 +114,34 @@ def join_outcomes(
         key_paths[b].unlink()
         joined.append(path)
     return OutcomeJoin(tuple(joined), columns)
+
+
+def count_missing(join: OutcomeJoin) -> int:
+    """Dataset rows that lack an outcome of at least one variant (status :data:`MISSING`)."""
+    statuses = [c for c in join.columns if c.startswith("status@@")]
+    if not statuses:
+        return 0
+    lacking = pl.any_horizontal(pl.col(c) == MISSING for c in statuses)
+    total = 0
+    for path in join.buckets:  # a bucket at a time, only the status columns
+        frame = pl.scan_parquet(path).select(lacking.sum()).collect()
+        total += int(frame.item() or 0)
+    return total
+
+
+def _wanted(
+    outcomes: pl.LazyFrame, variants: Sequence[str], fields: Sequence[str], scratch: Path
+) -> Path:
+    """The outcomes the export needs, streamed into one scratch Parquet file."""
+    names = set(outcomes.collect_schema().names())
+    path = scratch / "outcomes.parquet"
+    wanted = (pl.col("repeat") == 0) & pl.col("variant").is_in(list(variants))
+    present = [pl.col(f) for f in fields if f in names]
+    absent = [pl.lit(None, dtype=pl.String).alias(f) for f in fields if f not in names]
+    outcomes.filter(wanted).select(
+        pl.col("row_id").cast(pl.String), pl.col("variant").cast(pl.String), *present, *absent
+    ).sink_parquet(path)
+    return path
 
 
 def bucket_of(row_id: pl.Expr, k: int) -> pl.Expr:
@@ -148,28 +181,14 @@ class BucketWriters:
         return self.paths
 
 
-def _bucket_results(
-    results: Path, variants: Sequence[str], fields: Sequence[str], scratch: Path, k: int
-) -> list[Path]:
+def _bucket_results(results: Path, fields: Sequence[str], scratch: Path, k: int) -> list[Path]:
     writers = BucketWriters(scratch, "results", k)
-    wanted = (pl.col("repeat") == 0) & pl.col("variant").is_in(list(variants))
     source = pq.ParquetFile(results)
-    names = set(source.schema_arrow.names)
-    read = ["row_id", "variant", "repeat", *[f for f in fields if f in names]]
-    empty: pa.Schema | None = None
-    for batch in source.iter_batches(batch_size=_READ_ROWS, columns=read):
+    for batch in source.iter_batches(batch_size=_READ_ROWS):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
-        frame = frame.with_columns(
-            pl.lit(None, dtype=pl.String).alias(f) for f in fields if f not in names
-        )
-        frame = frame.filter(wanted).select("row_id", "variant", *fields)
-        empty = empty or frame.to_arrow().schema
         writers.write(frame.with_columns(bucket_of(pl.col("row_id"), k)))
-    if empty is None:
-        schema = {"row_id": pl.String, "variant": pl.String, **dict.fromkeys(fields, pl.String)}
-        empty = pl.DataFrame(schema=schema).to_arrow().schema
-    return writers.close(empty)
+    return writers.close(source.schema_arrow)
 
 
 def _bucket_ids(ids: Iterable[pa.Array], scratch: Path, k: int) -> list[Path]:
@@ -196,7 +215,7 @@ def _join_bucket(
     frame = keys
     for i, variant in enumerate(variants):
         arm = results.filter(pl.col("variant") == variant).select(
-            "row_id", *[pl.col(f).cast(pl.String).alias(f"{f}@@{i}") for f in fields]
+            "row_id", *[pl.col(f).alias(f"{f}@@{i}") for f in fields]
         )
         frame = frame.join(arm, on="row_id", how="left")
         if "status" in fields:

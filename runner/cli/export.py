@@ -48,18 +48,45 @@ segment_option = click.option(
     metavar="N",
     help="Past N rows, write a directory of part files of at most N rows each.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace the --to file or folder if it exists.")
+@click.option(
+    "--allow-incomplete",
+    is_flag=True,
+    help="Export a run that is not complete (its rows without an outcome get status missing).",
+)
+@click.option(
+    "--export-prefix",
+    "prefix",
+    default="",
+    metavar="PREFIX",
+    help="Put PREFIX in front of every added column (when the dataset has one of their names).",
+)
+@click.option(
+    "--csv-raw",
+    is_flag=True,
+    help="Write CSV cells that start with = + - @ as they are (by default they get a leading ' "
+    "so a spreadsheet cannot run them as formulas).",
+)
 def export(
     out: Path,
     to: Path | None,
     fmt: str | None,
     variants: tuple[str, ...],
     max_file_rows: int | None,
+    overwrite: bool,
+    allow_incomplete: bool,
+    prefix: str,
+    csv_raw: bool,
 ) -> None:
     """Write the dataset of run OUT again, every original column and type in its own order,
     plus per variant output, status, error_type and error_message (status missing for a row
-    with no outcome). One variant: plain names; several: <column>_<variant>.
+    with no outcome) and the scores the run has (score, judge_score, their reasons and
+    errors). One variant: plain names; several: <column>_<variant>.
 
-    The dataset is read again and refused if it changed since the run.
+    The dataset is read again and refused if it changed since the run. Refused too: a --to
+    that is a dataset file or lies inside OUT, an existing --to without --overwrite, and a
+    run that is not complete without --allow-incomplete. In CSV, a text cell that starts with
+    = + - @, a tab or a carriage return gets a leading ' unless --csv-raw.
 
     \b
     Example:
@@ -85,5 +112,10 @@ def export(
             format=chosen,
             variants=variants or None,
             max_file_rows=max_file_rows,
+            overwrite=overwrite,
+            allow_incomplete=allow_incomplete,
+            prefix=prefix,
+            csv_raw=csv_raw,
+            warn=lambda line: click.echo(f"warning: {line}", err=True),
         )
     click.echo(f"exported: {path}")

@@ -8,6 +8,9 @@ or the variants of one run). Rules that keep a gate honest:
 * a variant with no counterpart fails every gate, naming both sides' variants;
 * when any gate is set, a coverage gate (default 1.0) fails when fewer of the baseline's
   calls have a partner than ``--min-coverage`` asks;
+* ``--min-win-rate`` reads the pairs the judge gave a verdict (an unread verdict is not a
+  tie) and fails with "nothing to measure" when there is none; beside it, a judge-consistency
+  gate (default 0.6) fails a judge that picks a position rather than an answer;
 * ``--require-significance`` reads the p-value of the test the comparison names, the same
   p-value the verdict word and the shown interval agree with (see :mod:`runner.compare`).
 
@@ -32,6 +35,7 @@ _OPTIONS: Final = {
     "max_score_drop_points": "--max-score-drop",
     "min_agreement": "--min-agreement",
     "min_coverage": "--min-coverage",
+    "min_judge_consistency": "--min-judge-consistency",
     "min_win_rate": "--min-win-rate",
     "pairing": "--variant-map",
 }
@@ -41,9 +45,14 @@ _UNITS: Final = {
     "max_score_drop_points": "points",
     "min_agreement": "share",
     "min_coverage": "share",
+    "min_judge_consistency": "share",
     "min_win_rate": "share",
     "pairing": "share",
 }
+
+
+#: The ``--min-judge-consistency`` in force whenever a pairwise gate is set without one.
+DEFAULT_JUDGE_CONSISTENCY: Final = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +79,11 @@ class Gates:
     other gate is set (see :attr:`coverage_limit`)."""
     min_win_rate: float | None = None
     """Smallest allowed pairwise win rate (wins plus half the ties, over pairs) of a candidate
-    against its baseline, as the pairwise judge found it."""
+    against its baseline, as the pairwise judge found it, over the pairs it gave a verdict."""
+    min_judge_consistency: float | None = None
+    """Smallest allowed position consistency of the pairwise judge (the share of judged pairs,
+    both orders read, whose two orders agree); 0.6 when unset and ``min_win_rate`` is set
+    (see :attr:`judge_consistency_limit`): a judge that picks a position cannot pass."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -81,7 +94,7 @@ class Gates:
             value = getattr(self, name)
             if value is not None and (math.isnan(value) or value < 0):
                 raise ConfigError(f"{_OPTIONS[name]} must be a number >= 0, got {value}")
-        for name in ("min_agreement", "min_coverage", "min_win_rate"):
+        for name in ("min_agreement", "min_coverage", "min_win_rate", "min_judge_consistency"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{_OPTIONS[name]} must be a share in [0, 1], got {value}")
@@ -101,6 +114,7 @@ class Gates:
                 "min_agreement",
                 "min_coverage",
                 "min_win_rate",
+                "min_judge_consistency",
             )
         )
 
@@ -110,6 +124,14 @@ class Gates:
         if self.min_coverage is not None:
             return self.min_coverage
         return 1.0 if self.limits_set else None
+
+    @property
+    def judge_consistency_limit(self) -> float | None:
+        """The judge-consistency gate in force: the explicit value, else
+        :data:`DEFAULT_JUDGE_CONSISTENCY` whenever a pairwise gate is set."""
+        if self.min_judge_consistency is not None:
+            return self.min_judge_consistency
+        return DEFAULT_JUDGE_CONSISTENCY if self.min_win_rate is not None else None
 
     def as_dict(self) -> dict[str, float | None]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -229,7 +251,25 @@ def check_gates(row: Mapping[str, Any], gates: Gates, label: str | None = None) 
     if gates.min_win_rate is not None:
         rate, p = row.get("pairwise_win_rate"), row.get("pairwise_p_value")
         out.append(_bounded("min_win_rate", variant, rate, gates.min_win_rate, p, gates, True))
+    consistency = gates.judge_consistency_limit
+    if consistency is not None:
+        explicit = gates.min_judge_consistency is not None
+        out.append(_judge_consistency(row, variant, consistency, explicit))
     return out
+
+
+def _judge_consistency(
+    row: Mapping[str, Any], variant: str, limit: float, explicit: bool
+) -> GateResult:
+    """The pairwise judge's position consistency against its limit. Asked for explicitly, it
+    fails when nothing can be measured; as the default beside ``--min-win-rate`` it passes
+    when no pair had both orders read (the win-rate gate then speaks for itself)."""
+    measured = row.get("judge_position_consistency")
+    if measured is None and not explicit:
+        note = "no judged pair had both orders read"
+        gate = "min_judge_consistency"
+        return GateResult(gate, variant, None, limit, True, note=note, at_least=True)
+    return _bounded("min_judge_consistency", variant, measured, limit, None, None, True)
 
 
 def _coverage(row: Mapping[str, Any], variant: str, limit: float) -> GateResult:

@@ -48,6 +48,7 @@ GATE_PARAMS = (
     "require_significance",
     "min_coverage",
     "min_win_rate",
+    "min_judge_consistency",
 )
 
 
@@ -97,7 +98,14 @@ def gate_options(func: F) -> F:
             type=float,
             metavar="SHARE",
             help="Fail if a candidate's pairwise win rate against its baseline (wins plus half "
-            "the ties, over pairs, as the pairwise judge found it) is below SHARE (0-1).",
+            "the ties, over the pairs the pairwise judge gave a verdict) is below SHARE (0-1).",
+        ),
+        click.option(
+            "--min-judge-consistency",
+            type=float,
+            metavar="SHARE",
+            help="Fail if fewer than SHARE (0-1) of the pairs the pairwise judge read in both "
+            "orders got the same verdict in both (default 0.6 whenever --min-win-rate is set).",
         ),
     ]
     for option in reversed(options):
@@ -117,6 +125,7 @@ def gates_from_params(params: Mapping[str, Any]) -> Gates:
         require_significance=params.get("require_significance"),
         min_coverage=params.get("min_coverage"),
         min_win_rate=params.get("min_win_rate"),
+        min_judge_consistency=params.get("min_judge_consistency"),
     )
 
 

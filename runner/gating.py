@@ -38,6 +38,10 @@ HEAD: Final[dict[str, pl.DataType]] = {
 }
 
 
+#: The baseline calls whose row has a partner: the count behind ``coverage`` (a key of a gate
+#: row, not a column).
+PAIRED_CALLS: Final = "paired_baseline_calls"
+
 Side = Literal["baseline", "candidate"]
 
 
@@ -125,9 +129,11 @@ def compare_runs(
     ``pairwise`` (the candidate run's ``pairwise.parquet``) gives ``--min-win-rate`` the win
     rate its pairwise judge found for each candidate variant against its own baseline.
 
-    Calls pair on ``(row_id, variant, repeat)``, a baseline variant named in ``variant_map``
-    standing for its candidate variant. With any gate set, a variant on either side without
-    a counterpart fails, and so does a pairing whose coverage is below the coverage limit.
+    Rows pair on ``(row_id, variant)``, a baseline variant named in ``variant_map`` standing
+    for its candidate variant; each arm's repeats are first reduced to one value per row. With
+    any gate set, a variant on either side without a counterpart fails, and so does a pairing
+    whose coverage (the share of the baseline's calls whose row has a partner) is below the
+    coverage limit.
     """
     base_variants, cand_variants = variants_of(base_results), variants_of(cand_results)
     pairs = pair_variants(base_variants, cand_variants, variant_map)
@@ -139,10 +145,11 @@ def compare_runs(
     unpaired = _pairing_failures(base_variants, cand_variants, pairs) if gates.limits_set else []
     only_base = tuple(v for v in base_variants if v not in {b for b, _ in pairs})
     only_cand = tuple(v for v in cand_variants if v not in {c for _, c in pairs})
-    unmatched_base = sum(r["baseline_calls"] - r["pairs"] for r in rows)
+    unmatched_base = sum(r["baseline_calls"] - r[PAIRED_CALLS] for r in rows)
     unmatched_base += _calls(base_results, only_base)
     unmatched_cand = sum(
-        _calls(cand_results, [c]) - r["pairs"] for (_, c), r in zip(pairs, rows, strict=True)
+        _calls(cand_results, [c]) - r["_candidate_paired_calls"]
+        for (_, c), r in zip(pairs, rows, strict=True)
     )
     unmatched_cand += _calls(cand_results, only_cand)
     return _report(rows, gates, unpaired, unmatched_base, unmatched_cand, only_base, only_cand)
@@ -160,8 +167,8 @@ def gate_variants(
     """Check ``gates`` on each variant of one run against its ``baseline`` variant
     (``pairwise``: the run's ``pairwise.parquet``, for ``--min-win-rate``).
 
-    Calls pair on ``(row_id, repeat)``. A run with no variant besides the baseline fails
-    every gate set: there is nothing the gate could have passed on.
+    Rows pair on ``row_id`` (repeats reduced to one value per row). A run with no variant
+    besides the baseline fails every gate set: there is nothing the gate could have passed on.
     """
     order = list(variants) if variants is not None else variants_of(results)
     if baseline not in order:
@@ -177,7 +184,7 @@ def gate_variants(
     if gates.limits_set and not rows:
         note = f"the run has one variant only ({baseline}): no variant to gate against it"
         failures.append(GateResult("pairing", baseline, None, 1.0, False, note=note))
-    unmatched = sum(r["baseline_calls"] - r["pairs"] for r in rows)
+    unmatched = sum(r["baseline_calls"] - r[PAIRED_CALLS] for r in rows)
     return _report(rows, gates, failures, unmatched, 0, (), (), one_run=True)
 
 
@@ -210,13 +217,18 @@ def _calls(results: Results, variants: Sequence[str]) -> int:
 def _pair_row(
     base: Results, cand: Results, b: str, c: str, binary: bool, options: StatOptions
 ) -> dict[str, Any]:
+    # Pairs are rows (the unit of every statistic); a baseline call has a partner when its
+    # row has one, so coverage does not depend on how many repeats either run made.
     pairs = pairs_of(base, cand, b, c)
     calls = _calls(base, [b])
+    paired_calls = int(pairs["b_calls"].sum())
     return {
         "baseline_variant": b,
         "variant": c,
         "baseline_calls": calls,
-        "coverage": pairs.height / calls if calls else None,
+        "coverage": paired_calls / calls if calls else None,
+        PAIRED_CALLS: paired_calls,
+        "_candidate_paired_calls": int(pairs["c_calls"].sum()),
         **paired_metrics(pairs, binary, options),
     }
 

@@ -300,6 +300,29 @@ class RunDir:
         """Replace the manifest atomically (a ``StorageError`` if the disk says no)."""
         atomic_write_json(self.manifest_path, manifest.to_json())
 
+    def owned_files(self) -> list[Path]:
+        """Every file the runner writes directly in ``OUT`` (lock, journal, rejected lines,
+        manifest, results, reports, exports): none of them may be a symlink."""
+        return [
+            self.lock_path, self.manifest_path, self.journal, self.rejected, self.results,
+            self.summary, self.comparison, self.side_by_side, self.report_html,
+            self.summary_by_segment, self.comparison_by_segment, self.pairwise,
+            self.experiment, self.gate_md, self.gate_parquet, self.regression_md,
+            self.regression_parquet, *(self.export(fmt) for fmt in ("parquet", "csv", "jsonl")),
+        ]  # fmt: skip
+
+    def check_no_symlinks(self) -> None:
+        """Refuse a run directory where a symlink stands in place of one of the runner's files
+        (:meth:`owned_files`), with :class:`ResultsDirError` (exit 2) naming it: writing
+        through it would change a file outside ``OUT``. Reads and writes nothing."""
+        for path in self.owned_files():
+            if path.is_symlink():
+                raise ResultsDirError(
+                    f"{path} is a symbolic link; the runner writes this file itself and never "
+                    "through a link (it could change a file outside the run directory). "
+                    "Remove the link, then try again"
+                )
+
     # -- making and locking -----------------------------------------------------------------
 
     def create(self) -> None:
@@ -320,11 +343,18 @@ class RunDir:
         The lock is ``flock`` on ``OUT/.runner.lock``: released by the kernel when the process
         ends in any way (kill -9 included), so a stale lock cannot outlive its holder. Creating
         the lock file is also the check that ``OUT`` is writable. A second process gets
-        :class:`RunDirLocked` (exit 2) naming the holder's host and pid.
+        :class:`RunDirLocked` (exit 2) naming the holder's host and pid. A symlink in place
+        of one of the runner's files is refused first (:meth:`check_no_symlinks`), and the lock
+        file is opened ``O_NOFOLLOW``.
         """
+        self.check_no_symlinks()  # before anything in OUT is read or written
         try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ResultsDirError(
+                    f"{self.lock_path} is a symbolic link; remove it, then try again"
+                ) from exc
             raise ResultsDirError(f"--out {self.root} is not writable: {_reason(exc)}") from exc
         try:
             try:

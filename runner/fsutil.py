@@ -1,6 +1,7 @@
 """Atomic file writes: a reader sees the old file or the whole new one, never half of one.
 
-Each write goes to a temporary file ``.<name>.<random>.tmp`` in the same directory, is flushed
+Each write goes to a temporary file ``.<name>.<random>.tmp`` in the same directory (created
+``O_EXCL | O_NOFOLLOW``, and opened again only ``O_NOFOLLOW``), is flushed
 to disk, then renamed over the target; the directory is flushed too so the rename survives a
 power loss. The new file gets the mode an ordinary ``open`` would give it (``0o666`` less the
 umask). Any ``OSError`` on the way (disk full, read-only file system, I/O error) becomes one
@@ -29,7 +30,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from runner.errors import StorageError
+from runner.errors import ResultsDirError, StorageError
 
 #: Our own leftovers: the atomic writer's temporary files and the compaction's scratch dirs.
 _TEMP_FILE: Final = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
@@ -56,6 +57,21 @@ def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def open_no_follow(path: Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that never follows a symlink at ``path`` (``O_NOFOLLOW``): a link there is
+    :class:`ResultsDirError` (exit 2) naming the file, as writing through it would change a
+    file elsewhere. Any other ``OSError`` passes through for the caller to name."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno == errnos.ELOOP:
+            raise ResultsDirError(
+                f"{path} is a symbolic link; the runner never writes through a link (it could "
+                "change a file outside the run directory). Remove the link, then try again"
+            ) from exc
+        raise
 
 
 def fsync_dir(path: Path) -> None:
@@ -89,9 +105,12 @@ def atomic_path(target: Path) -> Iterator[Path]:
         finally:
             os.close(fd)
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        fd = open_no_follow(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)  # over a symlink at target: replaces the link, not its file
         fsync_dir(target.parent)
     except OSError as exc:
         raise StorageError(f"cannot write {target}: {describe_os_error(exc)}") from exc
@@ -103,8 +122,14 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 def atomic_write(target: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Write ``target`` atomically through ``write(fh)`` on a binary file handle."""
-    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(target) as tmp, _open_temp(tmp) as fh:
         write(fh)
+
+
+def _open_temp(tmp: Path) -> IO[bytes]:
+    """The atomic writer's temporary file (made ``O_EXCL | O_NOFOLLOW`` by ``mkstemp``), opened
+    again for writing without following a link."""
+    return os.fdopen(open_no_follow(tmp, os.O_WRONLY | os.O_TRUNC), "wb")
 
 
 def atomic_write_text(target: Path, text: str) -> None:
@@ -120,7 +145,7 @@ def atomic_write_parquet(target: Path, frame: pl.DataFrame | pa.Table) -> None:
     table = frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame
     # Through our own file object: on a full disk pyarrow raises without closing a file it
     # opened itself, and the open temp file keeps the space (and the mount) busy.
-    with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(target) as tmp, _open_temp(tmp) as fh:
         pq.write_table(table, fh, compression="zstd")
 
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 
 from runner.errors import StorageError
-from runner.fsutil import atomic_path, describe_os_error
+from runner.fsutil import atomic_path, describe_os_error, open_no_follow
 from runner.records import (
     KEY_COLUMNS,
     RESULT_COLUMNS,
@@ -146,14 +146,16 @@ class Journal:
     """Appends outcomes to ``journal.jsonl``, one ``write`` per outcome.
 
     Opening does not recover the journal (call :func:`recover_journal` first, once); it only
-    cuts a torn last line, so that the first new line cannot be glued onto it.
+    cuts a torn last line, so that the first new line cannot be glued onto it. The journal and
+    the rejected lines are opened ``O_NOFOLLOW``: a symlink in their place is refused
+    (:class:`~runner.errors.ResultsDirError`), never written through.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             cut_torn_tail(path)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except OSError as exc:
             raise self._error(exc) from exc
         self.appended = 0
@@ -237,12 +239,14 @@ def recover_journal(path: Path) -> JournalRecovery:
 
 def cut_torn_tail(path: Path) -> int:
     """Cut a torn last line (from a crash mid-write); return the bytes removed."""
-    if not path.exists():
+    try:
+        fd = open_no_follow(path, os.O_RDWR)
+    except FileNotFoundError:
         return 0
-    size = path.stat().st_size
-    if size == 0:
-        return 0
-    with open(path, "rb+") as fh:
+    with os.fdopen(fd, "rb+") as fh:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return 0
         pos = size
         while pos > 0:
             start = max(0, pos - (1 << 16))
@@ -379,7 +383,8 @@ def _set_aside(path: Path, rejected: Path, bad: frozenset[int]) -> None:
     The rejected file is on disk before the new journal replaces the old one: a crash in
     between can repeat a rejected line there, never lose one.
     """
-    with atomic_path(path) as tmp, open(tmp, "wb") as keep, open(rejected, "ab") as out:
+    appended = open_no_follow(rejected, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    with os.fdopen(appended, "ab") as out, atomic_path(path) as tmp, open(tmp, "wb") as keep:
         number = 0
         for piece in journal_pieces(path):
             for line in _lines(piece):

@@ -5,8 +5,9 @@ or an input column (the ``inputs`` JSON object), looked up in that order; its va
 names the segment (``(none)`` when the row has none). Per segment and variant:
 
 * :func:`summary_by_segment`: calls, errors and error rate, latency p50/p95 of ok calls, the
-  mean score with the interval ``summary.parquet`` uses (Wilson for binary scores, bootstrap
-  for graded ones);
+  mean score over rows with the interval ``summary.parquet`` uses (Wilson when every row's
+  score is 0 or 1, a bootstrap over per-row means otherwise; with ``--repeat`` a row's score
+  is the mean of its repeats, so repeats never narrow it);
 * :func:`comparison_by_segment`: each variant against the baseline on the rows of that
   segment, with every paired metric of :func:`runner.compare.paired_metrics` (the score
   difference with the interval of its test, the error rate difference, latency differences).
@@ -22,7 +23,7 @@ import polars as pl
 
 from runner import stats
 from runner.errors import ConfigError
-from runner.paired import metrics_frame, paired, paired_metrics
+from runner.paired import is_repeated, metrics_frame, paired, paired_metrics
 from runner.records import STATUS_ERROR, STATUS_OK
 from runner.result_frames import (
     DEFAULT_OPTIONS,
@@ -94,29 +95,47 @@ def summary_by_segment(
 ) -> pl.DataFrame:
     """One row per segment column, segment and variant (segments sorted, variants in order)."""
     binary = scores_are_binary(results)
-    frames = [_summary_of(with_segment(results, c), c, variants, binary, options) for c in columns]
+    repeated = is_repeated(results)
+    frames = [
+        _summary_of(with_segment(results, c), c, variants, binary, repeated, options)
+        for c in columns
+    ]
     if not frames:
         return pl.DataFrame(schema=dict.fromkeys(SUMMARY_BY_SEGMENT_COLUMNS, pl.String))
     return pl.concat(frames, how="vertical")
 
 
 def _summary_of(
-    lf: pl.LazyFrame, column: str, variants: Sequence[str], binary: bool, options: StatOptions
+    lf: pl.LazyFrame,
+    column: str,
+    variants: Sequence[str],
+    binary: bool,
+    repeated: bool,
+    options: StatOptions,
 ) -> pl.DataFrame:
     latency = pl.col("latency_ms").filter(pl.col("status") == STATUS_OK)
-    score = pl.col("score").drop_nulls()
     order = {v: i for i, v in enumerate(variants)}
+    calls = lf.group_by("segment", "variant").agg(
+        pl.len().cast(pl.Int64).alias("rows"),
+        (pl.col("status") == STATUS_ERROR).sum().cast(pl.Int64).alias("errors"),
+        latency.quantile(0.5, "linear").alias("latency_p50_ms"),
+        latency.quantile(0.95, "linear").alias("latency_p95_ms"),
+        pl.col("score").count().cast(pl.Int64).alias("scored"),
+    )
+    # The score is a statistic of rows: a row's score is the mean of its scored repeats.
+    if repeated:
+        lf = lf.group_by("segment", "variant", "row_id").agg(pl.col("score").mean())
+    score = pl.col("score").drop_nulls()
+    scores = lf.group_by("segment", "variant").agg(
+        score.mean().alias("score_mean"),
+        score.len().alias("_n"),
+        score.sum().alias("_total"),
+        score.is_in([0.0, 1.0]).all().alias("_zero_one"),
+        # The values are held only when a bootstrap may need them.
+        *([score.alias("_scores")] if repeated or not binary else []),
+    )
     frame = (
-        lf.group_by("segment", "variant")
-        .agg(
-            pl.len().cast(pl.Int64).alias("rows"),
-            (pl.col("status") == STATUS_ERROR).sum().cast(pl.Int64).alias("errors"),
-            latency.quantile(0.5, "linear").alias("latency_p50_ms"),
-            latency.quantile(0.95, "linear").alias("latency_p95_ms"),
-            score.count().cast(pl.Int64).alias("scored"),
-            score.mean().alias("score_mean"),
-            *([] if binary else [score.alias("_scores")]),
-        )
+        calls.join(scores, on=["segment", "variant"], how="left")
         .with_columns(
             pl.lit(column).alias("segment_column"),
             (pl.col("errors") / pl.col("rows")).alias("error_rate"),
@@ -142,13 +161,12 @@ def _summary_of(
 def _interval(
     row: dict[str, object], binary: bool, options: StatOptions
 ) -> tuple[float | None, float | None, str | None]:
-    scored, mean = row["scored"], row["score_mean"]
-    if not isinstance(scored, int) or not scored or not isinstance(mean, float):
+    """Wilson over rows when every row's score is 0 or 1, else a bootstrap over rows."""
+    n, total = row["_n"], row["_total"]
+    if not isinstance(n, int) or not n or not isinstance(total, float):
         return None, None, None
-    if binary:
-        low, high = stats.wilson_interval(
-            round(mean * scored), scored, confidence=options.confidence
-        )
+    if binary and row["_zero_one"]:
+        low, high = stats.wilson_interval(round(total), n, confidence=options.confidence)
         return _finite(low), _finite(high), "wilson"
     values = row["_scores"]
     assert isinstance(values, list)
@@ -171,7 +189,8 @@ def comparison_by_segment(
     options: StatOptions = DEFAULT_OPTIONS,
 ) -> pl.DataFrame:
     """One row per segment column, segment and variant other than ``baseline``: the paired
-    metrics of the rows of that segment (the baseline's row decides a pair's segment)."""
+    metrics of the rows of that segment (the baseline's row decides a pair's segment), with
+    the row as the unit as in ``comparison.parquet``."""
     binary = scores_are_binary(results)
     head = {**SEGMENT_HEAD, "baseline": pl.String(), "variant": pl.String()}
     rows = []

@@ -4,8 +4,14 @@ output length, score with its interval, and consistency across repeats.
 Memory does not grow with the run: counts, sums and means are one streaming group-by over
 per-row columns; each quantile is taken from one column of one variant at a time (a
 group-by quantile holds every column it names); outputs are measured, or compared by hash,
-inside the scan, never collected. A variant's score interval is Wilson for binary scores
-and a bootstrap for graded ones: it describes one arm and gives no verdict.
+inside the scan, never collected. A variant's score interval describes one arm and gives no
+verdict.
+
+Counts (``rows``, ``ok``, ``scored`` …) and latency quantiles describe calls. The score is
+a statistic of rows: with ``--repeat`` a row's score is the mean of its scored repeats, and
+``score_mean`` and its interval are over rows, so repeats never narrow it. The interval is
+Wilson when every row's score is 0 or 1 (0/1 scores, and repeats that agree), a bootstrap
+over per-row means otherwise. What repeats add is ``consistency_rate``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Final
 import polars as pl
 
 from runner import stats
+from runner.paired import is_repeated
 from runner.records import STATUS_ERROR
 from runner.result_frames import (
     DEFAULT_OPTIONS,
@@ -73,20 +80,22 @@ def summarize(
     """One row per variant: counts, errors, retries, latency, tokens, score and consistency."""
     lf = lazy_results(results)
     order = variant_order(results, variants)
+    repeated = is_repeated(lf)
     frame = (
         pl.DataFrame({"variant": order}, schema={"variant": pl.String})
         .lazy()
         .join(_counts(lf), on="variant", how="left", maintain_order="left")
         .join(_quantiles(lf, order), on="variant", how="left", maintain_order="left")
         .join(_errors_by_type(lf), on="variant", how="left", maintain_order="left")
-        .join(_consistency(lf), on="variant", how="left", maintain_order="left")
+        .join(_consistency(lf, repeated), on="variant", how="left", maintain_order="left")
         .with_columns(
             (pl.col("errors") / pl.col("rows")).alias("error_rate"),
             pl.col("errors_by_type").fill_null(pl.lit([], dtype=_ERRORS_BY_TYPE)),
         )
         .collect(engine=ENGINE)
     )
-    frame = frame.with_columns(**_score_intervals(lf, frame, options, scores_are_binary(lf)))
+    binary = scores_are_binary(lf)
+    frame = frame.with_columns(**_score_intervals(lf, frame, options, binary, repeated))
     return frame.select(SUMMARY_COLUMNS)
 
 
@@ -162,11 +171,10 @@ def _errors_by_type(lf: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _consistency(lf: pl.LazyFrame) -> pl.LazyFrame:
+def _consistency(lf: pl.LazyFrame, repeated: bool) -> pl.LazyFrame:
     """Among rows with two or more ok repeats, the share whose outputs are all identical
     (compared by hash: the texts are never held)."""
-    # Without --repeat there is nothing to agree; skip a group-by over every row.
-    repeated = lf.select((pl.col("repeat") > 0).any()).collect(engine=ENGINE).item()
+    # Without --repeat there is nothing to agree; the filter skips a group-by over every row.
     per_row = (
         lf.filter(OK & repeated)
         .group_by("variant", "row_id")
@@ -180,34 +188,63 @@ def _consistency(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _score_intervals(
-    lf: pl.LazyFrame, frame: pl.DataFrame, options: StatOptions, binary: bool
+    lf: pl.LazyFrame, frame: pl.DataFrame, options: StatOptions, binary: bool, repeated: bool
 ) -> dict[str, pl.Series]:
+    """Per variant, the mean score over rows and its interval over rows."""
+    means: list[float | None] = []
     lows: list[float | None] = []
     highs: list[float | None] = []
     methods: list[str | None] = []
-    for variant, scored, mean in frame.select("variant", "scored", "score_mean").iter_rows():
-        if not scored:
-            low, high, method = math.nan, math.nan, None
-        elif binary:
-            successes = round(mean * scored)
-            low, high = stats.wilson_interval(successes, scored, confidence=options.confidence)
-            method = "wilson"
-        else:
-            low, high = stats.bootstrap_mean_ci(
-                column_of(lf, variant, "score", ok_only=False).to_numpy(),
-                confidence=options.confidence,
-                resamples=options.resamples,
-                seed=options.seed,
-            )
-            method = "bootstrap"
+    for variant, scored in frame.select("variant", "scored").iter_rows():
+        mean, low, high, method = math.nan, math.nan, math.nan, None
+        if scored:
+            mean, low, high, method = _row_score_interval(lf, variant, options, binary, repeated)
+        means.append(nan_to_none(mean))
         lows.append(nan_to_none(low))
         highs.append(nan_to_none(high))
         methods.append(method)
     return {
+        "score_mean": pl.Series(means, dtype=pl.Float64),
         "score_ci_low": pl.Series(lows, dtype=pl.Float64),
         "score_ci_high": pl.Series(highs, dtype=pl.Float64),
         "score_ci_method": pl.Series(methods, dtype=pl.String),
     }
+
+
+def row_scores(lf: pl.LazyFrame, variant: str, *, repeated: bool) -> pl.LazyFrame:
+    """One ``score`` per scored row of ``variant``: the mean of its scored repeats (without
+    repeats, its one call's score; no group-by)."""
+    calls = lf.filter(pl.col("variant") == variant)
+    if repeated:
+        calls = calls.group_by("row_id").agg(pl.col("score").mean())
+    return calls.select(pl.col("score").drop_nulls())
+
+
+def _row_score_interval(
+    lf: pl.LazyFrame, variant: str, options: StatOptions, binary: bool, repeated: bool
+) -> tuple[float, float, float, str]:
+    """The mean of a variant's per-row scores and its interval: Wilson over rows when every
+    row is 0 or 1, else a bootstrap over the per-row means (collected only then)."""
+    scores = row_scores(lf, variant, repeated=repeated)
+    score = pl.col("score")
+    n, total, zero_one = (
+        scores.select(
+            score.len().alias("n"),
+            score.sum().alias("total"),
+            score.is_in([0.0, 1.0]).all().alias("zero_one"),
+        )
+        .collect(engine=ENGINE)
+        .row(0)
+    )
+    if binary and zero_one:
+        successes = round(total)
+        low, high = stats.wilson_interval(successes, n, confidence=options.confidence)
+        return successes / n, low, high, "wilson"
+    values = scores.collect(engine=ENGINE).to_series().to_numpy()
+    low, high = stats.bootstrap_mean_ci(
+        values, confidence=options.confidence, resamples=options.resamples, seed=options.seed
+    )
+    return float(values.mean()), low, high, "bootstrap"
 
 
 def latency_boxes(results: Results, variants: Sequence[str] | None = None) -> pl.DataFrame:

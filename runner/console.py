@@ -17,6 +17,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from runner.terminal import terminal_safe
+
 #: Error types shown per variant, and how much of each example message.
 CONSOLE_ERRORS: Final = 3
 CONSOLE_MESSAGE_CHARS: Final = 80
@@ -67,11 +69,12 @@ def summary_table(summary: pl.DataFrame, *, title: str | None = None) -> Group:
 
 
 def error_line(error: Mapping[str, Any], max_chars: int | None = None) -> str:
-    """``http_404 ×300 (HTTP 404): Deployment not found`` from one ``errors_by_type`` entry."""
-    text = f"{error['error_type']} ×{error['count']:,}"
+    """``http_404 ×300 (HTTP 404): Deployment not found`` from one ``errors_by_type`` entry.
+    The example is the server's text: its control characters are removed (:func:`terminal_safe`)."""
+    text = f"{terminal_safe(str(error['error_type']))} ×{error['count']:,}"
     if error.get("http_status") is not None:
         text += f" (HTTP {error['http_status']})"
-    example = error.get("example")
+    example = terminal_safe(error.get("example") or "")
     if example:
         if max_chars is not None and len(example) > max_chars:
             example = example[: max_chars - 1] + "…"

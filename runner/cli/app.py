@@ -25,6 +25,7 @@ import click
 
 from runner.config import API_KEY_ENV
 from runner.errors import RunInterrupted, RunnerError
+from runner.terminal import terminal_safe
 
 #: Exit code of an unexpected internal error (EX_SOFTWARE): never a traceback.
 INTERNAL_ERROR = 70
@@ -32,11 +33,12 @@ INTERRUPTED = 130
 
 
 def fail(error: RunnerError) -> NoReturn:
-    """Print ``error`` as one line on stderr and exit with its code."""
+    """Print ``error`` as one line on stderr and exit with its code (its text may quote a
+    server: control characters are removed, :func:`runner.terminal.terminal_safe`)."""
     if isinstance(error, RunInterrupted):
-        click.echo(str(error), err=True)
+        click.echo(terminal_safe(str(error)), err=True)
     else:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {terminal_safe(str(error))}", err=True)
     sys.exit(error.exit_code)
 
 
@@ -56,7 +58,8 @@ class Commands(click.Group):
             raise
         except Exception as exc:  # the last guard: a bug must still be one clear line
             click.echo(
-                f"internal error: {type(exc).__name__}: {_redacted(str(exc))} (this is a bug "
+                f"internal error: {type(exc).__name__}: {terminal_safe(_redacted(str(exc)))} "
+                "(this is a bug "
                 "in runner; please report it with the command you ran)",
                 err=True,
             )

@@ -25,6 +25,15 @@ from runner.errors import ConfigError, RunnerError
     metavar="KIND=RATE",
     help="Inject a fault on a share of first attempts, e.g. http_502=0.1; repeatable.",
 )
+@click.option(
+    "--judge-deployment",
+    "judges",
+    multiple=True,
+    metavar="NAME=STYLE",
+    help="Answer every variant of deployment NAME as a judge; STYLE is a published format "
+    "(json, mtbench, prometheus, score_line, arena_hard, winner_line), a kind (garbage, "
+    "biased) or KIND:FORMAT (biased:arena_hard); repeatable.",
+)
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path),
               help="JSON file with SimulatorConfig fields.")  # fmt: skip
 def simulate(
@@ -33,11 +42,14 @@ def simulate(
     latency_ms: float,
     seed: int,
     faults: tuple[str, ...],
+    judges: tuple[str, ...],
     config_file: Path | None,
 ) -> None:
     """Serve a faithful fake of the Fetch Hive invoke API on 127.0.0.1 (no key needed).
 
-    Point a run at it with --base-url http://127.0.0.1:PORT/v1.
+    Point a run at it with --base-url http://127.0.0.1:PORT/v1. With --judge-deployment
+    grader=mtbench, 'runner run ... --judge grader:v1 --judge-scale 1-10' is graded by a
+    judge writing MT-Bench's "Rating: [[n]]"; pairwise calls get "[[A]]", "[[B]]" or "[[C]]".
     """
     import json
 
@@ -52,6 +64,13 @@ def simulate(
             kind, rate = parse_tag(item)
             fault_map[kind] = float(rate)
         values["faults"] = fault_map
+        judge_map = dict(values.get("judges", {}))
+        for item in judges:
+            name, sep, style = item.partition("=")
+            if not sep or not name.strip():
+                raise ConfigError(f"--judge-deployment {item!r} is not NAME=STYLE")
+            judge_map[name.strip()] = style.strip()
+        values["judges"] = judge_map
         sim_config = SimulatorConfig.from_mapping(values)
     except (ValueError, RunnerError) as exc:
         fail(ConfigError(f"simulator: {exc}"))

@@ -153,7 +153,7 @@ class SimulatorApp:
 
     def _not_found(self, deployment: str, variant: str | None) -> str | None:
         known = self.config.deployments
-        if not known:
+        if not known or deployment in self.config.judges:
             return None
         if deployment not in known:
             return f"deployment {deployment!r} not found"

@@ -12,6 +12,7 @@ from typing import Any, Final, Literal
 
 from runner.config_checks import known_keys
 from runner.errors import ConfigError
+from runner.simulator.judges import JUDGE_FORMATS, JudgeFormat
 
 #: Transient faults, in the order their probabilities are stacked on one uniform draw.
 FAULT_KINDS: Final = (
@@ -31,8 +32,19 @@ PERMANENT_KINDS: Final = ("http_400", "http_422")
 UsageShape = Literal["nested", "flat"]
 
 #: What a judge variant answers (see :func:`runner.simulator.model.judge_response`).
-JudgeKind = Literal["pointwise", "pointwise_text", "pairwise", "pairwise_biased", "garbage"]
-JUDGE_KINDS: Final = ("pointwise", "pointwise_text", "pairwise", "pairwise_biased", "garbage")
+JudgeKind = Literal[
+    "pointwise", "pointwise_text", "pairwise", "pairwise_biased", "garbage", "grader"
+]
+JUDGE_KINDS: Final = (
+    "pointwise",
+    "pointwise_text",
+    "pairwise",
+    "pairwise_biased",
+    "garbage",
+    "grader",
+)
+#: Short names of judge kinds in a judge style (:func:`judge_profile`).
+_KIND_ALIASES: Final = {"biased": "pairwise_biased"}
 
 
 class SimulatorConfigError(ConfigError, ValueError):
@@ -55,11 +67,21 @@ class VariantProfile:
     """Answer as a judge deployment instead of as the ticket classifier: ``pointwise``
     (``{"score": 0|1, "reason": …}``), ``pointwise_text`` (a last line ``SCORE: N``),
     ``pairwise`` (``{"winner": "A"|"B"|"tie", …}``, the side whose label is right),
-    ``pairwise_biased`` (always ``A``: a position-biased judge) or ``garbage`` (no verdict)."""
+    ``pairwise_biased`` (always ``A``: a position-biased judge), ``garbage`` (no verdict), or
+    ``grader`` (a pair when the inputs hold ``output_a``, else one answer)."""
+    judge_format: JudgeFormat | None = None
+    """The published format a judge writes its verdict in (see
+    :mod:`runner.simulator.judges`): ``json``, ``mtbench``, ``prometheus``, ``score_line``,
+    ``arena_hard`` or ``winner_line``, with realistic reasoning around it. None: the runner's
+    own terse answers described under :attr:`judge`."""
 
     def __post_init__(self) -> None:
         if self.judge is not None and self.judge not in JUDGE_KINDS:
             raise SimulatorConfigError(f"judge must be one of {JUDGE_KINDS}, got {self.judge!r}")
+        if self.judge_format is not None and self.judge_format not in JUDGE_FORMATS:
+            raise SimulatorConfigError(
+                f"judge_format must be one of {JUDGE_FORMATS}, got {self.judge_format!r}"
+            )
         if not 0.0 <= self.wrong_rate <= 1.0:
             raise SimulatorConfigError(f"wrong_rate must be in [0, 1], got {self.wrong_rate}")
         if self.latency_factor < 0:
@@ -69,6 +91,30 @@ class VariantProfile:
 
 
 DEFAULT_PROFILE: Final = VariantProfile()
+
+
+def judge_profile(style: str | VariantProfile) -> VariantProfile:
+    """The profile of a judge deployment from its style: ``FORMAT`` (a grader writing that
+    format, e.g. ``mtbench``), ``KIND`` (e.g. ``garbage``, ``biased``), or ``KIND:FORMAT``
+    (e.g. ``biased:arena_hard``); a :class:`VariantProfile` is taken as it is."""
+    if isinstance(style, VariantProfile):
+        profile = style
+    elif not isinstance(style, str):
+        raise SimulatorConfigError(f"a judge style is a string such as 'mtbench', not {style!r}")
+    else:
+        kind, _, fmt = style.strip().partition(":")
+        if not fmt and kind in JUDGE_FORMATS:
+            kind, fmt = "grader", kind
+        kind = _KIND_ALIASES.get(kind, kind)
+        if kind not in JUDGE_KINDS or (fmt and fmt not in JUDGE_FORMATS):
+            raise SimulatorConfigError(
+                f"judge style {style!r} is not FORMAT, KIND or KIND:FORMAT; formats: "
+                f"{', '.join(JUDGE_FORMATS)}; kinds: {', '.join(JUDGE_KINDS)}, biased"
+            )
+        profile = VariantProfile(judge=kind, judge_format=fmt or None)  # type: ignore[arg-type]
+    if profile.judge is None:
+        raise SimulatorConfigError("a judge deployment's profile must set judge")
+    return profile
 
 
 def _default_variants() -> dict[str, VariantProfile]:
@@ -95,6 +141,11 @@ class SimulatorConfig:
     """
     variants: Mapping[str, VariantProfile] = field(default_factory=_default_variants)
     """Behaviour per variant name; a variant not listed behaves like ``VariantProfile()``."""
+    judges: Mapping[str, VariantProfile] = field(default_factory=dict)
+    """Judge deployments: deployment name → the judge every variant of it answers as, given
+    as a profile or a style string (:func:`judge_profile`: ``mtbench``, ``biased:arena_hard``,
+    ``garbage`` …). So ``--judge grader:v1`` is graded in MT-Bench's format by
+    ``judges={"grader": "mtbench"}``. A judge deployment is always known (never 404)."""
     latency_ms: float = 0.0
     """Base latency of every answer, before the variant's ``latency_factor``."""
     jitter_ms: float = 0.0
@@ -129,6 +180,7 @@ class SimulatorConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "deployments", _check_deployments(self.deployments))
         object.__setattr__(self, "variants", _check_variants(self.variants))
+        object.__setattr__(self, "judges", _check_judges(self.judges))
         object.__setattr__(self, "faults", _check_rates("faults", self.faults, FAULT_KINDS))
         object.__setattr__(
             self, "permanent", _check_rates("permanent", self.permanent, PERMANENT_KINDS)
@@ -181,8 +233,11 @@ class SimulatorConfig:
         except TypeError as exc:
             raise SimulatorConfigError(f"invalid simulator configuration: {exc}") from exc
 
-    def profile(self, variant: str | None) -> VariantProfile:
-        """The profile a variant answers with."""
+    def profile(self, variant: str | None, deployment: str | None = None) -> VariantProfile:
+        """The profile a variant answers with: its judge deployment's, when ``deployment`` is
+        one of :attr:`judges`, else its own."""
+        if deployment is not None and deployment in self.judges:
+            return self.judges[deployment]
         return self.variants.get(variant or "", DEFAULT_PROFILE)
 
 
@@ -212,6 +267,19 @@ def _check_deployments(deployments: Mapping[str, Any]) -> dict[str, tuple[str, .
         if isinstance(variants, str) or not all(isinstance(v, str) for v in variants):
             raise SimulatorConfigError(f"deployment {name!r}: variants must be a list of names")
         out[name] = tuple(variants)
+    return out
+
+
+def _check_judges(judges: Mapping[str, Any]) -> dict[str, VariantProfile]:
+    out: dict[str, VariantProfile] = {}
+    for name, style in dict(judges).items():
+        if not isinstance(name, str) or not name:
+            raise SimulatorConfigError(
+                f"judge deployment names must be non-empty strings: {name!r}"
+            )
+        if isinstance(style, Mapping):
+            style = VariantProfile(**_profile_keys(name, style))
+        out[name] = judge_profile(style)
     return out
 
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from runner.simulator import judges
 from runner.simulator.config import SimulatorConfig, UsageShape
 from runner.simulator.request import CallKey, canonical_json
 
@@ -80,14 +81,16 @@ def model_response(
     variant: str | None,
     inputs: Mapping[str, Any],
     inputs_json: str | None = None,
+    deployment: str | None = None,
 ) -> str:
-    """The full answer text the simulator gives this variant for these inputs.
+    """The full answer text the simulator gives this variant (of ``deployment``, which may be
+    a judge deployment, see :attr:`SimulatorConfig.judges`) for these inputs.
 
     ``inputs_json``, the canonical JSON of ``inputs``, saves computing it again.
     """
-    profile = config.profile(variant)
+    profile = config.profile(variant, deployment)
     if profile.judge is not None:
-        return judge_response(profile.judge, inputs)
+        return judge_response(profile.judge, inputs, profile.judge_format)
     label = reference_answer(inputs)
     if profile.wrong_rate > 0:
         text = canonical_json(inputs) if inputs_json is None else inputs_json
@@ -105,24 +108,39 @@ def label_of(output: Any) -> str:
     return re.split(r"[^a-z]+", text, maxsplit=1)[0] if text else ""
 
 
-def judge_response(kind: str, inputs: Mapping[str, Any]) -> str:
+def judge_response(kind: str, inputs: Mapping[str, Any], fmt: str | None = None) -> str:
     """A judge deployment's answer. It grades by the ticket's reference label (computed from
     ``input``), so its verdicts are exactly predictable: an answer is right when its label is
-    the reference label."""
+    the reference label.
+
+    ``kind`` is a :data:`~runner.simulator.config.JUDGE_KINDS` name (``grader`` answers a pair
+    when the inputs hold ``output_a``, else one answer); ``fmt`` the published format it writes
+    (:mod:`runner.simulator.judges`). Without ``fmt`` the answers are the runner's own JSON
+    (and a last line ``SCORE: N`` for ``pointwise_text``), as they always were.
+    """
     truth = reference_answer({"input": inputs.get("input", "")})
+    if kind == "garbage":
+        return judges.garbage_answer(inputs) if fmt is not None else judges.garbage_answer({})
+    if kind == "grader":
+        kind = "pairwise" if "output_a" in inputs else "pointwise"
     if kind in ("pointwise", "pointwise_text"):
-        right = label_of(inputs.get("output")) == truth
+        label = label_of(inputs.get("output"))
+        right = label == truth
+        if fmt is not None:
+            return judges.pointwise_answer(fmt, right, label, truth, inputs)
         if kind == "pointwise_text":
             return f"The label should be {truth}.\nSCORE: {int(right)}"
         return json.dumps({"score": int(right), "reason": f"the right label is {truth}"})
     if kind == "pairwise_biased":
+        if fmt is not None:
+            return judges.pairwise_answer(fmt, "A", truth, inputs)
         return json.dumps({"winner": "A", "reason": "the first answer reads better"})
-    if kind == "pairwise":
-        a = label_of(inputs.get("output_a")) == truth
-        b = label_of(inputs.get("output_b")) == truth
-        winner = "A" if a and not b else "B" if b and not a else "tie"
-        return json.dumps({"winner": winner, "reason": f"the right label is {truth}"})
-    return "Both answers have merits; I cannot decide."
+    a = label_of(inputs.get("output_a")) == truth
+    b = label_of(inputs.get("output_b")) == truth
+    winner: judges.Pick = "A" if a and not b else "B" if b and not a else "tie"
+    if fmt is not None:
+        return judges.pairwise_answer(fmt, winner, truth, inputs)
+    return json.dumps({"winner": winner, "reason": f"the right label is {truth}"})
 
 
 def response_pieces(text: str, size: int = 4) -> list[str]:
@@ -154,4 +172,4 @@ def latency_for(config: SimulatorConfig, key: CallKey, attempt: int) -> float:
     millis = config.latency_ms
     if config.jitter_ms:
         millis += config.jitter_ms * unit_hash(config.seed, "jitter", *key, attempt)
-    return millis * config.profile(key.variant).latency_factor / 1000.0
+    return millis * config.profile(key.variant, key.deployment).latency_factor / 1000.0

@@ -55,8 +55,8 @@ def plan_answer(
     return PlannedAnswer(
         key=key,
         request_id=request_id,
-        model=config.profile(key.variant).model,
-        text=model_response(config, key.variant, inputs, inputs_json),
+        model=config.profile(key.variant, key.deployment).model,
+        text=model_response(config, key.variant, inputs, inputs_json, key.deployment),
         inputs_json=inputs_json,
         delay=latency_for(config, key, attempt),
         streaming=streaming,

@@ -14,22 +14,29 @@ code, e.g. with :meth:`RegressionReport.raise_if_failed`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
+import pyarrow.parquet as pq
 
+from runner.baseline import BaselinePick, PastRun, latest_eligible_run
 from runner.compare import DEFAULT_OPTIONS, StatOptions
 from runner.errors import ConfigError, GateFailed
 from runner.fsutil import atomic_write_parquet, atomic_write_text
-from runner.gates import Gates, RegressionReport
+from runner.gates import GateResult, Gates, RegressionReport
 from runner.gating import compare_runs, gate_variants
-from runner.regression_md import regressed_rows, regression_markdown
+from runner.regression_md import (
+    changed_pairs,
+    no_baseline_markdown,
+    regressed_rows,
+    regression_markdown,
+)
 from runner.report import PROVENANCE_KEY
 from runner.report_inputs import (
     RunFacts,
@@ -57,54 +64,11 @@ def require_complete(facts: RunFacts, role: str, *, allow_incomplete: bool) -> N
     )
 
 
-@dataclass(frozen=True, slots=True)
-class PastRun:
-    """A complete run found in a folder of runs, and when it finished."""
-
-    out_dir: Path
-    finished_at: datetime
-
-    def describe(self) -> str:
-        return f"{self.out_dir} (finished {self.finished_at:%Y-%m-%d %H:%M:%S %Z})".rstrip()
-
-
 def latest_complete_run(folder: Path, *, exclude: Path | None = None) -> PastRun | None:
-    """The run directory in ``folder`` (one level down) whose manifest says ``complete`` and
-    that finished last, other than ``exclude`` (the candidate); None when there is none.
-
-    Directories without a readable manifest (not runs, or damaged) are passed over."""
-    from runner.errors import ResultsDirError
-
-    skip = exclude.resolve() if exclude is not None else None
-    found: list[PastRun] = []
-    try:
-        entries = sorted(p for p in folder.iterdir() if p.is_dir())
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ConfigError(f"cannot list the runs in {folder}: {exc}") from exc
-    for path in entries:
-        rundir = RunDir(path)
-        if path.resolve() == skip or not rundir.has_manifest():
-            continue
-        try:
-            manifest = rundir.read_manifest()
-        except ResultsDirError:
-            continue
-        finished = _parse_time(manifest.finished_at)
-        if manifest.status == COMPLETE and finished is not None:
-            found.append(PastRun(path, finished))
-    return max(found, key=lambda run: run.finished_at, default=None)
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    """The eligible run in ``folder`` that finished last, for candidate run ``exclude``
+    (:func:`runner.baseline.latest_eligible_run`; :func:`runner.baseline.pick_baseline` says
+    why each newer run was passed over). A folder that does not exist is a ConfigError."""
+    return latest_eligible_run(folder, exclude)
 
 
 def _for_gates(options: StatOptions, gates: Gates) -> StatOptions:
@@ -122,12 +86,18 @@ def write_regression(
     variant_map: Mapping[str, str] | None = None,
     allow_incomplete: bool = False,
     options: StatOptions = DEFAULT_OPTIONS,
+    picked: Sequence[str] = (),
 ) -> RegressionReport:
-    """Compare two run directories, write ``regression.parquet`` and ``regression.md``.
+    """Compare two run directories, write ``regression.parquet``, ``regression.md`` and the
+    changed rows (``regression_rows.parquet``, regressions first).
 
     With ``score`` both runs are scored afresh (in memory; their files are left alone);
     without it the scores stored by ``runner report`` are used, and must come from one
-    scorer (a run with no stored scores is scored with the other run's scorer).
+    scorer (a run with no stored scores is scored with the other run's scorer). ``picked``
+    (how the baseline was chosen, one line each) goes at the top of ``regression.md``.
+
+    When ``out_dir`` is the candidate run and holds a ``report.html``, its "Compared with
+    the baseline" section is (re)written (:func:`refresh_report_comparison`).
     """
     base_facts, cand_facts = read_run_facts(base_dir), read_run_facts(cand_dir)
     require_complete(base_facts, "baseline", allow_incomplete=allow_incomplete)
@@ -140,10 +110,23 @@ def write_regression(
     )  # fmt: skip
     base_prov = _run_provenance(base_facts, base.scorer)
     cand_prov = _run_provenance(cand_facts, cand.scorer)
-    provenance = {"baseline": base_prov, "candidate": cand_prov, "gates": gates.as_dict()}
+    provenance: dict[str, Any] = {
+        "baseline": base_prov,
+        "candidate": cand_prov,
+        "gates": gates.as_dict(),
+        "gate_results": [_gate_result(g) for g in report.gates],
+        "gates_set": report.gates_set,
+        "passed": report.passed,
+        "picked": list(picked),
+        "score_label": score_label(base.scorer),
+        "compared_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
+    }
     if variant_map:
         provenance["variant_map"] = dict(variant_map)
-    _write_metrics(RunDir(out_dir).regression_parquet, report, provenance)
+    rundir = RunDir(out_dir)
+    rows = changed_pairs(base.results, cand.results, report.metrics)
+    _write_frame(regression_rows_path(out_dir), rows.shown, {**provenance, **rows.counts()})
+    _write_metrics(rundir.regression_parquet, report, provenance)
     markdown = regression_markdown(
         report,
         base_prov,
@@ -152,9 +135,90 @@ def write_regression(
         confidence=options.confidence,
         examples=regressed_rows(base.results, cand.results, report.metrics),
         report_path=_report_path(cand_dir),
+        picked=picked,
     )
-    atomic_write_text(RunDir(out_dir).regression_md, markdown)
+    atomic_write_text(rundir.regression_md, markdown)
+    if out_dir.resolve() == cand_dir.resolve():
+        refresh_report_comparison(out_dir)
     return report
+
+
+#: The changed rows of the last comparison (``write_regression``), for report.html.
+REGRESSION_ROWS: Final = "regression_rows.parquet"
+
+
+def regression_rows_path(out_dir: Path) -> Path:
+    """Where :func:`write_regression` keeps the changed rows it compared."""
+    return RunDir(out_dir).root / REGRESSION_ROWS
+
+
+def forget_regression(out_dir: Path) -> None:
+    """Remove an earlier comparison's files from ``out_dir`` (and its section from
+    report.html): a night with no baseline must not show another night's comparison."""
+    rundir = RunDir(out_dir)
+    for path in (rundir.regression_parquet, regression_rows_path(out_dir)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    refresh_report_comparison(out_dir)
+
+
+def write_no_baseline(out_dir: Path, pick: BaselinePick, *, allowed: bool) -> Path:
+    """``regression.md`` of a night with no baseline: no gate was applied, said first."""
+    facts = read_run_facts(out_dir)
+    markdown = no_baseline_markdown(pick.lines(), _run_provenance(facts, None), allowed=allowed)
+    atomic_write_text(RunDir(out_dir).regression_md, markdown)
+    return RunDir(out_dir).regression_md
+
+
+def refresh_report_comparison(out_dir: Path) -> bool:
+    """Write the "Compared with the baseline" section of ``OUT/report.html`` from the last
+    comparison (``regression.parquet`` and ``regression_rows.parquet``), replacing an older
+    one; remove the section when there is no comparison. True when the section is there.
+
+    Call it after report.html is (re)built: :func:`write_regression` calls it itself."""
+    from runner.report_html import baseline_section, with_baseline_section
+
+    rundir = RunDir(out_dir)
+    if not rundir.report_html.exists():
+        return False
+    section = None
+    metrics_path, rows_path = rundir.regression_parquet, regression_rows_path(out_dir)
+    if metrics_path.exists() and rows_path.exists():
+        facts = _metadata(metrics_path)
+        if facts.get("gate_results") is not None:  # written by this version
+            section = baseline_section(
+                facts, pl.read_parquet(metrics_path), pl.read_parquet(rows_path),
+                _metadata(rows_path),
+            )  # fmt: skip
+    html = rundir.report_html.read_text(encoding="utf-8")
+    updated = with_baseline_section(html, section)
+    if updated != html:
+        atomic_write_text(rundir.report_html, updated)
+    return section is not None
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY)
+    value = json.loads(raw) if raw else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _gate_result(g: GateResult) -> dict[str, Any]:
+    return {
+        "option": g.option,
+        "variant": g.variant,
+        "measured": g.measured_text,
+        "limit": g.limit_text,
+        "p_value": g.p_value,
+        "passed": g.passed,
+        "note": g.note,
+        "described": g.describe(),
+    }
+
+
+def _write_frame(path: Path, frame: pl.DataFrame, provenance: Mapping[str, Any]) -> None:
+    metadata = {PROVENANCE_KEY: json.dumps(provenance, default=str).encode("utf-8")}
+    atomic_write_parquet(path, frame.to_arrow().replace_schema_metadata(metadata))
 
 
 def gate_run(

@@ -4,7 +4,7 @@ few regressed rows as examples. Pure: frames and dicts in, text out."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -54,6 +54,134 @@ def regressed_rows(
     return RegressedRows(rows.height, tuple(rows.head(limit).iter_rows(named=True)))
 
 
+#: Changed rows kept for report.html's comparison section (regression_rows.parquet).
+SHOWN_PAIRS: Final = 200
+
+#: The columns of each side of a changed row, as ``regression_rows.parquet`` holds them.
+_SIDE: Final = ("output", "status", "score")
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedPairs:
+    """Calls whose answer changed between the baseline and the candidate: the first
+    :data:`SHOWN_PAIRS`, regressions first, then improvements, then other changes; and how
+    many of each there are."""
+
+    shown: pl.DataFrame
+    """``baseline_variant``, ``variant``, ``row_id``, ``repeat``, ``inputs``, ``expected``,
+    ``kind`` and ``output``/``status``/``score`` of each side (``_baseline`` suffix for the
+    baseline's)."""
+    regressions: int
+    improvements: int
+    changed: int
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "regressions": self.regressions,
+            "improvements": self.improvements,
+            "changed": self.changed,
+        }
+
+
+def changed_pairs(
+    base: pl.DataFrame, cand: pl.DataFrame, metrics: pl.DataFrame, limit: int = SHOWN_PAIRS
+) -> ChangedPairs:
+    """The changed calls of each pairing in ``metrics`` (``baseline_variant``, ``variant``),
+    matched on row id and repeat: worse (an error where the baseline was ok, or a lower
+    score), better, or only different (another output or status)."""
+    keys = ["row_id", "repeat"]
+    found: list[pl.DataFrame] = []
+    for b_variant, c_variant in metrics.select("baseline_variant", "variant").iter_rows():
+        b = base.filter(pl.col("variant") == b_variant).select(
+            *keys, *(pl.col(c).alias(f"{c}_baseline") for c in _SIDE)
+        )
+        c = cand.filter(pl.col("variant") == c_variant).select(*keys, "inputs", "expected", *_SIDE)
+        joined = c.join(b, on=keys)
+        worse = ((pl.col("status_baseline") == "ok") & (pl.col("status") != "ok")) | (
+            pl.col("score_baseline") > pl.col("score")
+        ).fill_null(False)
+        better = ((pl.col("status") == "ok") & (pl.col("status_baseline") != "ok")) | (
+            pl.col("score") > pl.col("score_baseline")
+        ).fill_null(False)
+        other = pl.col("output").ne_missing(pl.col("output_baseline")) | pl.col(
+            "status"
+        ).ne_missing(pl.col("status_baseline"))
+        kind = (
+            pl.when(worse)
+            .then(pl.lit("regression"))
+            .when(better)
+            .then(pl.lit("improvement"))
+            .when(other)
+            .then(pl.lit("changed"))
+        )
+        found.append(
+            joined.with_columns(
+                pl.lit(b_variant).alias("baseline_variant"),
+                pl.lit(c_variant).alias("variant"),
+                kind.alias("kind"),
+            ).filter(pl.col("kind").is_not_null())
+        )
+    columns = [
+        "baseline_variant", "variant", *keys, "inputs", "expected", "kind",
+        *(f"{c}_baseline" for c in _SIDE), *_SIDE,
+    ]  # fmt: skip
+    if not found:
+        empty = pl.DataFrame(schema={c: pl.String() for c in columns})
+        return ChangedPairs(empty, 0, 0, 0)
+    rows = pl.concat(found, how="diagonal_relaxed").select(
+        *columns[:4], pl.col("inputs").cast(pl.String), pl.col("expected").cast(pl.String),
+        *columns[6:],
+    )  # fmt: skip
+    order = pl.col("kind").replace_strict(
+        {"regression": 0, "improvement": 1, "changed": 2}, return_dtype=pl.Int8
+    )
+    ranked = rows.with_columns(order.alias("_rank")).sort("_rank", maintain_order=True)
+    counted = rows.get_column("kind").value_counts()
+    by_kind = dict(zip(counted["kind"].to_list(), counted["count"].to_list(), strict=True))
+    return ChangedPairs(
+        ranked.drop("_rank").head(limit),
+        int(by_kind.get("regression", 0)),
+        int(by_kind.get("improvement", 0)),
+        rows.height,
+    )
+
+
+def no_baseline_markdown(
+    picked: Sequence[str], candidate: Mapping[str, Any], *, allowed: bool
+) -> str:
+    """``regression.md`` of a night with no baseline; its first line says no gate was
+    applied (and, when not ``allowed``, that this is a failure). Ends in a newline."""
+    from runner.baseline import NO_BASELINE_YET
+
+    if allowed:
+        head = f"## No gate was applied: {NO_BASELINE_YET}"
+        why = (
+            "This night was accepted without a baseline (`--allow-no-baseline`). Its gates "
+            "apply from the next night on, against this run."
+        )
+    else:
+        head = "## Regression check: FAIL (no baseline: the gates were not applied)"
+        why = (
+            "Nothing was compared, so no gate could pass. Pass `--allow-no-baseline` "
+            "(experiment key `allow_no_baseline = true`) to accept a first night, or point "
+            "`compare_with` at a run or a folder holding an eligible run."
+        )
+    lines = [
+        head,
+        "",
+        f"Candidate `{candidate['run_id']}` ({candidate['out_dir']}). {why}",
+        "",
+        *_picked(picked),
+    ]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _picked(picked: Sequence[str]) -> list[str]:
+    if not picked:
+        return []
+    return ["Baseline pick:", "", *(f"- {_cell(line)}" for line in picked), ""]
+
+
 def regression_markdown(
     report: RegressionReport,
     baseline: Mapping[str, Any],
@@ -64,10 +192,12 @@ def regression_markdown(
     title: str = "Regression check",
     examples: RegressedRows | None = None,
     report_path: Path | None = None,
+    picked: Sequence[str] = (),
 ) -> str:
     """A markdown summary of a gated comparison fit for a CI job summary; ends in a newline.
 
-    ``examples`` adds a few regressed rows; ``report_path`` names the candidate's report.html.
+    ``examples`` adds a few regressed rows; ``report_path`` names the candidate's report.html;
+    ``picked`` says how the baseline was chosen (one line each, after the scope).
     """
     verdict = "PASS" if report.passed else "FAIL"
     if baseline is candidate:
@@ -88,6 +218,7 @@ def regression_markdown(
         "",
         scope,
         "",
+        *_picked(picked),
         *_warnings(report, baseline, candidate),
         *_gate_table(report),
         "",

@@ -73,8 +73,8 @@ def test_compare_prints_the_markdown_ending_in_one_newline(tmp_path: Path) -> No
     base, cand = _run(tmp_path / "a", "v", 18), _run(tmp_path / "b", "v", 18)
     result = cli("compare", base, cand, *GATE, "--score", "exact")
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("## Regression check: PASS")
-    assert result.output.endswith("|\n")
+    assert result.stdout.startswith("## Regression check: PASS")  # the pick is on stderr
+    assert result.stdout.endswith("|\n")
 
 
 def _ab(tmp_path: Path, cand_right: int) -> Path:

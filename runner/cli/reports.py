@@ -16,7 +16,7 @@ import click
 
 from runner.cli.app import main
 from runner.cli.export import segment_option
-from runner.errors import ConfigError
+from runner.errors import ConfigError, GateFailed
 
 if TYPE_CHECKING:
     from runner.gates import Gates, RegressionReport
@@ -113,6 +113,32 @@ def gate_options(func: F) -> F:
     return func
 
 
+#: The parameters :func:`baseline_options` adds, by name.
+BASELINE_PARAMS = ("allow_no_baseline", "allow_different_deployment")
+
+
+def baseline_options(func: F) -> F:
+    """What a comparison with a baseline (``compare``, ``run --compare-with``) may accept:
+    a night without a baseline, and a baseline of another deployment."""
+    options = [
+        click.option(
+            "--allow-no-baseline",
+            is_flag=True,
+            help="When the folder of runs holds no eligible baseline (a first night, or a "
+            "CI cache miss), pass with no gate applied and say so, instead of failing (exit "
+            "1: the gates were not applied).",
+        ),
+        click.option(
+            "--allow-different-deployment",
+            is_flag=True,
+            help="Compare with a baseline run of another deployment (refused otherwise).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def gates_from_params(params: Mapping[str, Any]) -> Gates:
     """The :class:`Gates` of a command's parsed :func:`gate_options` parameters."""
     from runner.gates import Gates
@@ -158,11 +184,13 @@ def write_and_print_reports(
     from rich.console import Console
 
     from runner.console import pairwise_sentence, summary_table
+    from runner.regression import refresh_report_comparison
     from runner.report import build_reports
     from runner.report_inputs import SCORER_KEY
     from runner.wording import score_label, verdict_lines
 
     paths = build_reports(out_dir, score=score, baseline=baseline, segments=segments)
+    refresh_report_comparison(out_dir)  # a comparison made before stays in report.html
     console = Console(highlight=False)
     console.print(summary_table(pl.read_parquet(paths.summary), title=f"results in {out_dir}"))
     for note in paths.notes:
@@ -202,7 +230,7 @@ def report(
 
 
 @main.command()
-@click.argument("baseline_out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("baseline_out", type=click.Path(path_type=Path))
 @click.argument("candidate_out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--out",
@@ -218,6 +246,7 @@ def report(
     "with equal names pair by themselves.",
 )
 @gate_options
+@baseline_options
 @allow_incomplete_option
 @score_option
 def compare(
@@ -245,42 +274,60 @@ def compare(
           --max-score-drop 2 --max-error-rate-increase 1 --require-significance 0.05
       cat reports/nightly/tonight/regression.md >> "$GITHUB_STEP_SUMMARY"
     """
+    from runner.baseline import compare_with_baseline, record_gate_verdict, resolve_baseline
     from runner.regression import write_regression
     from runner.rundir import RunDir
 
-    baseline_out = _baseline_run(baseline_out, candidate_out)
     gates = gates_from_params(params)
     mapping = parse_variant_map(variant_map)
-    target = out or candidate_out
-    target.mkdir(parents=True, exist_ok=True)
-    result = write_regression(
+    if out is None or out.resolve() == candidate_out.resolve():
+        rundir = RunDir(candidate_out)
+        with rundir.locked():  # the verdict goes into the candidate's manifest
+            verdict = compare_with_baseline(
+                candidate_out,
+                baseline_out,
+                gates,
+                allow_no_baseline=params["allow_no_baseline"],
+                allow_different_deployment=params["allow_different_deployment"],
+                variant_map=mapping,
+                score=score,
+                allow_incomplete=allow_incomplete,
+                say=say,
+            )
+            record_gate_verdict(rundir, verdict.verdict, verdict.baseline)
+        click.echo(verdict.markdown.read_text(encoding="utf-8"), nl=False)
+        verdict.raise_if_failed()
+        return
+    # Written elsewhere: a look at two runs, which leaves the candidate's manifest alone.
+    pick = resolve_baseline(
         baseline_out,
         candidate_out,
-        target,
+        allow_different_deployment=params["allow_different_deployment"],
+    )
+    for line in pick.lines():
+        say(line)
+    if pick.chosen is None:
+        raise GateFailed(
+            f"no baseline: {baseline_out} holds no eligible run other than {candidate_out}; "
+            "nothing was compared"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    result = write_regression(
+        pick.chosen.out_dir,
+        candidate_out,
+        out,
         gates,
         score=score,
         variant_map=mapping,
         allow_incomplete=allow_incomplete,
+        picked=pick.lines(),
     )
-    print_gate(result, RunDir(target).regression_md)
+    print_gate(result, RunDir(out).regression_md)
 
 
-def _baseline_run(given: Path, candidate: Path) -> Path:
-    """``given`` when it is a run; when it is a folder of runs, its latest complete run other
-    than ``candidate``, said on stderr."""
-    from runner.regression import latest_complete_run
-    from runner.rundir import RunDir
-
-    if RunDir(given).has_manifest():
-        return given
-    latest = latest_complete_run(given, exclude=candidate)
-    if latest is None:
-        raise ConfigError(
-            f"{given} is neither a run (no manifest.json) nor a folder holding a complete run "
-            f"other than {candidate}"
-        )
-    click.echo(f"baseline: {latest.describe()}, the latest complete run in {given}", err=True)
-    return latest.out_dir
+def say(line: str) -> None:
+    """One line on stderr, where the pick and other remarks of a comparison go."""
+    click.echo(line, err=True)
 
 
 @main.command()

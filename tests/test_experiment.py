@@ -317,12 +317,13 @@ def test_compare_against_a_folder_picks_the_latest_complete_run_and_says_which(
     assert "Baseline `a-tue`" in markdown and "candidate `d-thu`" in markdown
 
 
-def test_compare_against_a_folder_with_no_other_complete_run_exits_2(tmp_path: Path) -> None:
+def test_compare_against_a_folder_with_no_other_complete_run_exits_1(tmp_path: Path) -> None:
+    """No baseline: the gates were not applied, which fails the check (see test_nightly)."""
     folder = tmp_path / "nightly"
     only = _run_at(folder, "only", "2024-05-28T02:10:00+00:00")
     result = invoke(["compare", str(folder), str(only)])
-    assert result.exit_code == 2
-    assert f"{folder} is neither a run" in result.stderr
+    assert result.exit_code == 1
+    assert f"no baseline: {folder} holds no eligible run other than {only}" in result.stderr
 
 
 # ------------------------------------------------------- a job that compares itself

@@ -5,8 +5,8 @@ writes, each atomically::
 
     OUT/results.parquet       the results with their ``score`` and ``score_error`` columns
     OUT/summary.parquet       one row per variant, with its top error types
-    OUT/comparison.parquet    each variant against the baseline
-    OUT/side_by_side.parquet  one row per row, every variant's answer
+    OUT/comparison.parquet    each variant against the baseline (two variants or more)
+    OUT/side_by_side.parquet  one row per row, every variant's answer (likewise)
     OUT/report.html           all of it for people, one self-contained file
 
 Gates (``runner compare``, ``runner gate``) live in :mod:`runner.regression`. Every file
@@ -67,15 +67,15 @@ _REPORT_PACKAGES: Final = ("runner", "polars", "numpy", "scipy")
 class ReportPaths:
     """Where :func:`build_reports` wrote each file, and what it has to say about scoring.
 
-    With one variant there is nothing to set side by side: ``side_by_side`` is ``None`` and no
-    such file is left in ``OUT``; ``comparison.parquet`` is still written, with no rows, so
-    that every reader of a run finds it. Without segments the ``*_by_segment`` paths are
+    With one variant there is nothing to compare or set side by side: ``comparison`` and
+    ``side_by_side`` are ``None`` and neither file is left in ``OUT`` (one left by an earlier
+    report of more variants is removed). Without segments the ``*_by_segment`` paths are
     ``None``.
     """
 
     results: Path
     summary: Path
-    comparison: Path
+    comparison: Path | None
     side_by_side: Path | None
     html: Path
     notes: tuple[str, ...] = ()
@@ -144,13 +144,14 @@ def build_reports(
     )
     summary, comparison = _with_judges(rundir, results, summary, comparison)
     _write_frame(rundir.summary, summary, prov)
-    _write_frame(rundir.comparison, comparison, prov)
     shown, changed_total = pl.DataFrame(), 0
     if several:
+        _write_frame(rundir.comparison, comparison, prov)
         shown, changed_total = _write_side_by_side(rundir, results, base, variants, prov)
     else:
-        with contextlib.suppress(FileNotFoundError):  # left by an earlier report: now stale
-            rundir.side_by_side.unlink()
+        for stale in (rundir.comparison, rundir.side_by_side):  # left by an earlier report
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
     by_segment = _segment_reports(rundir, results, segments, base, variants, options, prov)
     label = score_label(scorer)
     html = render_report(
@@ -170,7 +171,7 @@ def build_reports(
     return ReportPaths(
         results=rundir.results,
         summary=rundir.summary,
-        comparison=rundir.comparison,
+        comparison=rundir.comparison if several else None,
         side_by_side=rundir.side_by_side if several else None,
         html=rundir.report_html,
         notes=notes,

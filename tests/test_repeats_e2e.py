@@ -118,6 +118,7 @@ def test_runner_compare_against_a_baseline_run_is_not_inflated_by_repeats(
     good = tmp_path / "good"
     with _simulator(seed, 0.0) as sim:
         assert _run(sim, dataset, good, 1, "candidate").exit_code == 0
+    assert not (good / "comparison.parquet").exists()  # one variant: nothing to compare
     nights = {n: tmp_path / f"worse-{n}" for n in (1, 3)}
     with _simulator(seed, WRONG_RATE) as sim:
         for n, out in nights.items():

@@ -131,9 +131,10 @@ def test_report_html_weighs_kilobytes_not_megabytes(run_dir: Path) -> None:
 
 def test_a_single_variant_reports_without_a_comparison(tmp_path: Path) -> None:
     out = write_run(tmp_path / "run", frame(answers("solo", 7)))
-    (out / "side_by_side.parquet").write_bytes(b"stale")  # from an earlier report
+    for stale in ("side_by_side.parquet", "comparison.parquet"):  # from an earlier report
+        (out / stale).write_bytes(b"stale")
     paths = build_reports(out, score="exact")
-    assert pl.read_parquet(paths.comparison).height == 0  # kept, empty: readers find it
+    assert paths.comparison is None and not (out / "comparison.parquet").exists()
     assert paths.side_by_side is None and not (out / "side_by_side.parquet").exists()
     html = paths.html.read_text(encoding="utf-8")
     for section in ("Against the baseline", "Changed rows", "Errors"):
@@ -385,7 +386,7 @@ def test_a_scorer_failing_on_one_row_still_writes_every_report(
 ) -> None:
     out = write_run(tmp_path / "run", frame(answers("v", 4, total=5)))
     paths = build_reports(out, score=f"{scorer_module}:picky")
-    for path in (paths.results, paths.summary, paths.comparison, paths.html):
+    for path in (paths.results, paths.summary, paths.html):
         assert path.is_file()
     results = pl.read_parquet(paths.results)
     failed = results.filter(pl.col("score_error").is_not_null())

@@ -195,6 +195,9 @@ def write_and_print_reports(
     console.print(summary_table(pl.read_parquet(paths.summary), title=f"results in {out_dir}"))
     for note in paths.notes:
         console.print(f"note: {note}", markup=False)
+    if paths.comparison is None:  # one variant: nothing to compare, no verdict to print
+        console.print(f"report: {paths.html}", markup=False)
+        return
     comparison = pl.read_parquet(paths.comparison)
     stored = (pq.read_schema(paths.results).metadata or {}).get(SCORER_KEY)
     label = score_label(stored.decode("utf-8") if stored else None)

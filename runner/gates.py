@@ -273,7 +273,8 @@ def _judge_consistency(
 
 
 def _coverage(row: Mapping[str, Any], variant: str, limit: float) -> GateResult:
-    share, calls, pairs = row.get("coverage"), row["baseline_calls"], row["pairs"]
+    share, calls = row.get("coverage"), row["baseline_calls"]
+    pairs = row.get("paired_baseline_calls", row["pairs"])  # calls whose row has a partner
     passed = share is not None and share >= limit
     note = f"{pairs:,} of {calls:,} baseline calls have a partner"
     if passed:

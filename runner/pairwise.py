@@ -182,9 +182,10 @@ def _row_error(row: Mapping[str, Any]) -> str | None:
 def pairwise_metrics(pairwise: pl.DataFrame) -> pl.DataFrame:
     """Per candidate variant: pairwise wins, losses and ties, the win rate (wins plus half the
     ties, over pairs) with a 95 % Wilson interval, and the two-sided sign test of wins against
-    losses, all over the pairs WITH a verdict; ``pairwise_unread``, the pairs left out (an
-    order's call failed or its answer was not read); and the judge's position consistency
-    (the share of judged pairs, both orders read, whose two orders agree)."""
+    losses, all over the pairs WITH a verdict (None when the judge read none of the pairs it
+    was asked about); ``pairwise_unread``, the pairs left out (an order's call failed or its
+    answer was not read); and the judge's position consistency (the share of judged pairs,
+    both orders read, whose two orders agree)."""
     from runner import stats
 
     rows: list[dict[str, Any]] = []
@@ -194,8 +195,12 @@ def pairwise_metrics(pairwise: pl.DataFrame) -> pl.DataFrame:
         losses = int((read["verdict"] == "loss").sum())
         n = read.height
         ties = n - wins - losses
-        rate = (wins + ties / 2) / n if n else None
-        low, high = stats.wilson_interval(round(wins + ties / 2), n) if n else (None, None)
+        unread = group.height - n
+        # Identical outputs are ties that need no judge; when the judge read none of the pairs
+        # it was asked about, those ties alone would make a win rate of 0.5: nothing to measure.
+        measurable = n > 0 and not (unread > 0 and read.filter(pl.col("judged")).is_empty())
+        rate = (wins + ties / 2) / n if measurable else None
+        low, high = stats.wilson_interval(round(wins + ties / 2), n) if measurable else (None, None)
         both_read = group.filter(pl.col("judged") & pl.col("consistent").is_not_null())
         rows.append(
             {
@@ -204,11 +209,11 @@ def pairwise_metrics(pairwise: pl.DataFrame) -> pl.DataFrame:
                 "pairwise_wins": wins,
                 "pairwise_losses": losses,
                 "pairwise_ties": ties,
-                "pairwise_unread": group.height - n,
+                "pairwise_unread": unread,
                 "pairwise_win_rate": rate,
                 "pairwise_win_rate_ci_low": low,
                 "pairwise_win_rate_ci_high": high,
-                "pairwise_p_value": stats.mcnemar_exact(wins, losses) if n else None,
+                "pairwise_p_value": stats.mcnemar_exact(wins, losses) if measurable else None,
                 "judge_position_consistency": (
                     float(both_read["consistent"].mean())  # type: ignore[arg-type]
                     if both_read.height

@@ -370,7 +370,7 @@ def baseline_section(
     parts = [
         f"<h2>Compared with the baseline: {escape(word.upper())}</h2>",
         f'<p class="sub">Baseline run {code(base.get("out_dir"))} (run '
-        f"{code(base.get('run_id'))}, finished {escape(_plain(base.get('finished_at')))}); "
+        f"{code(base.get('run_id'))}, finished {escape(_when(base.get('finished_at')))}); "
         f"this run {code(cand.get('out_dir'))}; compared "
         f"{escape(_plain(comparison.get('compared_at')))}; score: {escape(label)}.</p>",
         f'<ul class="verdicts"><li class="{kind}">{escape(sentence)}</li></ul>',
@@ -448,6 +448,18 @@ def _pairings_table(metrics: pl.DataFrame) -> str:
         + "".join(rows)
         + "</tbody></table>"
     )
+
+
+def _when(text: object) -> str:
+    """An ISO time from a manifest as ``2025-06-03 02:10:00 UTC`` (as given if unreadable)."""
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        return _plain(text)
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _share(value: float | None) -> str:

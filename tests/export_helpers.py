@@ -19,9 +19,15 @@ Respond = Callable[[dict[str, Any], int], httpx.Response]
 
 
 def make_run(
-    dataset: Path, out: Path, *variants: str, respond: Respond | None = None, **overrides: Any
+    dataset: Path,
+    out: Path,
+    *variants: str,
+    respond: Respond | None = None,
+    real: bool = False,
+    **overrides: Any,
 ) -> Path:
-    """Run ``variants`` over ``dataset`` into ``out`` against the fake API; return ``out``."""
+    """Run ``variants`` over ``dataset`` into ``out`` against the fake API (``real``: over
+    the network to ``base_url``); return ``out``."""
     values: dict[str, Any] = {
         "dataset": (str(dataset),),
         "out_dir": out,
@@ -34,7 +40,8 @@ def make_run(
         **overrides,
     }
     config = RunConfig(**values)
-    run_job(config, api_key="k", transport=FakeApi(respond=respond or answer).transport)
+    transport = None if real else FakeApi(respond=respond or answer).transport
+    run_job(config, api_key="fhk_test", transport=transport)
     return out
 
 

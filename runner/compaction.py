@@ -59,11 +59,13 @@ def compact(out_dir: Path, variants: tuple[str, ...]) -> dict[str, int]:
     read or written, raises StorageError naming the file; ``results.parquet`` is then left as
     it was.
     """
-    journal, target = RunDir(out_dir).journal, RunDir(out_dir).results
+    rundir = RunDir(out_dir)
+    journal, target = rundir.journal, rundir.results
     try:
         journal.touch()
         with atomic_path(target) as tmp:
             _compact_into(tmp, journal, out_dir, {v: i for i, v in enumerate(variants)})
+        rundir.scores.unlink(missing_ok=True)  # row for row with the results it replaced
         counts = pl.scan_parquet(target).group_by("status").len().collect().rows()
     except OSError as exc:
         where = exc.filename or journal

@@ -8,6 +8,7 @@ config can be written to the manifest as it is.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -197,6 +198,18 @@ class RunConfig:
             raise ConfigError(f"--limit must be at least 1, got {self.limit}")
         if self.sample is not None and self.sample < 1:
             raise ConfigError(f"--sample must be at least 1, got {self.sample}")
+        for name, number in (
+            ("--timeout", self.timeout),
+            ("--rps", self.rps),
+            ("--max-outage", self.max_outage),
+            ("--grace-period", self.grace_period),
+            ("--max-error-rate", self.max_error_rate),
+            ("backoff_initial", self.backoff_initial),
+            ("backoff_max", self.backoff_max),
+            ("max_elapsed", self.max_elapsed),
+        ):
+            if number is not None and not math.isfinite(number):
+                raise ConfigError(f"{name} must be a finite number, got {number}")
         for name, seconds in (
             ("--timeout", self.timeout),
             ("backoff_max", self.backoff_max),

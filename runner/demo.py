@@ -7,7 +7,7 @@ it works from any directory after a plain ``pip install``."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -15,8 +15,7 @@ from typing import Final
 
 from runner.config import RunConfig
 from runner.errors import ResultsDirError
-from runner.job import RunResult, run_job
-from runner.progress import auto_display
+from runner.experiment import ExperimentResult, Hooks
 from runner.rundir import RunDir
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 
@@ -77,17 +76,15 @@ def run_demo(
     *,
     rows: int = 200,
     dataset: Path | None = None,
-    handle_signals: bool = False,
-    quit_now: Callable[[], None] | None = None,
-) -> RunResult:
-    """Run the demo into ``out`` (replacing an earlier demo there) and return its result.
+    hooks: Hooks | None = None,
+) -> ExperimentResult:
+    """Run the demo into ``out`` (replacing an earlier demo there) and return its result:
+    an experiment like any other (send, pairwise judge, reports), on a simulator of its own.
 
-    ``dataset`` defaults to the packaged sample tickets. ``handle_signals`` and ``quit_now``
-    are passed to :func:`runner.job.run_job` (the CLI sets them; a library leaves signals
-    alone).
+    ``dataset`` defaults to the packaged sample tickets; ``hooks`` (the CLI's print and handle
+    signals) default to the library's, which say nothing.
     """
-    from runner.judge import JudgeOptions, judge_run
-    from runner.judge_parse import JudgeSpec
+    from runner.experiment import Experiment, JudgePlan, run_experiment
 
     _clear_previous_demo(out)
     variants = {
@@ -98,16 +95,12 @@ def run_demo(
         latency_ms=40.0, jitter_ms=20.0, seed=7, faults={"http_502": 0.1}, variants=variants
     )
     with SimulatorServer(sim) as server, _dataset_path(dataset) as path:
-        result = run_job(
+        experiment = Experiment(
             demo_config(out, path, server.base_url, rows),
-            api_key=None,
-            display=auto_display(),
-            handle_signals=handle_signals,
-            quit_now=quit_now,
+            score="contains",
+            judges=JudgePlan(pairwise_judge=":".join(DEMO_JUDGE)),
         )
-        judge = JudgeOptions(pairwise=JudgeSpec(*DEMO_JUDGE))
-        judge_run(result.out_dir, judge, api_key=None, display=auto_display())
-        return result
+        return run_experiment(experiment, api_key=None, hooks=hooks or Hooks())
 
 
 @contextmanager

@@ -35,6 +35,7 @@ def finish_deferred(out_dir: Path, say: Callable[[str], None] | None = None) -> 
         manifest.finished_at = now_iso()
         if manifest.planned is not None and finished >= manifest.planned:
             manifest.status, manifest.reason = RunStatus.COMPLETE, None
+            manifest.stages["compact"] = "done"
         else:  # the journal disagrees with the session that wrote it: say so, never "complete"
             manifest.status = RunStatus.INTERRUPTED
             manifest.reason = f"the journal holds {finished} of {manifest.planned} outcomes"

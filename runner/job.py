@@ -30,6 +30,7 @@ from runner.errors import (
     ConfigError,
     RunAborted,
     RunInterrupted,
+    RunnerError,
     StorageError,
 )
 from runner.finishing import FINISHING
@@ -81,6 +82,9 @@ class RunOptions:
     """A session that sent every call of a run of at least this many calls leaves the
     journal uncompacted and the manifest ``running``: :func:`finish_deferred`, in a fresh
     process, completes it (the CLI's memory plan for large runs). None: compact here."""
+    hold: contextlib.ExitStack | None = None
+    """Where OUT's lock is kept: the caller's stack, so the lock outlives the session (an
+    experiment holds it through every stage). None: released when the session ends."""
 
 
 def run_job(
@@ -94,6 +98,7 @@ def run_job(
     resume_command: str | None = None,
     quit_now: Callable[[], None] | None = None,
     defer_from: int | None = None,
+    hold: contextlib.ExitStack | None = None,
 ) -> RunResult:
     """Run (or resume) one job to the end.
 
@@ -105,7 +110,7 @@ def run_job(
     cell), the job runs on a worker thread and this returns its result all the same.
     """
     options = RunOptions(
-        display, policy, transport, handle_signals, resume_command, quit_now, defer_from
+        display, policy, transport, handle_signals, resume_command, quit_now, defer_from, hold
     )
     if _loop_running():
         if handle_signals:
@@ -132,7 +137,10 @@ async def arun_job(
     stack = contextlib.ExitStack()
     try:
         session = await anyio.to_thread.run_sync(_open, config, api_key, options, stack)
-        return await session.run(False)
+        try:
+            return await session.run(False)
+        except BaseExceptionGroup as group:
+            raise first_runner_error(group) from None
     finally:
         stack.close()
 
@@ -140,10 +148,29 @@ async def arun_job(
 def _run_blocking(config: RunConfig, api_key: str | None, options: RunOptions) -> RunResult:
     stack = contextlib.ExitStack()
     try:
-        session = _open(config, api_key, options, stack)
-        return anyio.run(session.run, options.handle_signals)
+        session = _open(config, api_key, options, options.hold or stack)
+        return _unwrapped(anyio.run, session.run, options.handle_signals)
     finally:
         stack.close()
+
+
+def _unwrapped(run: Callable[..., RunResult], *args: object) -> RunResult:
+    """``run(*args)``, with a runner error raised inside a task group (an ``InputError`` from a
+    corrupt Parquet page, say) raised as itself rather than in an ``ExceptionGroup``: its exit
+    code, not 70."""
+    try:
+        return run(*args)
+    except BaseExceptionGroup as group:
+        raise first_runner_error(group) from None
+
+
+def first_runner_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first :class:`RunnerError` in ``group`` (nested groups searched), else ``group``."""
+    for exc in group.exceptions:
+        found = first_runner_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(found, RunnerError):
+            return found
+    return group
 
 
 def _loop_running() -> bool:
@@ -226,6 +253,8 @@ class _Session:
         started = time.monotonic()
         done = read_done_keys(rundir.root, retry_errors=config.retry_errors)
         manifest.status, manifest.reason = RunStatus.RUNNING, None
+        manifest.stage = "send"
+        manifest.stages["send"] = "running"
         manifest.sessions.append(self.session)
         if self.resume_command:
             manifest.resume_command = self.resume_command
@@ -311,6 +340,7 @@ class _Session:
         reason = None if stopped is None else str(stopped)
         self._end_session(status, reason, counters)
         manifest.status, manifest.reason, manifest.finished_at = status, reason, now_iso()
+        manifest.stages["send"] = "done" if status is RunStatus.COMPLETE else status.value
         if counts is not None:
             manifest.counts = {"ok": counts.get("ok", 0), "error": counts.get("error", 0)}
         manifest.planned = pipeline.planned if pipeline.produced_all else None
@@ -355,6 +385,7 @@ class _Session:
         manifest = self.manifest
         self._end_session(RunStatus.COMPLETE, None, counters)
         manifest.reason = FINISHING
+        manifest.stage, manifest.stages["send"] = "compact", "done"
         manifest.planned = pipeline.planned
         self.rundir.write_manifest(manifest)
         return RunResult(

@@ -4,36 +4,40 @@ Judge calls are calls. Each judging pass is an ordinary run of the runner, in it
 directory under ``OUT/judges/<kind>/``, whose dataset is the table of judge calls still to make
 (``pass-NNN.calls.parquet``): so a judge call has the same concurrency limit, retries, rate
 limit, breaker, lock, journal and resume as any call, and a finished judgement is never paid
-twice. A pass that was interrupted is resumed first; then the calls no pass has an outcome for
-make the next pass. When every call has an outcome, the answers are parsed
-(:mod:`runner.judge_parse`) and written back:
+twice. A pass of the same judge that was interrupted is resumed first (with the options given
+now); a pass of another judge (a typo corrected, say) is left alone. Then the calls that have
+no outcome from this judge (with ``retry_errors``: no ok outcome) make the next pass. When every
+call has an outcome, the answers are read (:mod:`runner.judge_parse`) and written, never into
+``results.parquet``:
 
-* pointwise: into ``results.parquet`` as ``score`` / ``score_reason`` / ``judge_error`` (or, when
-  a deterministic scorer owns ``score``, as ``judge_score`` / ``judge_reason`` / ``judge_error``);
-* pairwise: into ``pairwise.parquet``, one row per (row_id, repeat, variant) against the baseline.
+* pointwise: ``judgements.parquet``, one row per judged outcome (``judge_score``,
+  ``judge_reason``, ``judge_error``), joined to the results when read
+  (:func:`runner.results.scan_scored`);
+* pairwise: ``pairwise.parquet``, one row per (row_id, repeat, variant) against the baseline.
 
-Judging again sends nothing when every judgement is there: it only parses and writes.
+Judging again sends nothing when every judgement is there: it only reads and writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+import re
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runner.config import RunConfig
 from runner.errors import ConfigError
 from runner.fsutil import atomic_path, atomic_write_parquet
 from runner.job import RunResult, run_job
-from runner.judge_parse import JudgeSpec, parse_score
+from runner.judge_parse import JudgeSpec, parse_score, scale_hint
 from runner.pairwise import (
-    SEP,
     answers,
+    call_id,
     input_column,
     pairwise_calls,
     pairwise_pairs,
@@ -42,8 +46,8 @@ from runner.pairwise import (
     write_pairwise,
 )
 from runner.progress import Display
-from runner.records import RESULT_SCHEMA, STATUS_OK
-from runner.report_inputs import SCORER_KEY
+from runner.records import STATUS_OK
+from runner.report_inputs import JUDGE_KEY
 from runner.rundir import Manifest, RunDir, RunStatus
 
 Kind = Literal["pointwise", "pairwise"]
@@ -59,11 +63,18 @@ class JudgeOptions:
     """``--judge-var NAME=VALUE``: more prompt inputs of every judge call (a rubric, say)."""
     scale: tuple[float, float] | None = None
     """``--judge-scale MIN-MAX``: the pointwise judge's scale, mapped onto [0, 1]."""
-    keep_score: bool = False
-    """A deterministic scorer owns ``score``: the judge writes ``judge_score`` instead."""
     baseline: str | None = None
     base_url: str | None = None
     """The API base URL for judge calls (default: the run's)."""
+    pattern: re.Pattern[str] | None = None
+    """``--judge-pattern``: the first group of its last match is the score."""
+    pairwise_pattern: re.Pattern[str] | None = None
+    """``--pairwise-pattern``: the first group of its last match is the winner."""
+    retry_errors: bool = False
+    """Send again the judge calls that ended in an error (HTTP errors, not unread answers)."""
+    keep_score: bool = False
+    """A deterministic scorer owns ``score``: the judge's is ``judge_score``. Otherwise the
+    judge's score is the run's score, and an earlier scorer's ``scores.parquet`` goes."""
 
     def __post_init__(self) -> None:
         if self.pointwise is None and self.pairwise is None:
@@ -75,12 +86,73 @@ class JudgeOptions:
 
 
 @dataclass
-class JudgeReport:
-    """What judging did: calls sent per kind, and answers that did not parse."""
+class KindReport:
+    """One judge's pass over a run: what was sent, judged, failed and not read."""
 
-    sent: dict[str, int] = field(default_factory=dict)
-    unparsed: dict[str, int] = field(default_factory=dict)
+    sent: int = 0
+    calls: int = 0
+    """Judge calls the run asks for (made now or before)."""
+    failed: int = 0
+    """Calls that ended in an error (HTTP, timeout): ``--retry-errors`` sends them again."""
+    unparsed: int = 0
+    """Answers in which no verdict could be read."""
+    reasons: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+    """One answer (or error) per reason, as the judge gave it."""
+    hint: str | None = None
+
+    @property
+    def errors(self) -> int:
+        return self.failed + self.unparsed
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+
+@dataclass
+class JudgeReport:
+    """What judging did, per kind (``pointwise``, ``pairwise``)."""
+
+    kinds: dict[str, KindReport] = field(default_factory=dict)
     paths: list[Path] = field(default_factory=list)
+
+    @property
+    def sent(self) -> dict[str, int]:
+        return {kind: report.sent for kind, report in self.kinds.items()}
+
+    @property
+    def unparsed(self) -> dict[str, int]:
+        return {kind: report.unparsed for kind, report in self.kinds.items()}
+
+
+@dataclass(frozen=True)
+class PassRunner:
+    """How a judging pass sends: the same hooks as the run's own session."""
+
+    api_key: str | None
+    display: Display | None = None
+    transport: Any = None
+    handle_signals: bool = False
+    quit_now: Callable[[], None] | None = None
+
+    def __call__(self, config: RunConfig) -> RunResult:
+        return run_job(
+            config,
+            api_key=self.api_key,
+            display=self.display,
+            transport=self.transport,
+            handle_signals=self.handle_signals,
+            quit_now=self.quit_now,
+        )
+
+
+def sending_done(manifest: Manifest) -> bool:
+    """Whether every call of the run has an outcome (a run made before stages were recorded
+    says so by its status)."""
+    return manifest.stages.get("send") == "done" or (
+        not manifest.stages and manifest.status is RunStatus.COMPLETE
+    )
 
 
 def judge_run(
@@ -90,58 +162,151 @@ def judge_run(
     api_key: str | None,
     display: Display | None = None,
     transport: Any = None,
+    handle_signals: bool = False,
+    quit_now: Callable[[], None] | None = None,
 ) -> JudgeReport:
-    """Judge the run in ``out_dir`` (which must be complete) with ``options``."""
+    """Judge the run in ``out_dir`` (every call sent) with ``options``, under its lock."""
     rundir = RunDir(out_dir)
-    manifest = rundir.read_manifest()
-    if manifest.status is not RunStatus.COMPLETE:
-        raise ConfigError(
-            f"{out_dir} is {manifest.status.value}: judge a complete run (resume it first)"
-        )
-    main = RunConfig.from_mapping({**manifest.config, "resume": False, "retry_errors": False})
-    results = pl.scan_parquet(rundir.results)
-    report = JudgeReport()
-    if options.pointwise is not None:
-        calls = pointwise_calls(results, options.variables)
-        outcomes = _judge(rundir, "pointwise", options.pointwise, calls, main, manifest, options,
-                          api_key, display, transport, report)  # fmt: skip
-        report.unparsed["pointwise"] = _write_pointwise(rundir, outcomes, options)
-    if options.pairwise is not None:
-        variants = manifest.variants
-        baseline = options.baseline or (variants[0] if variants else None)
-        if baseline is None or len(variants) < 2:
-            raise ConfigError("--pairwise-judge needs a run with two or more variants")
-        if baseline not in variants:
-            raise ConfigError(f"--baseline-variant {baseline!r} is not one of {variants}")
-        pairs = pairwise_pairs(results, baseline)
-        calls = pairwise_calls(pairs, options.variables)
-        outcomes = _judge(rundir, "pairwise", options.pairwise, calls, main, manifest, options,
-                          api_key, display, transport, report)  # fmt: skip
-        report.unparsed["pairwise"] = write_pairwise(rundir, pairs, outcomes, baseline)
+    send = PassRunner(api_key, display, transport, handle_signals, quit_now)
+    with rundir.locked():
+        manifest = rundir.read_manifest()
+        if not sending_done(manifest):
+            raise ConfigError(
+                f"{out_dir} is {manifest.status.value}: judge a run whose every call was sent "
+                "(resume it first)"
+            )
+        parent = RunConfig.from_mapping({**manifest.config, "resume": False})
+        results = pl.scan_parquet(rundir.results)
+        report = JudgeReport()
+        if options.pointwise is not None:
+            calls = pointwise_calls(results, options.variables)
+            kind = report.kinds["pointwise"] = KindReport()
+            outcomes = _judge(rundir, "pointwise", options.pointwise, calls, parent, manifest,
+                              options, send, kind)  # fmt: skip
+            _write_pointwise(rundir, outcomes, options, kind)
+            report.paths.append(rundir.judgements)
+        if options.pairwise is not None:
+            variants = manifest.variants
+            baseline = options.baseline or (variants[0] if variants else None)
+            if baseline is None or len(variants) < 2:
+                raise ConfigError("--pairwise-judge needs a run with two or more variants")
+            if baseline not in variants:
+                raise ConfigError(f"--baseline-variant {baseline!r} is not one of {variants}")
+            pairs = pairwise_pairs(results, baseline)
+            calls = pairwise_calls(pairs, options.variables)
+            kind = report.kinds["pairwise"] = KindReport()
+            outcomes = _judge(rundir, "pairwise", options.pairwise, calls, parent, manifest,
+                              options, send, kind)  # fmt: skip
+            kind.unparsed = write_pairwise(
+                rundir, pairs, outcomes, baseline, options.pairwise_pattern
+            )
+            _count(kind, outcomes, pl.read_parquet(rundir.pairwise))
+            report.paths.append(rundir.pairwise)
     return report
+
+
+def pending_calls(rundir: RunDir, results: pl.LazyFrame, options: JudgeOptions) -> tuple[int, int]:
+    """How many pointwise and pairwise judge calls judging would send now (a dry run)."""
+    counts = []
+    for kind, spec in (("pointwise", options.pointwise), ("pairwise", options.pairwise)):
+        if spec is None:
+            counts.append(0)
+            continue
+        if kind == "pointwise":
+            calls = pointwise_calls(results, options.variables)
+        else:
+            baseline = options.baseline or RunDir(rundir.root).read_manifest().variants[0]
+            calls = pairwise_calls(pairwise_pairs(results, baseline), options.variables)
+        outcomes = _outcomes(rundir.judges(kind), spec)
+        if options.retry_errors:
+            outcomes = outcomes.filter(status=STATUS_OK)
+        pending = calls.join(outcomes.lazy().select("id"), on="id", how="anti")
+        counts.append(pending.select(pl.len()).collect().item())
+    return counts[0], counts[1]
 
 
 # ------------------------------------------------------------------------------ the calls
 
 
 def pointwise_calls(results: pl.LazyFrame, variables: Mapping[str, str]) -> pl.LazyFrame:
-    """One judge call per ok outcome: id, input, output, expected, the judge vars, role and
-    judged_variant (the last two are sent as metadata)."""
-    key = pl.concat_str(
-        [pl.col("variant"), pl.col("repeat").cast(pl.String), pl.col("row_id")], separator=SEP
-    )
+    """One judge call per ok outcome: id, input, output, expected, the judge vars, and the
+    metadata of the call (role, judged_variant, judged_row_id, judged_repeat)."""
     calls = results.filter(pl.col("status") == STATUS_OK).select(
-        key.alias("id"),
+        call_id("variant", "repeat", "row_id").alias("id"),
         input_column(results).alias("input"),
         pl.col("output").fill_null(""),
         pl.col("expected").fill_null(""),
-        pl.lit("judge").alias("role"),
-        pl.col("variant").alias("judged_variant"),
+        *judge_metadata(),
     )
     return with_variables(calls, variables)
 
 
+def judge_metadata(order: str | None = None) -> list[pl.Expr]:
+    """The metadata of a judge call: what it judges (the dataset's row id and repeat)."""
+    exprs = [
+        pl.lit("judge").alias("role"),
+        pl.col("variant").alias("judged_variant"),
+        pl.col("row_id").alias("judged_row_id"),
+        pl.col("repeat").alias("judged_repeat"),
+    ]
+    if order is not None:
+        exprs.append(pl.lit(order).alias("order"))
+    return exprs
+
+
+METADATA_COLUMNS: Final = ("role", "judged_variant", "judged_row_id", "judged_repeat", "order")
+
 # ------------------------------------------------------------------------------ the passes
+
+#: The :class:`RunConfig` fields a judge pass takes from the run it judges, on purpose: who
+#: the calls are for (experiment, tags, user) and how fast and how patiently they are sent.
+#: Every other field is set by :func:`judge_pass_config` (a test holds the two lists whole).
+INHERITED: Final = (
+    "experiment", "tags", "user", "concurrency", "max_attempts", "timeout", "backoff_initial",
+    "backoff_max", "max_elapsed", "rps", "adaptive", "max_outage", "max_error_rate",
+    "max_response_bytes", "grace_period",
+)  # fmt: skip
+
+
+def judge_pass_config(
+    parent: RunConfig,
+    *,
+    run_id: str,
+    spec: JudgeSpec,
+    source: Path,
+    out_dir: Path,
+    inputs: Sequence[str],
+    metadata: Sequence[str],
+    base_url: str | None,
+    resume: bool,
+) -> RunConfig:
+    """The configuration of one judging pass over ``source`` (its table of judge calls):
+    the judge's deployment, the parent run's identity and limits (:data:`INHERITED`), and
+    nothing of the parent's selection (no sample, shard, segment, repeat or limit)."""
+    inherited = {name: getattr(parent, name) for name in INHERITED}
+    return RunConfig(
+        dataset=(str(source),),
+        out_dir=out_dir,
+        deployment=spec.deployment,
+        variants=(spec.variant,),
+        input_format="parquet",
+        id_column="id",
+        input_columns=tuple(inputs),
+        metadata_columns=tuple(metadata),
+        segment_columns=(),
+        expected_column=None,
+        limit=None,
+        sample=None,
+        seed=0,
+        repeat=1,
+        stream=False,
+        base_url=base_url or parent.base_url,
+        resume=resume,
+        retry_errors=False,
+        shard=None,
+        run_id=run_id,
+        **inherited,
+    )
 
 
 def _judge(
@@ -149,73 +314,65 @@ def _judge(
     kind: Kind,
     spec: JudgeSpec,
     calls: pl.LazyFrame,
-    main: RunConfig,
+    parent: RunConfig,
     manifest: Manifest,
     options: JudgeOptions,
-    api_key: str | None,
-    display: Display | None,
-    transport: Any,
-    report: JudgeReport,
+    send: PassRunner,
+    report: KindReport,
 ) -> pl.DataFrame:
-    """Make every judge call that has no outcome yet; return all outcomes (id, status,
-    output, error_message) of this kind and judge."""
+    """Make every judge call that has no outcome from this judge yet; return all outcomes
+    (id, status, output, error_message) of this kind and judge."""
     home = rundir.judges(kind)
     home.mkdir(parents=True, exist_ok=True)
-    sent = 0
+
+    def config_of(source: Path, out: Path, columns: Sequence[str], resume: bool) -> RunConfig:
+        metadata = [c for c in columns if c in METADATA_COLUMNS]
+        inputs = [c for c in columns if c != "id" and c not in METADATA_COLUMNS]
+        return judge_pass_config(
+            parent, run_id=manifest.run_id, spec=spec, source=source, out_dir=out,
+            inputs=inputs, metadata=metadata, base_url=options.base_url, resume=resume,
+        )  # fmt: skip
+
     for done in _passes(home):
-        if RunDir(done).read_manifest().status is not RunStatus.COMPLETE:
-            config = RunConfig.from_mapping({**RunDir(done).read_manifest().config, "resume": True})
-            sent += _run_pass(config, api_key, display, transport).counters.done
+        pass_manifest = RunDir(done).read_manifest()
+        if pass_manifest.status is RunStatus.COMPLETE or not _same_judge(pass_manifest, spec):
+            continue  # finished, or another judge's (its calls go to this judge's next pass)
+        source = _source_of(done)
+        columns = pl.read_parquet_schema(source)
+        report.sent += send(config_of(source, done, list(columns), True)).counters.done
     outcomes = _outcomes(home, spec)
-    pending = calls.join(outcomes.lazy().select("id"), on="id", how="anti").collect()
+    finished = outcomes if not options.retry_errors else outcomes.filter(status=STATUS_OK)
+    pending = calls.join(finished.lazy().select("id"), on="id", how="anti").collect()
     if pending.height:
         index = len(_passes(home))
         source = home / f"pass-{index:03d}.calls.parquet"
         atomic_write_parquet(source, pending)
-        inputs = [c for c in pending.columns if c not in ("id", "role", "judged_variant")]
-        config = replace(
-            main,
-            dataset=(str(source),),
-            out_dir=home / f"pass-{index:03d}",
-            deployment=spec.deployment,
-            variants=(spec.variant,),
-            input_format="parquet",
-            id_column="id",
-            input_columns=tuple(inputs),
-            metadata_columns=("role", "judged_variant"),
-            expected_column=None,
-            limit=None,
-            repeat=1,
-            stream=False,
-            shard=None,
-            run_id=manifest.run_id,
-            base_url=options.base_url or main.base_url,
-        )
-        sent += _run_pass(config, api_key, display, transport).counters.done
+        config = config_of(source, home / f"pass-{index:03d}", pending.columns, False)
+        report.sent += send(config).counters.done
         outcomes = _outcomes(home, spec)
-    report.sent[kind] = sent
-    return outcomes
+    report.calls = calls.select(pl.len()).collect().item()
+    return outcomes.join(calls.select("id").collect(), on="id", how="semi")
+
+
+def _source_of(pass_dir: Path) -> Path:
+    return pass_dir.with_name(pass_dir.name + ".calls.parquet")
+
+
+def _same_judge(manifest: Manifest, spec: JudgeSpec) -> bool:
+    return (manifest.deployment, tuple(manifest.variants)) == (spec.deployment, (spec.variant,))
 
 
 def _passes(home: Path) -> list[Path]:
     return sorted(p for p in home.glob("pass-*") if p.is_dir())
 
 
-def _run_pass(
-    config: RunConfig, api_key: str | None, display: Display | None, transport: Any
-) -> RunResult:
-    return run_job(config, api_key=api_key, display=display, transport=transport)
-
-
 def _outcomes(home: Path, spec: JudgeSpec) -> pl.DataFrame:
-    """The outcomes of every complete pass of this judge (a pass of another judge, say after
-    --judge changed, is not reused)."""
+    """The outcomes of every pass of this judge, the latest per call (a pass of another
+    judge, say before --judge was corrected, is not reused)."""
     frames = []
     for path in _passes(home):
         manifest = RunDir(path).read_manifest()
-        if (manifest.deployment, tuple(manifest.variants)) != (spec.deployment, (spec.variant,)):
-            continue
-        if RunDir(path).results.exists():
+        if _same_judge(manifest, spec) and RunDir(path).results.exists():
             frames.append(
                 pl.scan_parquet(RunDir(path).results).select(
                     pl.col("row_id").alias("id"), "status", "output", "error_message"
@@ -225,43 +382,62 @@ def _outcomes(home: Path, spec: JudgeSpec) -> pl.DataFrame:
         return pl.DataFrame(
             schema=dict.fromkeys(("id", "status", "output", "error_message"), pl.String)
         )
-    return pl.concat(frames).unique("id", keep="last").collect()
+    return pl.concat(frames).unique("id", keep="last", maintain_order=True).collect()
 
 
 # ------------------------------------------------------------------------------- writing
 
 
-def _write_pointwise(rundir: RunDir, outcomes: pl.DataFrame, options: JudgeOptions) -> int:
-    """Join the parsed scores into results.parquet; return how many answers did not parse."""
-    parsed = [parse_score(a, options.scale) if a is not None else None for a in answers(outcomes)]
+def _write_pointwise(
+    rundir: RunDir, outcomes: pl.DataFrame, options: JudgeOptions, report: KindReport
+) -> None:
+    """``judgements.parquet``: each judged outcome's score, reason and error."""
+    texts = answers(outcomes)
+    parsed = [
+        parse_score(a, options.scale, options.pattern) if a is not None else None for a in texts
+    ]
     errors = [
         (p.error if p is not None else f"judge call failed: {msg}")
         for p, msg in zip(parsed, outcomes["error_message"], strict=True)
     ]
-    score, reason = (
-        ("judge_score", "judge_reason") if options.keep_score else ("score", "score_reason")
-    )
     judged = split_ids(outcomes["id"], ordered=False).with_columns(
-        pl.Series(score, [p.value if p else None for p in parsed], dtype=pl.Float64),
-        pl.Series(reason, [p.reason if p else None for p in parsed], dtype=pl.String),
+        pl.Series("judge_score", [p.value if p else None for p in parsed], dtype=pl.Float64),
+        pl.Series("judge_reason", [p.reason if p else None for p in parsed], dtype=pl.String),
         pl.Series("judge_error", errors, dtype=pl.String),
     )
-    keys = ["row_id", "variant", "repeat"]
-    results = pl.read_parquet(rundir.results)
-    stale = [c for c in (score, reason, "judge_error") if c in results.columns]
-    merged = results.drop(stale).join(judged, on=keys, how="left", maintain_order="left")
-    table = merged.to_arrow()
-    old = pq.read_schema(rundir.results).metadata or {}
-    metadata = dict(old)
+    table = judged.select("row_id", "variant", "repeat", "judge_score", "judge_reason",
+                          "judge_error").to_arrow()  # fmt: skip
+    metadata = {JUDGE_KEY: f"judge {options.pointwise}".encode()}
+    with atomic_path(rundir.judgements) as tmp:
+        pq.write_table(table.replace_schema_metadata(metadata), tmp, compression="zstd")
     if not options.keep_score:
-        metadata[SCORER_KEY] = f"judge {options.pointwise}".encode()
-    fields = [
-        RESULT_SCHEMA.field(n) if n in RESULT_SCHEMA.names else table.schema.field(n)
-        for n in table.column_names
-    ]
-    with atomic_path(rundir.results) as tmp:
-        pq.write_table(table.cast(pa.schema(fields, metadata=metadata)), tmp, compression="zstd")
-    return sum(1 for p in parsed if p is not None and p.error is not None)
+        rundir.scores.unlink(missing_ok=True)
+    report.unparsed = sum(1 for p in parsed if p is not None and p.error is not None)
+    report.hint = scale_hint([p.raw for p in parsed if p is not None], options.scale)
+    _count(report, outcomes, judged.with_columns(pl.Series("answer", texts, dtype=pl.String)))
+
+
+def _count(report: KindReport, outcomes: pl.DataFrame, judged: pl.DataFrame) -> None:
+    """Failed calls, and the most frequent reasons of judge errors with one example each."""
+    report.failed = outcomes.filter(pl.col("status") != STATUS_OK).height
+    for column in [c for c in judged.columns if c.startswith("judge_error")]:
+        if column == "judge_error" and "judge_error_AB" in judged.columns:
+            continue  # a pairwise row's error repeats its orders'
+        for error in judged[column].drop_nulls():
+            reason = _reason_of(error)
+            report.reasons[reason] += 1
+            report.examples.setdefault(reason, error)
+    if "answer" in judged.columns:
+        for error, answer in judged.select("judge_error", "answer").iter_rows():
+            if error is not None and answer is not None:
+                report.examples[_reason_of(error)] = answer
+
+
+def _reason_of(error: str) -> str:
+    """The kind of a judge error, without the details that make each one unique."""
+    if error.startswith("judge call failed"):
+        return error.split(";")[0][:80]
+    return re.sub(r"[-+]?\d+(\.\d+)?", "N", error)[:80]
 
 
 def judge_agreement(results: pl.DataFrame, deterministic: str, judge: str) -> pl.DataFrame:
@@ -285,7 +461,18 @@ def _kappa(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
     if n == 0:
         return {"judge_rows": 0, "judge_agreement": None, "judge_kappa": None}
     observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    expected = pa * pb + (1 - pa) * (1 - pb)
+    pa_, pb = sum(a) / n, sum(b) / n
+    expected = pa_ * pb + (1 - pa_) * (1 - pb)
     kappa = None if expected == 1 else (observed - expected) / (1 - expected)
     return {"judge_rows": n, "judge_agreement": observed, "judge_kappa": kappa}
+
+
+__all__ = [
+    "INHERITED",
+    "JudgeOptions",
+    "JudgeReport",
+    "KindReport",
+    "judge_agreement",
+    "judge_pass_config",
+    "judge_run",
+]

@@ -23,9 +23,6 @@ from runner.judge_parse import Verdict, combine, combine_strength, parse_winner
 from runner.records import STATUS_OK
 from runner.rundir import RunDir
 
-#: Separates the parts of a judge call's id: variant | repeat | [order |] row id (last, so a
-#: row id may hold the separator).
-SEP: Final = "|"
 ORDERS: Final = ("AB", "BA")
 """``AB``: output_a is the baseline's answer; ``BA``: the candidate's."""
 
@@ -44,11 +41,21 @@ def with_variables(frame: pl.LazyFrame, variables: Mapping[str, str]) -> pl.Lazy
     return frame.with_columns(pl.lit(value).alias(name) for name, value in variables.items())
 
 
+def call_id(*columns: str | pl.Expr) -> pl.Expr:
+    """A judge call's id: its parts (variant, repeat, [order,] row id) as one JSON object, so
+    no two calls share an id whatever the variant names and row ids hold."""
+    return pl.struct(*columns).struct.json_encode()
+
+
+_ID_PARTS: Final = {"variant": pl.String, "repeat": pl.Int32, "order": pl.String,
+                    "row_id": pl.String}  # fmt: skip
+
+
 def split_ids(ids: pl.Series, *, ordered: bool) -> pl.DataFrame:
-    """A judge call's id back into its parts (the row id last: it may hold the separator)."""
+    """A judge call's id (:func:`call_id`) back into its parts."""
     names = ["variant", "repeat", "order", "row_id"] if ordered else ["variant", "repeat", "row_id"]
-    split = ids.str.splitn(SEP, len(names)).struct.rename_fields(names)
-    return split.struct.unnest().with_columns(pl.col("repeat").cast(pl.Int32))
+    dtype = pl.Struct({name: _ID_PARTS[name] for name in names})
+    return ids.str.json_decode(dtype).struct.unnest().select(names)
 
 
 def answers(outcomes: pl.DataFrame) -> list[str | None]:
@@ -82,10 +89,7 @@ def pairwise_calls(pairs: pl.LazyFrame, variables: Mapping[str, str]) -> pl.Lazy
     orders = []
     for order in ORDERS:
         a, b = ("baseline_output", "candidate_output")[:: 1 if order == "AB" else -1]
-        key = pl.concat_str(
-            [pl.col("variant"), pl.col("repeat").cast(pl.String), pl.lit(order), pl.col("row_id")],
-            separator=SEP,
-        )
+        key = call_id("variant", "repeat", pl.lit(order).alias("order"), "row_id")
         orders.append(
             differing.select(
                 key.alias("id"),
@@ -95,6 +99,9 @@ def pairwise_calls(pairs: pl.LazyFrame, variables: Mapping[str, str]) -> pl.Lazy
                 "expected",
                 pl.lit("judge").alias("role"),
                 pl.col("variant").alias("judged_variant"),
+                pl.col("row_id").alias("judged_row_id"),
+                pl.col("repeat").alias("judged_repeat"),
+                pl.lit(order).alias("order"),
             )
         )
     return with_variables(pl.concat(orders), variables)

@@ -46,10 +46,10 @@ from runner.report_inputs import (
     baseline_of,
     plain_field,
     read_run_facts,
-    scan_results,
     score_file,
     variant_order,
 )
+from runner.results import scan_scored
 from runner.rundir import RunDir
 from runner.side_by_side import bucketed_side_by_side
 from runner.wording import score_label, verdict_lines
@@ -130,8 +130,8 @@ def build_reports(
     """
     facts = read_run_facts(out_dir)
     rundir = RunDir(out_dir)
-    scorer, notes = score_file(rundir.results, score)
-    results = compare.lazy_results(scan_results(rundir.results))
+    scorer, notes = score_file(out_dir, score)
+    results = compare.lazy_results(scan_scored(out_dir))
     variants = variant_order(results, facts)
     base = baseline_of(baseline, variants)
     prov = _provenance(facts, variants, base, scorer)
@@ -276,7 +276,7 @@ def _write_side_by_side(
     try:
         with tempfile.TemporaryDirectory(dir=rundir.root, prefix=".compact-sbs-") as scratch:
             table = bucketed_side_by_side(
-                rundir.results, baseline, variants=variants, scratch=Path(scratch)
+                rundir.root, baseline, variants=variants, scratch=Path(scratch)
             )
             wanted = min(MAX_CHANGED_ROWS, table.changed)
             with (

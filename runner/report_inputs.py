@@ -1,9 +1,9 @@
 """What the reports read from a run directory: its manifest (:func:`read_run_facts`, the one
 place they read it) and its results, scored (:func:`scored_results`, :func:`score_file`).
 
-Scoring a results file rewrites it a batch at a time with ``score`` and ``score_error``
-columns and the scorer's spec in its Parquet metadata (:data:`SCORER_KEY`), so a later report
-knows how it was scored.
+Scoring a run writes ``scores.parquet`` a batch at a time, row for row with
+``results.parquet`` (never rewritten), with the scorer's spec in its Parquet metadata
+(:data:`SCORER_KEY`), so a later report knows how it was scored.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from runner import compare
 from runner.errors import ConfigError, ResultsDirError, StorageError
 from runner.fsutil import atomic_path
 from runner.records import RESULT_SCHEMA
-from runner.results import read_results
+from runner.results import read_results, scan_scored
 from runner.rundir import RunDir
 from runner.scoring import (
     SCORE_COLUMN,
@@ -34,6 +34,8 @@ from runner.scoring import (
 
 #: Parquet key-value metadata: the scorer spec behind the ``score`` column.
 SCORER_KEY: Final = b"runner.score"
+#: Parquet key-value metadata of ``judgements.parquet``: its judge (``judge grader:v1``).
+JUDGE_KEY: Final = b"runner.judge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,7 @@ def scored_results(out_dir: Path, score: str | None) -> Scored:
     if SCORE_COLUMN not in results.columns:
         results = results.with_columns(pl.lit(None, dtype=pl.Float64).alias(SCORE_COLUMN))
         return Scored(results, None)
-    stored = _stored_scorer(RunDir(out_dir).results)
-    return Scored(results, stored, _scoring_notes(results, 0))
+    return Scored(results, stored_scorer(out_dir), _scoring_notes(results, 0))
 
 
 def _scoring_notes(results: pl.DataFrame | pl.LazyFrame, no_expected: int) -> tuple[str, ...]:
@@ -115,25 +116,34 @@ def _scoring_notes(results: pl.DataFrame | pl.LazyFrame, no_expected: int) -> tu
     return tuple(notes)
 
 
-def score_file(path: Path, score: str | None) -> tuple[str | None, tuple[str, ...]]:
-    """Score ``results.parquet`` in place when ``score`` is given (streamed: the results are
-    never all in memory); return the scorer behind its score column and the scoring notes.
+def score_file(out_dir: Path, score: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """Score the run's results when ``score`` is given, into ``OUT/scores.parquet`` (streamed:
+    the results are never all in memory, and ``results.parquet`` is never rewritten); return
+    the scorer behind the run's score column and the scoring notes.
 
     A built-in scorer (a polars expression of the output and expected value) that already
-    scored the file, by the spec stored in it, leaves the file as it is: it would write the
-    same scores. A scorer from a module is always run again: its code may have changed.
+    scored the run, by the spec stored in ``scores.parquet``, leaves it as it is: it would
+    write the same scores. A scorer from a module is always run again: its code may have
+    changed.
     """
     scorer = parse_scorer(score) if score is not None else None  # a bad spec fails first
-    results = scan_results(path)
+    rundir = RunDir(out_dir)
+    path, target = rundir.results, rundir.scores
+    if not path.exists():
+        raise ResultsDirError(f"{path} does not exist; run the job first (or resume it)")
     if scorer is None:
-        if SCORE_COLUMN not in results.collect_schema().names():
+        if SCORE_COLUMN not in scan_scored(out_dir).collect_schema().names():
             return None, ()
-        return _stored_scorer(path), _scoring_notes(results, 0)
-    already = SCORE_COLUMN in results.collect_schema().names()
-    if already and scorer.expr is not None and _stored_scorer(path) == scorer.spec:
-        return scorer.spec, _scoring_notes(results, _missing_expected(path, scorer))
+        return stored_scorer(out_dir), _scoring_notes(scan_scored(out_dir), 0)
+    if target.exists() and scorer.expr is not None and _stored_scorer(target) == scorer.spec:
+        return scorer.spec, _scoring_notes(scan_scored(out_dir), _missing_expected(path, scorer))
     schema = _results_schema(
-        score_results(results.head(0), scorer).collect().to_arrow().schema, scorer.spec
+        score_results(scan_results(path).head(0), scorer)
+        .select(SCORE_COLUMN, SCORE_ERROR_COLUMN)
+        .collect()
+        .to_arrow()
+        .schema,
+        scorer.spec,
     )
     no_expected = 0
     # pyarrow reads the file a batch at a time and each batch is scored on its own: the
@@ -143,19 +153,33 @@ def score_file(path: Path, score: str | None) -> tuple[str | None, tuple[str, ..
     source = pq.ParquetFile(path, pre_buffer=False)
     pool = pa.default_memory_pool()
     try:
-        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
+        with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
             for batch in source.iter_batches(batch_size=_SCORE_ROWS, use_threads=False):
                 frame = pl.from_arrow(batch)
                 assert isinstance(frame, pl.DataFrame)
                 no_expected += missing_expected(frame, scorer)
-                out.write_table(score_results(frame, scorer).to_arrow().cast(schema))
-                del batch, frame
+                scored = score_results(frame, scorer).select(SCORE_COLUMN, SCORE_ERROR_COLUMN)
+                out.write_table(scored.to_arrow().cast(schema))
+                del batch, frame, scored
                 pool.release_unused()
     except (pl.exceptions.PolarsError, pa.ArrowException) as exc:
-        raise StorageError(f"cannot write {path}: {exc}") from exc
+        raise StorageError(f"cannot write {target}: {exc}") from exc
     finally:
         source.close()
-    return scorer.spec, _scoring_notes(scan_results(path), no_expected)
+    return scorer.spec, _scoring_notes(scan_scored(out_dir), no_expected)
+
+
+def stored_scorer(out_dir: Path) -> str | None:
+    """The scorer behind the run's ``score`` column: the one that wrote ``scores.parquet``,
+    else the pointwise judge (``judge grader:v1``), else one an older runner stored in
+    ``results.parquet``; None when the run has no score."""
+    rundir = RunDir(out_dir)
+    if rundir.scores.exists():
+        return _stored_scorer(rundir.scores)
+    if rundir.judgements.exists():
+        raw = (pq.read_schema(rundir.judgements).metadata or {}).get(JUDGE_KEY)
+        return raw.decode("utf-8") if raw else "judge"
+    return _stored_scorer(rundir.results) if rundir.results.exists() else None
 
 
 def _missing_expected(path: Path, scorer: Scorer) -> int:

@@ -7,7 +7,10 @@ manifest through :class:`Manifest`; nothing else spells a file name under ``OUT`
     OUT/manifest.json         what the run is and how far it got (Manifest, written atomically)
     OUT/journal.jsonl         one JSON line per finished call, appended as each call finishes
     OUT/journal.rejected.jsonl  damaged journal lines set aside by recovery (their calls re-sent)
-    OUT/results.parquet       the journal compacted: one row per (row_id, variant, repeat)
+    OUT/results.parquet       the journal compacted: one row per (row_id, variant, repeat);
+                              written once (compaction, or merge), never rewritten after
+    OUT/scores.parquet        the scorer's score and score_error, row for row with results
+    OUT/judgements.parquet    the pointwise judge's scores, reasons and errors, by key
     OUT/summary.parquet, comparison.parquet, side_by_side.parquet, report.html   the reports
     OUT/summary_by_segment.parquet, comparison_by_segment.parquet   ``--segment-column``
     OUT/gate.md, gate.parquet                 ``runner gate`` (variants of one run)
@@ -240,6 +243,17 @@ class RunDir:
         return self.root / "comparison_by_segment.parquet"
 
     @property
+    def scores(self) -> Path:
+        """The deterministic scorer's ``score`` and ``score_error``, row for row with
+        ``results.parquet`` (which is never rewritten after compaction)."""
+        return self.root / "scores.parquet"
+
+    @property
+    def judgements(self) -> Path:
+        """The pointwise judge's verdicts, by (row_id, variant, repeat)."""
+        return self.root / "judgements.parquet"
+
+    @property
     def pairwise(self) -> Path:
         return self.root / "pairwise.parquet"
 
@@ -305,7 +319,8 @@ class RunDir:
         manifest, results, reports, exports): none of them may be a symlink."""
         return [
             self.lock_path, self.manifest_path, self.journal, self.rejected, self.results,
-            self.summary, self.comparison, self.side_by_side, self.report_html,
+            self.scores, self.judgements, self.summary, self.comparison, self.side_by_side,
+            self.report_html,
             self.summary_by_segment, self.comparison_by_segment, self.pairwise,
             self.experiment, self.gate_md, self.gate_parquet, self.regression_md,
             self.regression_parquet, *(self.export(fmt) for fmt in ("parquet", "csv", "jsonl")),
@@ -346,7 +361,15 @@ class RunDir:
         :class:`RunDirLocked` (exit 2) naming the holder's host and pid. A symlink in place
         of one of the runner's files is refused first (:meth:`check_no_symlinks`), and the lock
         file is opened ``O_NOFOLLOW``.
+
+        Re-entrant within a process: while this process holds OUT's lock (an experiment that
+        runs its stages, or a fresh process that adopted it, :meth:`adopted`), ``locked``
+        yields that lock again, so every library operation can take the lock itself.
         """
+        held = _HELD.get(_lock_key(self.root))
+        if held is not None:
+            yield held
+            return
         self.check_no_symlinks()  # before anything in OUT is read or written
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -377,12 +400,45 @@ class RunDir:
             except OSError as exc:
                 raise ResultsDirError(f"--out {self.root} is not writable: {_reason(exc)}") from exc
             lock = RunLock(fd, len(holder))
+            _HELD[_lock_key(self.root)] = lock
             try:
                 yield lock
             finally:
+                del _HELD[_lock_key(self.root)]
                 lock.release_reserve()  # the reserve is for a session, not for the disk's life
         finally:
             os.close(fd)  # closing the descriptor releases the flock
+
+    @contextlib.contextmanager
+    def adopted(self, fd: int) -> Iterator[RunLock]:
+        """Hold OUT's lock through ``fd``, a descriptor of ``OUT/.runner.lock`` inherited from
+        the process that locked it and then replaced itself (or started this one): the lock
+        passes from one process to the next without a moment in which it is free. Refused
+        (:class:`ResultsDirError`) when ``fd`` is not that file or does not hold its lock."""
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(self.lock_path, follow_symlinks=False))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours already: a no-op
+        except BlockingIOError:
+            same = False
+        except OSError as exc:
+            raise ResultsDirError(f"{self.root}: no lock to take over ({_reason(exc)})") from exc
+        if not same:
+            raise ResultsDirError(f"{self.root}: descriptor {fd} does not hold its lock")
+        lock = RunLock(fd, len(os.pread(fd, 4096, 0).split(b"\0")[0]), reserve=False)
+        _HELD[_lock_key(self.root)] = lock
+        try:
+            yield lock
+        finally:
+            del _HELD[_lock_key(self.root)]
+            os.close(fd)
+
+
+#: The run directories this process holds the lock of, by real path (see :meth:`RunDir.locked`).
+_HELD: Final[dict[str, RunLock]] = {}
+
+
+def _lock_key(root: Path) -> str:
+    return os.path.realpath(root)
 
 
 class RunLock:
@@ -393,11 +449,17 @@ class RunLock:
     ``interrupted`` and name the cause.
     """
 
-    def __init__(self, fd: int, holder_bytes: int) -> None:
+    def __init__(self, fd: int, holder_bytes: int, *, reserve: bool = True) -> None:
         self._fd = fd
         self._holder_bytes = holder_bytes
-        with contextlib.suppress(OSError):  # no reserve where the file system cannot
-            os.posix_fallocate(fd, holder_bytes, RESERVE_BYTES)
+        if reserve:
+            with contextlib.suppress(OSError):  # no reserve where the file system cannot
+                os.posix_fallocate(fd, holder_bytes, RESERVE_BYTES)
+
+    @property
+    def fd(self) -> int:
+        """The descriptor that holds the lock (for :meth:`RunDir.adopted` in a next process)."""
+        return self._fd
 
     def release_reserve(self) -> None:
         with contextlib.suppress(OSError):

@@ -28,6 +28,8 @@ from runner.errors import ConfigError
 from runner.outcome_join import MERGE_ROWS, BucketWriters, SortedBucket, bucket_count, bucket_of
 from runner.records import STATUS_ERROR
 from runner.result_frames import ENGINE, PAIR_KEYS, Results, lazy_results, variant_order
+from runner.results import iter_scored_batches
+from runner.rundir import RunDir
 
 
 def side_by_side(
@@ -152,16 +154,16 @@ class BucketedSideBySide:
 
 
 def bucketed_side_by_side(
-    results: Path, baseline: str, *, variants: Sequence[str], scratch: Path
+    out_dir: Path, baseline: str, *, variants: Sequence[str], scratch: Path
 ) -> BucketedSideBySide:
-    """Steps 1–3 of the module docstring over ``results.parquet``; ``scratch`` must be an
-    empty directory that outlives the returned object's reading."""
+    """Steps 1–3 of the module docstring over the run's scored results; ``scratch`` must be
+    an empty directory that outlives the returned object's reading."""
     if baseline not in variants:
         raise ConfigError(f"baseline variant {baseline!r} is not in the results ({variants})")
+    results = RunDir(out_dir).results
     k = bucket_count(results, _READ)
-    source = pq.ParquetFile(results, pre_buffer=False)
-    rows = source.metadata.num_rows
-    parts = _bucket_results(results, source, k, scratch)
+    rows = pq.read_metadata(results).num_rows
+    parts = _bucket_results(out_dir, k, scratch)
     buckets, keys = [], []
     for b, path in enumerate(parts):
         flagged = (
@@ -184,17 +186,13 @@ def bucketed_side_by_side(
     return BucketedSideBySide(tuple(buckets), every[_KEY].sort(), changed)
 
 
-def _bucket_results(results: Path, source: pq.ParquetFile, k: int, scratch: Path) -> list[Path]:
+def _bucket_results(out_dir: Path, k: int, scratch: Path) -> list[Path]:
     """Step 1: the results' columns of a side-by-side table, with their position in the
     file, into ``k`` bucket files by a hash of ``row_id``."""
-    names = set(source.schema_arrow.names)
     writers = BucketWriters(scratch, "sbs", k, fast=True)
     position = 0
     empty = None
-    columns = [c for c in _READ if c in names]
-    for batch in source.iter_batches(batch_size=_READ_ROWS, columns=columns, use_threads=False):
-        frame = pl.from_arrow(batch)
-        assert isinstance(frame, pl.DataFrame)
+    for frame in iter_scored_batches(out_dir, _READ, _READ_ROWS):
         frame = (
             lazy_results(frame)
             .select(
@@ -207,6 +205,6 @@ def _bucket_results(results: Path, source: pq.ParquetFile, k: int, scratch: Path
         empty = empty or frame.to_arrow().schema
         writers.write(frame.with_columns(bucket_of(pl.col("row_id"), k)))
     if empty is None:
-        head = lazy_results(pl.scan_parquet(results)).head(0)
+        head = lazy_results(pl.scan_parquet(RunDir(out_dir).results)).head(0)
         empty = head.select(pl.lit(0, pl.Int64).alias(_POS), *_READ).collect().to_arrow().schema
     return writers.close(empty)

@@ -61,8 +61,9 @@ def test_demo_judges_the_candidate_pairwise_and_prints_the_verdict(tmp_path: Pat
     assert pairwise.height == 40 and set(pairwise["variant"]) == {"candidate"}
     losses = int((pairwise["verdict"] == "loss").sum())
     assert losses > 0
-    line = next(x for x in result.output.splitlines() if "pairwise judge" in x)
-    assert line.startswith("candidate: pairwise judge ")
+    lines = result.output.splitlines()
+    assert "pairwise judge: 80 calls sent" in lines  # 40 pairs, both orders
+    line = next(x for x in lines if x.startswith("candidate: pairwise judge "))
     assert f"{losses} losses" in line
     assert "pairwise judge" in (out / "report.html").read_text(encoding="utf-8")
 

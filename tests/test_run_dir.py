@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from runner.cli import main
-from runner.errors import ResultsDirError, RunDirLocked
+from runner.errors import ResultsDirError
 from runner.rundir import LOCK_NAME, Manifest, RunDir, RunStatus
 from runner.simulator import SimulatorConfig, SimulatorServer
 
@@ -64,16 +64,16 @@ def spawn(argv: list[str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]
 def test_a_second_holder_is_refused_naming_host_and_pid(tmp_path: Path) -> None:
     rundir = RunDir(tmp_path / "out")
     rundir.create()
-    # flock locks belong to an open file description: a second open in this process
-    # conflicts exactly as another process would.
-    with (
-        rundir.locked(),
-        pytest.raises(RunDirLocked, match=rf"pid {os.getpid()}"),
-        rundir.locked(),
-    ):
-        pass
-    with rundir.locked():  # released when the block ends
-        pass
+    other = [sys.executable, "-c", "import sys; from runner.rundir import RunDir\n"
+             "with RunDir(sys.argv[1]).locked(): pass", str(rundir.root)]  # fmt: skip
+    with rundir.locked() as held:
+        with rundir.locked() as again:  # the same process: the lock it holds (re-entrant)
+            assert again is held
+        refused = subprocess.run(other, capture_output=True, text=True, check=False)
+        assert refused.returncode != 0 and "RunDirLocked" in refused.stderr
+        assert f"pid {os.getpid()}" in refused.stderr
+    free = subprocess.run(other, capture_output=True, text=True, check=False)
+    assert free.returncode == 0, free.stderr  # released when the block ends
 
 
 def test_the_lock_file_does_not_make_out_non_empty(tmp_path: Path) -> None:

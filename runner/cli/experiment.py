@@ -60,16 +60,17 @@ def run_params_of(out: Path, new_out: Path, ctx: click.Context) -> tuple[dict[st
             f"is written there (no scorer, judge or gate options)",
             err=True,
         )
-        atomic_write_text(kept, experiment_toml(_manifest_params(config), header="from manifest"))
+        atomic_write_text(kept, experiment_toml(manifest_params(config), header="from manifest"))
     args = ["--config", str(kept), "--out", str(new_out)]
     with run.make_context("run", list(args), parent=ctx) as sub:
         params = with_experiment_file(sub, dict(sub.params))
-    params.update(_manifest_params(config))
+    params.update(manifest_params(config))
     params.update(out=new_out, resume=False, retry_errors=False, dry_run=False, run_id=None)
     return params, kept
 
 
-def _manifest_params(config: dict[str, Any]) -> dict[str, Any]:
+def manifest_params(config: dict[str, Any]) -> dict[str, Any]:
+    """``run``'s parameters of a manifest's run configuration."""
     params = {name: config[name] for name in _FROM_MANIFEST if name in config}
     for name in ("variants", "input_columns", "metadata_columns"):
         if name in params:

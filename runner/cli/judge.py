@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from runner.cli.app import main
-from runner.config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, parse_tag
+from runner.config import BASE_URL_ENV
+from runner.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-JUDGE_PARAMS = ("judge", "pairwise_judge", "judge_vars", "judge_scale")
+JUDGE_PARAMS = (
+    "judge", "pairwise_judge", "judge_vars", "judge_scale", "judge_pattern", "pairwise_pattern",
+    "max_judge_error_rate",
+)  # fmt: skip
 
 
 def judge_options(func: F) -> F:
@@ -22,92 +25,109 @@ def judge_options(func: F) -> F:
     options = [
         click.option("--judge", metavar="DEPLOYMENT:VARIANT",
                      help="Score every ok answer with this judge deployment (pointwise). Its "
-                     "prompt gets input, output, expected and the --judge-var values; it answers "
-                     "a JSON object with a numeric score (and a reason), or a last line SCORE: N."),
+                     "prompt gets input, output, expected and the --judge-var values. Read by "
+                     "default: a JSON object with a numeric score, MT-Bench's [[n]], "
+                     "Prometheus' [RESULT] n, a last line Score: n (or Rating:, Grade:, "
+                     "with /10); the last verdict in the answer counts."),
         click.option("--pairwise-judge", metavar="DEPLOYMENT:VARIANT",
                      help="Compare each candidate with the baseline row by row with this judge, "
-                     "in both orders (input, output_a, output_b, expected); it answers a JSON "
-                     "object with winner A, B or tie, or a last line WINNER: A|B|TIE."),
+                     "in both orders (input, output_a, output_b, expected). Read by default: a "
+                     "JSON winner, MT-Bench's [[A]]/[[B]]/[[C]], Arena-Hard's [[A>>B]] … "
+                     "[[B>>A]], a last line WINNER: A|B|TIE. An unread answer is a judge error, "
+                     "never a tie."),
         click.option("--judge-var", "judge_vars", multiple=True, metavar="NAME=VALUE",
                      help="One more prompt input of every judge call (a rubric, say); repeatable."),
         click.option("--judge-scale", metavar="MIN-MAX",
                      help="The pointwise judge's scale (e.g. 1-10), mapped onto 0-1 "
-                     "(default: scores are already in 0-1)."),
+                     "(default: 0-1, or the denominator of a 'Score: 7/10' line)."),
+        click.option("--judge-pattern", metavar="REGEX",
+                     help="Read the pointwise judge's score with REGEX instead: the first group "
+                     "of its last match is the score."),
+        click.option("--pairwise-pattern", metavar="REGEX",
+                     help="Read the pairwise judge's winner with REGEX instead: the first group "
+                     "of its last match is A, B, or a tie word (tie, C, draw, equal, =)."),
+        click.option("--max-judge-error-rate", type=float, metavar="SHARE",
+                     help="Largest share (0-1) of a judge's calls that may fail or answer "
+                     "nothing readable; above it the run exits 4, with every report written "
+                     "(default 0.05)."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def judge_options_from_params(
-    params: Mapping[str, Any], *, keep_score: bool, base_url: str | None
-) -> Any:
-    """The :class:`~runner.judge.JudgeOptions` of parsed judge options, or None when no judge
-    was asked for. ``keep_score``: a deterministic --score owns the ``score`` column."""
-    if not params.get("judge") and not params.get("pairwise_judge"):
-        return None
-    from runner.judge import JudgeOptions
-    from runner.judge_parse import JudgeSpec, parse_scale
-
-    return JudgeOptions(
-        pointwise=JudgeSpec.parse(params["judge"], "--judge") if params.get("judge") else None,
-        pairwise=(
-            JudgeSpec.parse(params["pairwise_judge"], "--pairwise-judge")
-            if params.get("pairwise_judge")
-            else None
-        ),
-        variables=dict(parse_tag(v) for v in params.get("judge_vars") or ()),
-        scale=parse_scale(params.get("judge_scale")),
-        keep_score=keep_score,
-        baseline=params.get("baseline_variant"),
-        base_url=base_url,
-    )
-
-
-def run_judges(out: Path, options: Any) -> None:
-    """Judge ``out`` with ``options`` (from :func:`judge_options_from_params`), say what it
-    cost, and hold judge calls to the run's error budget like any call."""
-    from runner.budget import check_error_budget
-    from runner.judge import judge_run
-    from runner.progress import auto_display
-    from runner.rundir import RunDir
-
-    report = judge_run(
-        out, options, api_key=os.environ.get(API_KEY_ENV) or None, display=auto_display()
-    )
-    for kind, sent in report.sent.items():
-        unparsed = report.unparsed.get(kind, 0)
-        note = f"; {unparsed} answers did not parse (null score, judge_error)" if unparsed else ""
-        click.echo(f"{kind} judge: {sent} calls sent{note}", err=True)
-    budget = RunDir(out).read_manifest().config.get("max_error_rate", 0.05)
-    for kind in report.sent:
-        for path in sorted(RunDir(out).judges(kind).glob("pass-*")):
-            if path.is_dir() and RunDir(path).results.exists():
-                check_error_budget(RunDir(path).results, float(budget))
-
-
 @main.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @judge_options
-@click.option("--base-url", envvar=BASE_URL_ENV, default=DEFAULT_BASE_URL, show_default=True,
-              help=f"API base URL of the judge calls (also ${BASE_URL_ENV}).")  # fmt: skip
+@click.option(
+    "--base-url",
+    envvar=BASE_URL_ENV,
+    help=f"API base URL of the judge calls (default: the run's; also ${BASE_URL_ENV}).",
+)
 @click.option("--score", metavar="SCORER",
               help="A deterministic scorer that keeps the score column; the judge's score goes "
               "to judge_score.")  # fmt: skip
 @click.option("--baseline-variant", help="The variant candidates are compared with.")
-def judge(out: Path, base_url: str, score: str | None, **params: Any) -> None:
-    """Judge the answers of an existing (complete) run OUT with judge deployments, then
-    rebuild its reports. Judge calls are journaled like any call: running it again sends only
-    what is missing, and nothing when every judgement is there.
+@click.option(
+    "--retry-errors",
+    is_flag=True,
+    help="Send again the judge calls that ended in an error (HTTP errors, timeouts).",
+)
+def judge(out: Path, **params: Any) -> None:
+    """Judge the answers of run OUT (every call sent) with judge deployments, then rebuild
+    its reports and apply its gates, as the end of 'runner run' does. Judge calls are
+    journaled like any call: running it again sends only what is missing, and nothing when
+    every judgement is there.
 
     \b
     Example:
       runner judge reports/nightly --judge grader:v2 --judge-var rubric="polite, correct"
     """
-    from runner.cli.reports import write_and_print_reports
+    from runner.cli.console import cli_hooks, finish, resume_command_of
+    from runner.experiment import experiment_from_params, run_experiment
+    from runner.judge import sending_done
+    from runner.rundir import RunDir
 
-    options = judge_options_from_params(params, keep_score=score is not None, base_url=base_url)
-    if options is None:
+    if not params.get("judge") and not params.get("pairwise_judge"):
         raise click.UsageError("give --judge DEPLOYMENT:VARIANT, --pairwise-judge, or both")
-    run_judges(out, options)
-    write_and_print_reports(out, score, params.get("baseline_variant"))
+    manifest = RunDir(out).read_manifest()
+    if not sending_done(manifest):
+        raise ConfigError(
+            f"{out} is {manifest.status.value}: not every call was sent; resume it first "
+            f"({manifest.resume_command or 'runner run … --resume'})"
+        )
+    run_params = run_params_of_run(out)
+    given = {k: v for k, v in params.items() if v not in (None, (), False)}
+    run_params.update(given)
+    if params["score"] is None and params.get("judge"):
+        run_params["score"] = None  # the judge's score is the score
+    run_params.update(resume=True, retry_errors=params["retry_errors"], out=out)
+    experiment = experiment_from_params(run_params)
+    resume = resume_command_of(["judge", str(out), *_args_of(given)])
+    finish(run_experiment(experiment, hooks=cli_hooks(resume)))
+
+
+def run_params_of_run(out: Path) -> dict[str, Any]:
+    """``run``'s parameters of run ``out``: its experiment file, else its manifest's config."""
+    from runner.cli.experiment import manifest_params
+    from runner.experiment import load_experiment
+    from runner.rundir import RunDir
+
+    rundir = RunDir(out)
+    if rundir.experiment.exists():
+        return dict(load_experiment(rundir.experiment).params)
+    return manifest_params(rundir.read_manifest().config)
+
+
+def _args_of(params: dict[str, Any]) -> list[str]:
+    args: list[str] = []
+    for name, value in params.items():
+        flag = "--" + name.replace("_", "-").removesuffix("s" if name == "judge_vars" else "")
+        if value is True:
+            args.append(flag)
+        elif isinstance(value, tuple):
+            for item in value:
+                args += [flag, str(item)]
+        else:
+            args += [flag, str(value)]
+    return args

@@ -20,6 +20,7 @@ from runner.errors import ConfigError, GateFailed
 
 if TYPE_CHECKING:
     from runner.gates import Gates, RegressionReport
+    from runner.report import ReportPaths
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -179,18 +180,24 @@ def write_and_print_reports(
     out_dir: Path, score: str | None, baseline: str | None, segments: tuple[str, ...] = ()
 ) -> None:
     """Build every report of ``out_dir`` and print the compact table, notes and verdicts."""
-    import polars as pl
-    import pyarrow.parquet as pq
-    from rich.console import Console
-
-    from runner.console import pairwise_sentence, summary_table
     from runner.regression import refresh_report_comparison
     from runner.report import build_reports
-    from runner.report_inputs import SCORER_KEY
-    from runner.wording import score_label, verdict_lines
 
     paths = build_reports(out_dir, score=score, baseline=baseline, segments=segments)
     refresh_report_comparison(out_dir)  # a comparison made before stays in report.html
+    print_reports(paths)
+
+
+def print_reports(paths: ReportPaths) -> None:
+    """Print the compact table, notes and verdicts of the reports at ``paths``."""
+    import polars as pl
+    from rich.console import Console
+
+    from runner.console import pairwise_sentence, summary_table
+    from runner.report_inputs import stored_scorer
+    from runner.wording import score_label, verdict_lines
+
+    out_dir = paths.results.parent
     console = Console(highlight=False)
     console.print(summary_table(pl.read_parquet(paths.summary), title=f"results in {out_dir}"))
     for note in paths.notes:
@@ -199,8 +206,7 @@ def write_and_print_reports(
         console.print(f"report: {paths.html}", markup=False)
         return
     comparison = pl.read_parquet(paths.comparison)
-    stored = (pq.read_schema(paths.results).metadata or {}).get(SCORER_KEY)
-    label = score_label(stored.decode("utf-8") if stored else None)
+    label = score_label(stored_scorer(out_dir))
     lines = verdict_lines(comparison, score_label=label)
     for line, row in zip(lines, comparison.iter_rows(named=True), strict=True):
         console.print(line, markup=False, soft_wrap=True)

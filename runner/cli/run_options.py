@@ -1,4 +1,5 @@
-"""``runner run``'s options and the :class:`~runner.config.RunConfig` they build.
+"""``runner run``'s options; :func:`runner.experiment.experiment_from_params` builds the
+:class:`~runner.experiment.Experiment` they describe.
 
 Every default comes from ``RunConfig`` itself (:func:`default`): the options show it, and a
 config built in Python gets the same.
@@ -14,8 +15,8 @@ from typing import Any, TypeVar
 import click
 
 from runner.cli.reports import baseline_option, score_option
-from runner.config import BASE_URL_ENV, DEFAULT_BASE_URL, RunConfig, parse_tag
-from runner.errors import ConfigError
+from runner.config import BASE_URL_ENV, DEFAULT_BASE_URL, RunConfig
+from runner.experiment._model import FRESH_PROCESS_FROM
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,18 +26,6 @@ _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 def default(name: str) -> Any:
     """RunConfig's default for a field: the one place defaults live (options show them)."""
     return _FIELDS[name].default
-
-
-def _parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    index, sep, count = text.partition("/")
-    try:
-        if not sep:
-            raise ValueError
-        return int(index), int(count)
-    except ValueError:
-        raise ConfigError(f"--shard {text!r} is not I/N (for example 0/4)") from None
 
 
 def run_options(func: F) -> F:
@@ -128,62 +117,19 @@ def run_options(func: F) -> F:
                      "derived from the dataset and config so every shard agrees)."),
         score_option,
         baseline_option,
-        click.option("--compare-with", type=click.Path(file_okay=False, path_type=Path),
-                     metavar="FOLDER",
-                     help="When the run ends, compare it with the latest complete run in FOLDER "
-                     "(a folder of past runs, e.g. last night's) and apply the gate options to "
-                     "that comparison: regression.md in --out, exit 1 when a gate fails."),
+        click.option("--compare-with", type=click.Path(path_type=Path),
+                     metavar="FOLDER|RUN",
+                     help="When the run ends, compare it with a baseline and apply the gate "
+                     "options to that comparison: regression.md in --out, exit 1 when a gate "
+                     "fails. FOLDER: a folder of past runs (the latest complete one that "
+                     "finished before this run started, of the same deployment, that did not "
+                     "fail its own gates); RUN: one run directory, pinned. A path that does "
+                     "not exist is exit 2; a folder with no eligible run is exit 1 unless "
+                     "--allow-no-baseline."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def build_config(params: dict[str, Any]) -> RunConfig:
-    """A ``RunConfig`` from the parsed ``run`` options."""
-    if not params["dataset"]:
-        raise ConfigError(
-            "no dataset given: name it on the command line or as dataset in the --config file"
-        )
-    out = params["out"]
-    if out is None:
-        from datetime import datetime
-
-        out = Path("reports") / f"{params['deployment']}-{datetime.now():%Y%m%d-%H%M%S}"
-    return RunConfig(
-        dataset=tuple(params["dataset"]),
-        out_dir=out,
-        deployment=params["deployment"],
-        variants=tuple(params["variants"]),
-        input_format=params["input_format"],
-        id_column=params["id_column"],
-        input_columns=tuple(params["input_columns"]),
-        metadata_columns=tuple(params["metadata_columns"]),
-        segment_columns=tuple(params.get("segment_columns") or ()),
-        expected_column=params["expected_column"],
-        limit=params["limit"],
-        sample=params["sample"],
-        seed=params["seed"],
-        repeat=params["repeat"],
-        experiment=params["experiment"],
-        tags=dict(parse_tag(t) for t in params["tags"]),
-        user=params["user"],
-        base_url=params["base_url"],
-        stream=params["stream"],
-        concurrency=params["concurrency"],
-        max_attempts=params["max_attempts"],
-        timeout=params["timeout"],
-        rps=params["rps"],
-        adaptive=params["adaptive"],
-        max_outage=params["max_outage"],
-        max_error_rate=params["max_error_rate"],
-        max_response_bytes=params["max_response_bytes"],
-        grace_period=params["grace_period"],
-        resume=params["resume"],
-        retry_errors=params["retry_errors"],
-        shard=_parse_shard(params["shard"]),
-        run_id=params.get("run_id"),
-    )
 
 
 def executor_options(func: F) -> F:
@@ -201,13 +147,32 @@ def executor_options(func: F) -> F:
     return func
 
 
-def export_format(to: Path | None) -> Any:
-    """The format ``--export PATH`` names by its extension (checked before anything is sent)."""
-    if to is None:
-        return None
-    from runner.export_writers import EXTENSIONS
-
-    fmt = EXTENSIONS.get(to.suffix.lower().lstrip("."))
-    if fmt is None:
-        raise ConfigError(f"--export {to}: name a .parquet, .csv or .jsonl file")
-    return fmt
+def stage_options(func: F) -> F:
+    """The options of the stages after sending that no other command shares."""
+    options = [
+        click.option("--no-report", is_flag=True,
+                     help="Write no reports at the end (a backfill); 'runner report OUT' writes "
+                     "them later. Gates and the error budget still apply."),
+        click.option("--export", "export_to", type=click.Path(path_type=Path), metavar="PATH",
+                     help="When the run ends, write the dataset plus its outputs and scores to "
+                     "PATH, as 'runner export OUT --to PATH' does (format from the extension: "
+                     ".parquet, .csv, .jsonl). Checked before the first call: never a file of "
+                     "the dataset, never inside --out, never an existing path without "
+                     "--overwrite."),
+        click.option("--overwrite", is_flag=True,
+                     help="With --export: replace PATH if it exists."),
+        click.option("--export-prefix", metavar="PREFIX",
+                     help="With --export: name the added columns PREFIX<column> (when the "
+                     "dataset already has a column named like one of them)."),
+        click.option("--csv-raw", is_flag=True,
+                     help="With --export to .csv: write cells that start with = + - @ as they "
+                     "are (by default they get a leading ' so a spreadsheet cannot run them)."),
+        click.option("--fresh-process-from", type=int, default=FRESH_PROCESS_FROM,
+                     show_default=True, metavar="CALLS",
+                     help="Runs of at least CALLS calls compact, judge, export and report in a "
+                     "fresh process that takes over the lock (the sending heap is not kept "
+                     "under the reports: a 1,000,000 x 2 run stays under 300 MB). 0: never."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func

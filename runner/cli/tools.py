@@ -113,8 +113,7 @@ def merge(out: Path, score: str | None, baseline_variant: str | None) -> None:
 def demo(out: Path, rows: int) -> None:
     """Run two variants over the sample dataset on the built-in simulator, with streaming
     and injected 502s, and print a per-variant summary. Needs no API key and no network."""
-    from runner.cli.run import quit_now
+    from runner.cli.console import cli_hooks, finish
     from runner.demo import run_demo
 
-    result = run_demo(out, rows=rows, handle_signals=True, quit_now=quit_now)
-    write_and_print_reports(result.out_dir, "contains", None)
+    finish(run_demo(out, rows=rows, hooks=cli_hooks(None)))

@@ -1,4 +1,4 @@
-"""The experiment file: a run's options as TOML, read with the standard library.
+"""The experiment file: an experiment's options as TOML, read with the standard library.
 
 ``runner run --config eval.toml`` reads every option of ``run`` from the file; an option given
 on the command line replaces the file's value. The keys are the long options with underscores,
@@ -53,13 +53,15 @@ def _keys() -> dict[str, Key]:
     kinds = {
         "str": ("deployment", "experiment", "id_column", "expected_column", "base_url", "user",
                 "shard", "score", "baseline_variant", "judge", "pairwise_judge", "judge_scale",
-                "ray_address"),
+                "judge_pattern", "pairwise_pattern", "ray_address", "export_prefix"),
         "int": ("concurrency", "repeat", "limit", "sample", "seed", "max_attempts",
-                "max_response_bytes", "ray_tasks"),
+                "max_response_bytes", "ray_tasks", "fresh_process_from"),
         "float": ("timeout", "rps", "max_outage", "max_error_rate", "grace_period",
                   "max_error_rate_increase", "max_p95_latency_increase", "max_score_drop",
-                  "min_agreement", "require_significance", "min_coverage", "min_win_rate"),
-        "bool": ("stream", "adaptive", "no_report"),
+                  "min_agreement", "require_significance", "min_coverage", "min_win_rate",
+                  "min_judge_consistency", "max_judge_error_rate"),
+        "bool": ("stream", "adaptive", "no_report", "allow_no_baseline",
+                 "allow_different_deployment", "overwrite", "csv_raw"),
         "strs": ("dataset", "variants", "input_columns", "metadata_columns", "segment_columns"),
         "table": ("tags", "judge_vars"),
     }  # fmt: skip
@@ -77,19 +79,22 @@ KEYS: Final = _keys()
 #: The file key of each ``run`` parameter.
 KEY_OF_PARAM: Final = {key.param: name for name, key in KEYS.items()}
 
+#: ``run`` parameters that belong to one invocation, never to the experiment: no file key.
+CLI_ONLY: Final = frozenset({"config_file", "dry_run", "resume", "retry_errors", "run_id"})
+
 #: The placeholders ``out`` may hold, filled in when the file is read.
 PLACEHOLDERS: Final = ("date", "time")
 
 
 @dataclass(frozen=True, slots=True)
-class Experiment:
+class ExperimentFile:
     """An experiment file, checked: ``params`` are ``run`` parameters as click gives them."""
 
     path: Path
     params: Mapping[str, Any]
 
 
-def load_experiment(path: Path, *, now: datetime | None = None) -> Experiment:
+def load_experiment(path: Path, *, now: datetime | None = None) -> ExperimentFile:
     """Read and check the experiment file ``path`` (:class:`ConfigError` naming key and line).
 
     ``out`` has its ``{date}`` (``2024-05-31``) and ``{time}`` (``0230``… as ``HHMMSS``)
@@ -104,7 +109,7 @@ def load_experiment(path: Path, *, now: datetime | None = None) -> Experiment:
     return parse_experiment(text, path, now=now)
 
 
-def parse_experiment(text: str, path: Path, *, now: datetime | None = None) -> Experiment:
+def parse_experiment(text: str, path: Path, *, now: datetime | None = None) -> ExperimentFile:
     """The checked parameters of an experiment file's ``text`` (``path`` names it in errors)."""
     try:
         data = tomllib.loads(text)
@@ -118,7 +123,7 @@ def parse_experiment(text: str, path: Path, *, now: datetime | None = None) -> E
             also = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ConfigError(f"{_where(path, text, (name,))}: unknown key {name!r}{also}")
         params[key.param] = _checked(name, key, value, path, text, now or datetime.now())
-    return Experiment(path=path, params=params)
+    return ExperimentFile(path=path, params=params)
 
 
 def _where(path: Path, text: str, keys: tuple[str, ...]) -> str:
@@ -153,13 +158,16 @@ def _checked(name: str, key: Key, value: Any, path: Path, text: str, now: dateti
         if key.choices and checked not in key.choices:
             raise wrong("one of " + ", ".join(key.choices))
         if key.kind == "path":
-            return Path(fill_placeholders(checked, now, f"{_where(path, text, (name,))}: {name}"))
+            filled = fill_placeholders(checked, now, f"{_where(path, text, (name,))}: {name}")
+            return _beside(path, filled)
         return checked
     if key.kind == "strs":
         if name == "dataset" and isinstance(value, str):
-            return (value,)
+            value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise wrong("a list of strings")
+        if name == "dataset":
+            return tuple(str(_beside(path, v)) for v in value)
         return tuple(value)
     # a table: KEY=VALUE pairs, as the repeatable option takes them
     if not isinstance(value, dict):
@@ -170,6 +178,13 @@ def _checked(name: str, key: Key, value: Any, path: Path, text: str, now: dateti
             raise wrong("a string", (name, sub), item)
         pairs.append(f"{sub}={item}")
     return tuple(pairs)
+
+
+def _beside(file: Path, value: str) -> Path:
+    """A path of the experiment file: relative ones are relative to the file's folder, so
+    ``runner run --config ../job/nightly.toml`` works from any working directory."""
+    given = Path(value).expanduser()
+    return given if given.is_absolute() else file.parent / given
 
 
 def _raise(error: ConfigError) -> Any:

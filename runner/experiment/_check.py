@@ -1,0 +1,142 @@
+"""What is checked before the first call, and what a dry run counts.
+
+Every option of every stage is checked before anything is sent: a bad judge, pattern, scorer,
+export target or export column, a baseline folder that does not exist, is exit 2 with nothing
+sent and nothing written. :func:`plan_experiment` counts the calls each stage would send.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.errors import ConfigError
+from runner.experiment._model import Experiment, Stage
+from runner.rundir import RunDir
+
+
+def check_experiment(experiment: Experiment) -> None:
+    """Every check of the stages after sending, before the first call."""
+    from runner.experiment._judging import check_judges
+
+    check_judges(experiment)
+    if experiment.score is not None:
+        from runner.scoring import parse_scorer
+
+        parse_scorer(experiment.score)
+    if experiment.compare_with is not None and not experiment.compare_with.exists():
+        raise ConfigError(
+            f"compare_with {experiment.compare_with}: no such folder or run directory "
+            "(a typo? the first night needs the folder to exist: create it, and pass "
+            "--allow-no-baseline)"
+        )
+    if experiment.export.to is not None:
+        _check_export(experiment)
+
+
+def _check_export(experiment: Experiment) -> None:
+    from runner.export import SCORE_FIELDS, check_export_columns
+    from runner.export_target import check_export_target
+    from runner.export_writers import EXTENSIONS
+    from runner.inputs import open_dataset
+
+    to, config = experiment.export.to, experiment.config
+    assert to is not None
+    if to.suffix.lower().lstrip(".") not in EXTENSIONS:
+        raise ConfigError(f"--export {to}: name a .parquet, .csv or .jsonl file")
+    rundir = RunDir(config.run_dir)
+    resumed = config.resume and rundir.has_manifest()
+    if resumed and rundir.read_manifest().stages.get(Stage.EXPORT.value) == "done":
+        return  # exported by an earlier session: the target is ours
+    dataset = open_dataset(config)
+    check_export_target(
+        config.run_dir, to, dataset_files=list(dataset.files), overwrite=experiment.export.overwrite
+    )
+    check_export_columns(
+        dataset.columns,
+        config.variants,
+        prefix=experiment.export.prefix,
+        extra=("reasoning", *SCORE_FIELDS),
+    )
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    """What ``runner run --dry-run`` says: the calls of each stage and the stages to run."""
+
+    rows: int
+    calls: int
+    done: int
+    pointwise: int
+    """Pointwise judge calls still to make (an upper bound while outputs are unknown)."""
+    pairwise: int
+    """Pairwise judge calls still to make (an upper bound: identical outputs cost none)."""
+    stages: tuple[str, ...]
+    exact: bool
+    """True when every dataset call has an outcome, so the judge counts are exact."""
+
+    def describe(self, out: Path) -> str:
+        sent = self.calls - self.done
+        lines = [
+            f"dry run: {self.rows} rows; {self.calls} dataset calls"
+            + (f", {self.done} already with an outcome in {out}" if self.done else "")
+            + f"; {sent} would be sent."
+        ]
+        bound = "" if self.exact else "at most "
+        if self.pointwise:
+            lines.append(f"pointwise judge: {bound}{self.pointwise} calls would be sent.")
+        if self.pairwise:
+            lines.append(f"pairwise judge: {bound}{self.pairwise} calls would be sent.")
+        lines.append("stages: " + " → ".join(self.stages) + ". Nothing was sent or written.")
+        return "\n".join(lines)
+
+
+def plan_experiment(experiment: Experiment, api_key: str | None) -> ExperimentPlan:
+    """Count, without sending or writing, what each stage of ``experiment`` would send."""
+    from runner.preflight import plan_run
+
+    config = experiment.config
+    rundir = RunDir(config.run_dir)
+    resuming = config.resume and rundir.has_manifest()
+    manifest = rundir.read_manifest() if resuming else None
+    check_experiment(experiment)
+    plan = plan_run(config, api_key)
+    judges = experiment.judges
+    variants = len(config.variants)
+    pointwise = plan.calls if judges.judge else 0
+    pairwise = 2 * plan.calls * (variants - 1) // max(variants, 1) if judges.pairwise_judge else 0
+    exact = False
+    if manifest is not None and rundir.results.exists() and plan.to_send == 0:
+        pointwise, pairwise = _judge_calls_left(experiment, rundir)
+        exact = True
+    stages = [Stage.SEND.value] if plan.to_send or manifest is None else []
+    if manifest is not None and manifest.stage == Stage.COMPACT.value:
+        stages.append(Stage.COMPACT.value)
+    if judges.any:
+        stages.append(Stage.JUDGE.value)
+    if experiment.export.to is not None:
+        stages.append(Stage.EXPORT.value)
+    if experiment.report:
+        stages.append(Stage.REPORT.value)
+    stages.append(Stage.GATE.value)
+    return ExperimentPlan(plan.rows, plan.calls, plan.done, pointwise, pairwise, tuple(stages),
+                          exact)  # fmt: skip
+
+
+def _judge_calls_left(experiment: Experiment, rundir: RunDir) -> tuple[int, int]:
+    """The judge calls a resume of a run whose every call was sent would make."""
+    import polars as pl
+
+    from runner.experiment._judging import judge_options
+    from runner.judge import pending_calls
+
+    options = judge_options(
+        experiment.judges,
+        baseline=experiment.baseline_variant,
+        base_url=None,
+        retry_errors=experiment.config.retry_errors,
+    )
+    if options is None:
+        return 0, 0
+    results = pl.scan_parquet(rundir.results)
+    return pending_calls(rundir, results, options)

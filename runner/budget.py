@@ -73,6 +73,5 @@ def check_error_budget(
         for variant, rows, errors, rate in rates.iter_rows()
     ]
     raise ErrorBudgetExceeded(
-        f"the run completed, but with too many error rows ({written}):\n  "
-        + "\n  ".join(lines)
+        f"the run completed, but with too many error rows ({written}):\n  " + "\n  ".join(lines)
     )

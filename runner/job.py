@@ -28,6 +28,7 @@ from runner.compaction import compact
 from runner.config import RunConfig
 from runner.errors import (
     ConfigError,
+    InputError,
     RunAborted,
     RunInterrupted,
     RunnerError,
@@ -262,7 +263,7 @@ class _Session:
 
         counters = Counters(total=max(0, self._estimate() - len(done)))
         counters.concurrency = config.concurrency
-        stopped: RunAborted | StorageError | None = None
+        stopped: RunAborted | StorageError | InputError | None = None
         journal = Journal(rundir.journal)
         try:
             async with InvokeClient(
@@ -285,8 +286,13 @@ class _Session:
                             tg.start_soon(self._watch_signals, pipeline, tg)
                         try:
                             await pipeline.run(self.dataset.iter_batches())
-                        except (RunAborted, StorageError) as exc:
+                        except (RunAborted, StorageError, InputError) as exc:
                             stopped = exc
+                        except BaseExceptionGroup as group:
+                            found = first_runner_error(group)
+                            if not isinstance(found, RunAborted | StorageError | InputError):
+                                raise
+                            stopped = found
                         tg.cancel_scope.cancel()
                 finally:
                     self.display.stop()
@@ -307,7 +313,7 @@ class _Session:
         self,
         pipeline: Pipeline,
         counters: Counters,
-        stopped: RunAborted | StorageError | None,
+        stopped: RunAborted | StorageError | InputError | None,
         started: float,
     ) -> RunResult:
         """Compact the journal, write the manifest, and say how the session ended."""
@@ -358,6 +364,11 @@ class _Session:
             raise StorageError(
                 f"{stopped}; the run stopped. {finished} outcomes are committed in "
                 f"{rundir.root}; free space or fix the disk, then resume.{hint}"
+            )
+        if isinstance(stopped, InputError):  # a bad row or page found while streaming
+            raise InputError(
+                f"{stopped}; the run stopped. {finished} outcomes are committed in "
+                f"{rundir.root}; fix the dataset, then resume.{hint}"
             )
         if status is RunStatus.INTERRUPTED:
             raise RunInterrupted(

@@ -175,7 +175,7 @@ def judge_run(
                 f"{out_dir} is {manifest.status.value}: judge a run whose every call was sent "
                 "(resume it first)"
             )
-        parent = RunConfig.from_mapping({**manifest.config, "resume": False})
+        parent = RunConfig.from_mapping({**manifest.config, "resume": False, "retry_errors": False})
         results = pl.scan_parquet(rundir.results)
         report = JudgeReport()
         if options.pointwise is not None:

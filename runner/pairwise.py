@@ -77,7 +77,9 @@ def pairwise_pairs(results: pl.LazyFrame, baseline: str) -> pl.LazyFrame:
     cand = ok.filter(pl.col("variant") != baseline).select(
         "row_id", "repeat", "variant", pl.col("output").alias("candidate_output")
     )
-    return cand.join(base, on=["row_id", "repeat"], how="inner").with_columns(
+    return cand.join(
+        base, on=["row_id", "repeat"], how="inner", maintain_order="left"
+    ).with_columns(
         (pl.col("candidate_output") == pl.col("baseline_output")).alias("identical"),
         pl.lit(baseline).alias("baseline"),
     )
@@ -142,8 +144,8 @@ def write_pairwise(
     keys = ["row_id", "repeat", "variant"]
     frame = (
         pairs.collect()
-        .join(by_order["AB"], on=keys, how="left")
-        .join(by_order["BA"], on=keys, how="left")
+        .join(by_order["AB"], on=keys, how="left", maintain_order="left")
+        .join(by_order["BA"], on=keys, how="left", maintain_order="left")
     )
     verdicts: list[Verdict | None] = []
     agreed: list[bool | None] = []

@@ -24,6 +24,7 @@ from runner.experiment import (
     parse_experiment,
 )
 from runner.regression import latest_complete_run
+from runner.results import read_results
 from runner.rundir import RunDir
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 
@@ -82,7 +83,7 @@ def job_file(path: Path, dataset: Path, base_url: str, **extra: str) -> Path:
 
 def comparable(out: Path) -> tuple[pl.DataFrame, dict[str, object]]:
     """A run's answers in a stable order and its configuration, less what must differ."""
-    results = pl.read_parquet(RunDir(out).results)
+    results = read_results(out)
     answers_ = results.select("row_id", "variant", "output", "status", "score").sort(
         "row_id", "variant"
     )
@@ -221,7 +222,10 @@ def test_a_written_experiment_reads_back_as_the_same_parameters(tmp_path: Path) 
     }  # fmt: skip
     path = write_toml(tmp_path / "e.toml", experiment_toml(params, header="a\nb"))
     read = load_experiment(path).params
-    assert read == {k: v for k, v in params.items() if k != "no_report"}
+    # Relative paths are the file's folder's: the file works from any working directory.
+    beside = {"dataset": tuple(str(tmp_path / d) for d in params["dataset"]),  # type: ignore[attr-defined]
+              "out": tmp_path / "o/ut"}  # fmt: skip
+    assert read == {**{k: v for k, v in params.items() if k != "no_report"}, **beside}
 
 
 def test_the_starter_file_names_only_known_keys() -> None:
@@ -345,17 +349,22 @@ def test_a_run_configured_to_compare_itself_exits_1_on_a_seeded_regression(
         tmp_path / "nightly.toml",
         f'dataset = "{dataset}"\ndeployment = "support-reply"\nvariants = ["support"]\n'
         'expected_column = "expected"\nscore = "exact"\nconcurrency = 8\n'
-        f'compare_with = "{tmp_path / "nightly"}"\nmax_score_drop = 5\n',
+        f'compare_with = "{tmp_path / "nightly"}"\nmax_score_drop = 5\n'
+        "allow_no_baseline = true\n",
     )
     first = _night(tmp_path, config, "mon", wrong_rate=0.0)
     assert first.exit_code == 0, first.output
-    assert "no earlier complete run" in first.stderr
+    assert "no gate was applied: no baseline yet" in first.stderr
+    assert (tmp_path / "nightly" / "mon" / "regression.md").exists()
     same = _night(tmp_path, config, "tue", wrong_rate=0.0)
     assert same.exit_code == 0, same.output
-    assert f"compare: baseline {tmp_path / 'nightly' / 'mon'}" in same.stderr
+    assert f"baseline: {tmp_path / 'nightly' / 'mon'}" in same.stderr
     worse = _night(tmp_path, config, "wed", wrong_rate=0.5)
     assert worse.exit_code == 1, worse.output
-    assert f"compare: baseline {tmp_path / 'nightly' / 'tue'}" in worse.stderr
+    assert f"baseline: {tmp_path / 'nightly' / 'tue'}" in worse.stderr
+    again = _night(tmp_path, config, "thu", wrong_rate=0.5)
+    assert again.exit_code == 1, again.output  # a failed night is never the baseline
+    assert f"baseline: {tmp_path / 'nightly' / 'tue'}" in again.stderr
     markdown = (tmp_path / "nightly" / "wed" / "regression.md").read_text(encoding="utf-8")
     assert markdown.startswith("## Regression check: FAIL")
     assert "### Regressed rows (5 of " in markdown  # a few examples, and how many in all

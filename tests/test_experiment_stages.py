@@ -307,8 +307,22 @@ def test_judge_calls_carry_what_they_judge_in_their_metadata(
     dataset: Path, tmp_path: Path, sim: SimulatorServer
 ) -> None:
     out = tmp_path / "out"
-    assert invoke(run_args(sim.base_url, dataset, out, "--judge", "grader:v1",
-                           "--experiment", "nightly", "--tag", "team=support")).exit_code == 0
+    assert (
+        invoke(
+            run_args(
+                sim.base_url,
+                dataset,
+                out,
+                "--judge",
+                "grader:v1",
+                "--experiment",
+                "nightly",
+                "--tag",
+                "team=support",
+            )
+        ).exit_code
+        == 0
+    )
     judged = [r.metadata for r in sim.stats.received if r.body["deployment"] == "grader"]
     ids = {f"t{i:02d}" for i in range(ROWS)}
     for metadata in judged:
@@ -342,7 +356,9 @@ def test_a_judge_pass_sets_every_field_of_its_config_on_purpose() -> None:
     assert set(INHERITED) <= fields
     for name in fields - set(INHERITED):
         assert getattr(config, name) != getattr(parent, name) or name in (
-            "base_url", "input_format", "max_attempts",
+            "base_url",
+            "input_format",
+            "max_attempts",
         ), name  # set by the pass, never leaked from the parent
     assert (config.sample, config.shard, config.repeat, config.limit) == (None, None, 1, None)
     assert config.segment_columns == () and not config.retry_errors
@@ -373,13 +389,15 @@ def test_the_fresh_process_never_runs_a_runner_package_of_the_working_directory(
     body = f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
     (fake / "__init__.py").write_text(body)
     (fake / "__main__.py").write_text(body)
-    rubric = "be fair. " * 37_500  # 300 KB
+    rubric = "be fair. " * 37_500  # 300 KB: more than one argument may hold (128 KB)
+    (tmp_path / "eval.toml").write_text(f'judge = "grader:v1"\n[judge_vars]\nrubric = "{rubric}"\n')
     out = tmp_path / "out"
-    args = run_args(sim.base_url, dataset, out, "--judge", "grader:v1",
-                    "--judge-var", f"rubric={rubric}", "--fresh-process-from", "1")  # fmt: skip
+    args = run_args(sim.base_url, dataset, out, "--config", "eval.toml",
+                    "--fresh-process-from", "1")  # fmt: skip
     done = subprocess.run([RUNNER, *args], cwd=tmp_path, env=ENV, text=True,
                           capture_output=True, timeout=180, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert "finishing: compacting the journal" in done.stderr  # the fresh process ran
     assert not marker.exists()
     rubrics = [r.body["inputs"]["rubric"] for r in sim.stats.received
                if r.body and r.body["deployment"] == "grader"]  # fmt: skip
@@ -390,7 +408,9 @@ def test_the_fresh_process_never_runs_a_runner_package_of_the_working_directory(
 # ------------------------------------------------------------------- before the first call
 
 
-def test_a_corrupt_parquet_page_is_bad_input_not_a_bug(tmp_path: Path, sim: SimulatorServer) -> None:
+def test_a_corrupt_parquet_page_is_bad_input_not_a_bug(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
     path = tmp_path / "rows.parquet"
     frame = pl.DataFrame({"id": [f"r{i}" for i in range(20_000)],
                           "text": [f"text {i} " * 8 for i in range(20_000)]})  # fmt: skip
@@ -448,16 +468,14 @@ def test_the_dry_run_counts_the_calls_of_every_stage(
     judges = ("--judge", "grader:v1", "--pairwise-judge", "grader:v2")
     planned = invoke(run_args(sim.base_url, dataset, out, *judges, "--dry-run"))
     assert planned.exit_code == 0, planned.output
-    assert f"{2 * ROWS} dataset calls; {2 * ROWS} would be sent" in planned.output
+    assert f"= {2 * ROWS} calls; {2 * ROWS} would be sent" in planned.output
     assert f"pointwise judge: at most {2 * ROWS} calls" in planned.output
     assert f"pairwise judge: at most {2 * ROWS} calls" in planned.output
     assert "send → judge → report → gate" in planned.output
     assert invoke(run_args(sim.base_url, dataset, out)).exit_code == 0
     resumed = invoke(run_args(sim.base_url, dataset, out, *judges, "--resume", "--dry-run"))
     assert resumed.exit_code == 0, resumed.output
-    pairs = pl.read_parquet(RunDir(out).results).pivot(
-        "variant", index="row_id", values="output"
-    )
+    pairs = pl.read_parquet(RunDir(out).results).pivot("variant", index="row_id", values="output")
     differing = int((pairs["baseline"] != pairs["candidate"]).sum())
     assert f"pointwise judge: {2 * ROWS} calls would be sent" in resumed.output
     assert f"pairwise judge: {2 * differing} calls would be sent" in resumed.output

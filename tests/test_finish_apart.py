@@ -79,9 +79,22 @@ def test_a_journal_short_of_the_plan_is_never_called_complete(
 def test_the_finisher_waits_for_no_one_another_runner_holding_the_lock_is_an_error(
     make_config: Callable[..., RunConfig], fake_api: FakeApi
 ) -> None:
+    import subprocess
+    import sys
+
     rundir = deferred_run(make_config(), fake_api)
-    with rundir.locked(), pytest.raises(RunDirLocked):
-        finish_deferred(rundir.root)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from runner.rundir import RunDir\n"
+         "with RunDir(sys.argv[1]).locked():\n print('held', flush=True); sys.stdin.read()",
+         str(rundir.root)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(RunDirLocked):
+            finish_deferred(rundir.root)
+    finally:
+        holder.communicate("")
     assert rundir.read_manifest().status is RunStatus.RUNNING
 
 

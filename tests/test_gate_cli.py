@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 from reports_helpers import answers, frame, row, write_run
 
 from runner.cli import main
+from runner.results import read_results
 
 GATE = ["--max-score-drop", "2"]
 
@@ -132,7 +132,7 @@ def test_report_with_a_reference_free_scorer_scores_every_row(tmp_path: Path, sc
     out = write_run(tmp_path / "run", frame([row(f"r{i}", "v", "an answer") for i in range(5)]))
     result = cli("report", out, "--score", f"{scorers}:rubric")
     assert result.exit_code == 0, result.output
-    assert pl.read_parquet(out / "results.parquet")["score"].to_list() == [1.0] * 5
+    assert read_results(out)["score"].to_list() == [1.0] * 5
 
 
 def test_report_with_a_scorer_raising_on_one_row_writes_everything(
@@ -142,7 +142,7 @@ def test_report_with_a_scorer_raising_on_one_row_writes_everything(
     result = cli("report", out, "--score", f"{scorers}:flaky")
     assert result.exit_code == 0, result.output
     assert "the scorer failed on 1 rows" in result.output
-    results = pl.read_parquet(out / "results.parquet").sort("row_id")
+    results = read_results(out).sort("row_id")
     assert results.select("row_id", "score", "score_error").rows() == [
         ("r0", 1.0, None),
         ("r1", None, "RuntimeError: grader offline"),

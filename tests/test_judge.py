@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from runner.cli import main
 from runner.results import read_manifest, read_results
+from runner.rundir import RunDir
 from runner.simulator import (
     SimulatorConfig,
     SimulatorServer,
@@ -202,8 +203,10 @@ def test_unparseable_judge_answers_give_null_scores_and_a_count(
 ) -> None:
     out = tmp_path / "out"
     result = run(sim, dataset, out, "--judge", "grader:garbage")
-    assert result.exit_code == 0, result.output
-    assert f"{2 * ROWS} answers did not parse" in result.output
+    assert result.exit_code == 4, result.output  # a judge that says nothing readable fails
+    assert f"{2 * ROWS} answers not read" in result.output
+    assert "every report is written" in result.output and RunDir(out).report_html.exists()
+    assert "Both answers have merits" in result.output  # an example of what it answered
     results = read_results(out)
     assert results["score"].null_count() == 2 * ROWS
     assert results["judge_error"].null_count() == 0

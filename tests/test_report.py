@@ -18,8 +18,8 @@ from rich.console import Console
 from runner.compare import COMPARISON_SCHEMA
 from runner.console import summary_table
 from runner.errors import ConfigError
-from runner.records import RESULT_SCHEMA
 from runner.report import build_reports
+from runner.results import read_results
 from runner.wording import verdict_lines
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -45,14 +45,16 @@ def test_build_reports_writes_every_report(run_dir: Path) -> None:
     assert pl.read_parquet(paths.side_by_side).height == 10
 
 
-def test_scores_land_in_results_parquet_with_the_result_types(run_dir: Path) -> None:
+def test_scores_land_beside_results_parquet_which_is_never_rewritten(run_dir: Path) -> None:
+    before = (run_dir / "results.parquet").read_bytes()
     build_reports(run_dir, score="exact")
-    schema = pq.read_schema(run_dir / "results.parquet")
-    assert schema.remove_metadata() == RESULT_SCHEMA.append(pa.field("score", pa.float64())).append(
-        pa.field("score_error", pa.string())
+    assert (run_dir / "results.parquet").read_bytes() == before
+    schema = pq.read_schema(run_dir / "scores.parquet")
+    assert schema.remove_metadata() == pa.schema(
+        [pa.field("score", pa.float64()), pa.field("score_error", pa.string())]
     )
     assert (schema.metadata or {})[b"runner.score"] == b"exact"
-    results = pl.read_parquet(run_dir / "results.parquet")
+    results = read_results(run_dir)
     null_scores = results.group_by("status").agg(pl.col("score").null_count())
     assert dict(null_scores.iter_rows()) == {"ok": 0, "error": 1}
 
@@ -388,7 +390,7 @@ def test_a_scorer_failing_on_one_row_still_writes_every_report(
     paths = build_reports(out, score=f"{scorer_module}:picky")
     for path in (paths.results, paths.summary, paths.html):
         assert path.is_file()
-    results = pl.read_parquet(paths.results)
+    results = read_results(out)
     failed = results.filter(pl.col("score_error").is_not_null())
     assert failed.select("row_id", "score", "score_error").rows() == [
         ("r2", None, "ValueError: cannot grade r2")
@@ -440,8 +442,8 @@ def test_scoring_streams_results_parquet_into_row_groups_of_its_batches(
     rows = [*answers("base", 4, total=10), *answers("cand", 7, total=10)]
     out = write_run(tmp_path / "run", frame(rows), variants=["base", "cand"])
     build_reports(out, score="exact")
-    assert pq.ParquetFile(out / "results.parquet").metadata.num_row_groups == 7
-    results = pl.read_parquet(out / "results.parquet")
+    assert pq.ParquetFile(out / "scores.parquet").metadata.num_row_groups == 7
+    results = read_results(out)
     assert results["row_id"].to_list() == [f"r{i}" for i in range(10)] * 2
     assert results["score"].to_list() == [float(i < 4) for i in range(10)] + [
         float(i < 7) for i in range(10)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import main
+from runner.results import read_results
 from runner.simulator import (
     SimulatorConfig,
     SimulatorServer,
@@ -101,10 +102,10 @@ def test_report_rescores_without_calling_the_api(dataset: Path, tmp_path: Path) 
         result = cli("report", str(out), "--score", "contains")
         assert result.exit_code == 0, result.output
         assert sim.stats.requests == sent
-    results = pl.read_parquet(out / "results.parquet")
+    results = read_results(out)
     assert results["score"].null_count() == 0
     assert results.filter(pl.col("variant") == "candidate")["score"].mean() < 1.0
-    assert pq.read_schema(out / "results.parquet").metadata[b"runner.score"] == b"contains"
+    assert pq.read_schema(out / "scores.parquet").metadata[b"runner.score"] == b"contains"
 
 
 def test_compare_gates_a_seeded_regression_and_passes_a_rerun(

@@ -85,9 +85,9 @@ def test_a_damaged_journal_resumes_to_one_result_per_key_resending_only_the_dama
     }
     assert len(lost) == 1
     journal.write_bytes(b"".join(damaged))
-    (out / "manifest.json").write_text(
-        (out / "manifest.json").read_text().replace('"complete"', '"interrupted"')
-    )
+    state = json.loads((out / "manifest.json").read_text())  # as an interrupted send leaves it
+    state.update(status="interrupted", stage="send", stages={"send": "interrupted"})
+    (out / "manifest.json").write_text(json.dumps(state))
 
     sim.reset_stats()
     code, output = run(sim, dataset, out, "--resume")
@@ -194,16 +194,21 @@ def test_when_the_reports_of_a_run_fail_it_says_the_run_is_complete_and_how_to_f
     sim: SimulatorServer, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The run's own message on a failed report: exit 5, the cause, `runner report OUT`."""
-    import runner.cli.run as run_command
+    import runner.report as report_module
     from runner.errors import StorageError
 
-    def full_disk(out_dir: Path, *args: object) -> None:
+    def full_disk(out_dir: Path, *args: object, **kwargs: object) -> None:
         raise StorageError(f"cannot write {out_dir}/report.html: No space left on device")
 
-    monkeypatch.setattr(run_command, "write_and_print_reports", full_disk)
+    monkeypatch.setattr(report_module, "build_reports", full_disk)
     out = tmp_path / "out"
     code, output = run(sim, dataset, out)
     assert code == 5, output
     assert "report.html: No space left on device" in output
     assert "The run itself is complete" in output and f"runner report {out}" in output
-    assert read_manifest(out)["status"] == "complete"
+    state = read_manifest(out)  # every call sent; the report stage failed and is resumable
+    assert (state["stage"], state["stages"]["send"], state["stages"]["report"]) == (
+        "report",
+        "done",
+        "failed",
+    )

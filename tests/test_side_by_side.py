@@ -42,9 +42,9 @@ def _mixed_results() -> pl.DataFrame:
     return with_scores(frame(rows), scores)
 
 
-def _read_in_order(results: Path, baseline: str, scratch: Path, size: int) -> pl.DataFrame:
+def _read_in_order(out: Path, baseline: str, scratch: Path, size: int) -> pl.DataFrame:
     table = bucketed_side_by_side(
-        results, baseline, variants=["base", "cand", "other"], scratch=scratch
+        out, baseline, variants=["base", "cand", "other"], scratch=scratch
     )
     return pl.concat(list(table.batches(size)), how="vertical")
 
@@ -59,12 +59,17 @@ def test_the_bucketed_table_is_the_in_memory_table(
     monkeypatch.setattr(sbs, "bucket_count", lambda *_: buckets)
     monkeypatch.setattr(sbs, "_READ_ROWS", read_rows)
     results = _mixed_results()
-    path = tmp_path / "results.parquet"
-    results.write_parquet(path)
+    # The results as a run keeps them: results.parquet without scores, scores.parquet row for
+    # row beside it, in row groups of another size (the two are read in step).
+    results = results.with_columns(pl.lit(None, pl.String).alias("score_error"))
+    results.drop("score", "score_error").write_parquet(tmp_path / "results.parquet")
+    results.select("score", "score_error").write_parquet(
+        tmp_path / "scores.parquet", row_group_size=11
+    )
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     expected = side_by_side(results, "cand", variants=["base", "cand", "other"])
-    assert_frame_equal(_read_in_order(path, "cand", scratch, size), expected)
+    assert_frame_equal(_read_in_order(tmp_path, "cand", scratch, size), expected)
 
 
 def test_the_changed_rows_are_counted_and_come_first(
@@ -75,7 +80,7 @@ def test_the_changed_rows_are_counted_and_come_first(
     results = results.with_columns(score=(pl.col("output") == "Paris").cast(pl.Float64))
     path = tmp_path / "results.parquet"
     results.write_parquet(path)
-    table = bucketed_side_by_side(path, "base", variants=["base", "cand"], scratch=tmp_path)
+    table = bucketed_side_by_side(tmp_path, "base", variants=["base", "cand"], scratch=tmp_path)
     rows = pl.concat(list(table.batches(5)))
     assert table.changed == 6
     assert rows["row_id"].head(6).to_list() == [f"r{i}" for i in range(4, 10)]
@@ -86,7 +91,7 @@ def test_results_without_scores_still_pair_up(tmp_path: Path) -> None:
     results = frame([row("r1", "a", "x"), row("r1", "b", "y"), row("r2", "b", "z")])
     path = tmp_path / "results.parquet"
     results.write_parquet(path)
-    table = bucketed_side_by_side(path, "a", variants=["a", "b"], scratch=tmp_path)
+    table = bucketed_side_by_side(tmp_path, "a", variants=["a", "b"], scratch=tmp_path)
     got = pl.concat(list(table.batches(10)))
     assert_frame_equal(got, side_by_side(results, "a", variants=["a", "b"]))
     assert got["score_a"].null_count() == 2
@@ -96,4 +101,4 @@ def test_an_unknown_baseline_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "results.parquet"
     frame([row("r1", "a", "x")]).write_parquet(path)
     with pytest.raises(ConfigError, match="'zz'"):
-        bucketed_side_by_side(path, "zz", variants=["a"], scratch=tmp_path)
+        bucketed_side_by_side(tmp_path, "zz", variants=["a"], scratch=tmp_path)

@@ -182,14 +182,14 @@ def test_an_unknown_segment_column_is_refused_before_anything_is_sent(
 def test_a_large_runs_end_runs_in_a_fresh_process_with_the_same_outcome(
     dataset: Path, tmp_path: Path
 ) -> None:
-    """Past FINISH_APART_FROM calls the run replaces itself (exec) with its last steps —
+    """Past --fresh-process-from calls the run replaces itself (exec) with its last steps —
     compaction, export, reports, gates, budget — so their memory starts from a fresh process.
     The user sees the same output and the same exit code."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "FETCH_HIVE_API_KEY": "", "RUNNER_FINISH_APART_FROM": "1"}
+    env = {**os.environ, "FETCH_HIVE_API_KEY": ""}
     out, export = tmp_path / "out", tmp_path / "export.csv"
     worse_b = SimulatorConfig(variants={"b": VariantProfile(wrong_rate=0.5)})
     with SimulatorServer(worse_b) as sim:
@@ -197,7 +197,7 @@ def test_a_large_runs_end_runs_in_a_fresh_process_with_the_same_outcome(
             [sys.executable, "-m", "runner", "run", str(dataset), "-d", "support-reply",
              "-v", "a", "-v", "b", "--base-url", sim.base_url, "--out", str(out),
              "--limit", "20", "--segment-column", "region", "--export", str(export),
-             "--min-agreement", "0.9"],
+             "--min-agreement", "0.9", "--fresh-process-from", "1"],
             capture_output=True, text=True, env=env, check=False,
         )  # fmt: skip
         assert sim.stats.requests == 40

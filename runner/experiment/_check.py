@@ -24,7 +24,7 @@ def check_experiment(experiment: Experiment) -> None:
         from runner.scoring import parse_scorer
 
         parse_scorer(experiment.score)
-    if experiment.compare_with is not None and not experiment.compare_with.exists():
+    if experiment.compare_with is not None and not _will_exist(experiment):
         raise ConfigError(
             f"compare_with {experiment.compare_with}: no such folder or run directory "
             "(a typo? the first night needs the folder to exist: create it, and pass "
@@ -32,6 +32,17 @@ def check_experiment(experiment: Experiment) -> None:
         )
     if experiment.export.to is not None:
         _check_export(experiment)
+
+
+def _will_exist(experiment: Experiment) -> bool:
+    """Whether ``compare_with`` exists, or will once this run is written (a first night whose
+    ``--out`` lies inside the folder of runs creates it)."""
+    folder = experiment.compare_with
+    assert folder is not None
+    if folder.exists():
+        return True
+    out = experiment.out_dir.absolute()
+    return folder.absolute() in out.parents
 
 
 def _check_export(experiment: Experiment) -> None:
@@ -65,6 +76,8 @@ class ExperimentPlan:
     """What ``runner run --dry-run`` says: the calls of each stage and the stages to run."""
 
     rows: int
+    variants: int
+    repeat: int
     calls: int
     done: int
     pointwise: int
@@ -78,8 +91,9 @@ class ExperimentPlan:
     def describe(self, out: Path) -> str:
         sent = self.calls - self.done
         lines = [
-            f"dry run: {self.rows} rows; {self.calls} dataset calls"
-            + (f", {self.done} already with an outcome in {out}" if self.done else "")
+            f"dry run: {self.rows} rows × {self.variants} variant(s) × {self.repeat} repeat(s) "
+            f"= {self.calls} calls"
+            + (f"; {self.done} already have an outcome in {out}" if self.done else "")
             + f"; {sent} would be sent."
         ]
         bound = "" if self.exact else "at most "
@@ -119,8 +133,8 @@ def plan_experiment(experiment: Experiment, api_key: str | None) -> ExperimentPl
     if experiment.report:
         stages.append(Stage.REPORT.value)
     stages.append(Stage.GATE.value)
-    return ExperimentPlan(plan.rows, plan.calls, plan.done, pointwise, pairwise, tuple(stages),
-                          exact)  # fmt: skip
+    return ExperimentPlan(plan.rows, plan.variants, plan.repeat, plan.calls, plan.done,
+                          pointwise, pairwise, tuple(stages), exact)  # fmt: skip
 
 
 def _judge_calls_left(experiment: Experiment, rundir: RunDir) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from runner.errors import (
 )
 from runner.experiment._model import Stage
 from runner.finishing import FINISHING, finish_deferred
+from runner.fsutil import remove_stale_temps
 from runner.rundir import Manifest, RunDir, RunStatus
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def _reopen(rundir: RunDir, run: _Run) -> None:
         manifest.status, manifest.reason = RunStatus.COMPLETE, None
     manifest.config = run.experiment.config.to_dict()
     rundir.write_manifest(manifest)
+    remove_stale_temps(rundir.root)
     run.result.sent["send"] = 0
 
 

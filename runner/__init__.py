@@ -2,13 +2,16 @@
 
 The library's one public door; the CLI (``runner.cli``) is a thin shell over it::
 
-    from runner import RunConfig, run_job, build_reports, read_results
+    from runner import Experiment, JudgePlan, RunConfig, read_results, run_experiment
 
     config = RunConfig(dataset=("tickets.csv",), out_dir=Path("reports/x"),
-                       deployment="support-reply", variants=("baseline", "candidate"))
-    result = run_job(config, api_key=os.environ["FETCH_HIVE_API_KEY"])
-    build_reports(result.out_dir, score="exact")
+                       deployment="support-reply", variants=("baseline", "candidate"),
+                       expected_column="expected")
+    result = run_experiment(Experiment(config, judges=JudgePlan(judge="grader:v1")))
+    result.raise_for_status()                 # or read result.exit_code, result.stage
     frame = read_results(result.out_dir)      # a polars DataFrame, one row per call
+
+``run_job`` is the sending stage alone; ``build_reports`` rebuilds the reports of a run.
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ if TYPE_CHECKING:  # real types for type checkers; at run time names load on fir
         ShardsError,
         StorageError,
         UsageError,
+    )
+    from runner.experiment import (
+        Experiment,
+        ExperimentResult,
+        ExportPlan,
+        JudgePlan,
+        Stage,
+        arun_experiment,
+        run_experiment,
     )
     from runner.gates import Gates, RegressionReport
     from runner.inputs import Dataset, open_dataset
@@ -61,6 +73,13 @@ _EXPORTS = {
     "ShardsError": "runner.errors",
     "StorageError": "runner.errors",
     "UsageError": "runner.errors",
+    "Experiment": "runner.experiment",
+    "ExperimentResult": "runner.experiment",
+    "ExportPlan": "runner.experiment",
+    "JudgePlan": "runner.experiment",
+    "Stage": "runner.experiment",
+    "arun_experiment": "runner.experiment",
+    "run_experiment": "runner.experiment",
     "Gates": "runner.gates",
     "RegressionReport": "runner.gates",
     "Dataset": "runner.inputs",
@@ -105,9 +124,13 @@ __all__ = [
     "ConfigError",
     "Dataset",
     "ErrorBudgetExceeded",
+    "Experiment",
+    "ExperimentResult",
+    "ExportPlan",
     "GateFailed",
     "Gates",
     "InputError",
+    "JudgePlan",
     "Manifest",
     "Outcome",
     "RegressionReport",
@@ -125,14 +148,17 @@ __all__ = [
     "ShardsError",
     "SimulatorConfig",
     "SimulatorServer",
+    "Stage",
     "StorageError",
     "UsageError",
     "__version__",
+    "arun_experiment",
     "arun_job",
     "build_reports",
     "gate_run",
     "open_dataset",
     "read_results",
+    "run_experiment",
     "run_job",
     "write_regression",
 ]

@@ -115,6 +115,9 @@ class RunConfig:
     """Columns sent as prompt inputs; empty means every column not used otherwise."""
     metadata_columns: tuple[str, ...] = field(default=(), metadata=WORK)
     """Columns whose values go into each call's metadata."""
+    metadata_from: Mapping[str, str] = field(default_factory=dict, metadata=WORK)
+    """Runner metadata keys (``row_id``, ``repeat``) sent from a metadata column instead of
+    the row's own: a judge pass sends the id and repeat of the outcome it judges."""
     segment_columns: tuple[str, ...] = ()
     """Input or metadata columns the reports break the summary and comparison down by."""
     expected_column: str | None = field(default=None, metadata=WORK)
@@ -247,6 +250,17 @@ class RunConfig:
                 "rename the tag or column"
             )
         object.__setattr__(self, "tags", tags)
+        overrides = dict(self.metadata_from)
+        wrong = sorted(
+            f"{k}={v}" for k, v in overrides.items()
+            if k not in ("row_id", "repeat") or v not in self.metadata_columns
+        )  # fmt: skip
+        if wrong:
+            raise ConfigError(
+                f"metadata_from {', '.join(wrong)}: only row_id and repeat, each from a "
+                "metadata column"
+            )
+        object.__setattr__(self, "metadata_from", overrides)
         used = [c for c in (self.id_column, self.expected_column) if c]
         overlap = sorted(set(used) & set(self.input_columns))
         if overlap:

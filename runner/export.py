@@ -46,7 +46,7 @@ from runner.inputs import Dataset, dataset_changes, open_dataset
 from runner.outcome_join import MISSING, OutcomeJoin, count_missing, join_outcomes
 from runner.readers import read_batches
 from runner.results import scan_scored
-from runner.rundir import Manifest, RunDir, RunStatus
+from runner.rundir import Manifest, RunDir, RunStatus, under_lock
 
 __all__ = [
     "FIELDS",
@@ -76,6 +76,7 @@ def default_target(out_dir: Path, fmt: ExportFormat) -> Path:
     return RunDir(out_dir).export(fmt)
 
 
+@under_lock
 def export_run(
     out_dir: Path,
     to: Path | None = None,

@@ -305,6 +305,11 @@ def judge_pass_config(
         retry_errors=False,
         shard=None,
         run_id=run_id,
+        metadata_from={
+            key: column
+            for key, column in (("row_id", "judged_row_id"), ("repeat", "judged_repeat"))
+            if column in metadata
+        },
         **inherited,
     )
 

@@ -47,6 +47,8 @@ def request_body(config: RunConfig, run_id: str, call: Call) -> bytes:
     metadata["row_id"] = call.row.row_id
     metadata["variant"] = call.variant
     metadata["repeat"] = call.repeat
+    for key, column in config.metadata_from.items():  # a judge pass: what it judges
+        metadata[key] = metadata.pop(column, None)
     body: dict[str, Any] = {
         "deployment": config.deployment,
         "variant": call.variant,

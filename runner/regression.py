@@ -46,7 +46,7 @@ from runner.report_inputs import (
     scored_results,
     variant_order,
 )
-from runner.rundir import RunDir
+from runner.rundir import RunDir, under_lock
 from runner.scoring import parse_scorer, score_results
 from runner.wording import score_label
 
@@ -221,6 +221,7 @@ def _write_frame(path: Path, frame: pl.DataFrame, provenance: Mapping[str, Any])
     atomic_write_parquet(path, frame.to_arrow().replace_schema_metadata(metadata))
 
 
+@under_lock
 def gate_run(
     out_dir: Path,
     gates: Gates,

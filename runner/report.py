@@ -50,7 +50,7 @@ from runner.report_inputs import (
     variant_order,
 )
 from runner.results import scan_scored
-from runner.rundir import RunDir
+from runner.rundir import RunDir, under_lock
 from runner.side_by_side import bucketed_side_by_side
 from runner.wording import score_label, verdict_lines
 
@@ -108,6 +108,7 @@ class Provenance:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+@under_lock
 def build_reports(
     out_dir: Path,
     *,

@@ -29,17 +29,21 @@ import dataclasses
 import enum
 import errno
 import fcntl
+import functools
 import json
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 from runner.errors import ResultsDirError, RunDirLocked
 from runner.fsutil import atomic_write_json
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 SHARDS_DIR: Final = "shards"
 LOCK_NAME: Final = ".runner.lock"
@@ -431,6 +435,19 @@ class RunDir:
         finally:
             del _HELD[_lock_key(self.root)]
             os.close(fd)
+
+
+def under_lock(func: Callable[P, T]) -> Callable[P, T]:
+    """Run ``func(out_dir, …)`` holding ``out_dir``'s lock (re-entrant: an experiment that
+    holds it already goes on), so a library call gets the protection a command gets."""
+
+    @functools.wraps(func)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> T:
+        target = args[0] if args else kwargs["out_dir"]
+        with RunDir(Path(target)).locked():  # type: ignore[arg-type]
+            return func(*args, **kwargs)
+
+    return locked
 
 
 #: The run directories this process holds the lock of, by real path (see :meth:`RunDir.locked`).

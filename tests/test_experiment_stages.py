@@ -327,10 +327,16 @@ def test_judge_calls_carry_what_they_judge_in_their_metadata(
     ids = {f"t{i:02d}" for i in range(ROWS)}
     for metadata in judged:
         assert metadata is not None
-        assert metadata["judged_row_id"] in ids and metadata["role"] == "judge"
+        assert metadata["row_id"] in ids and metadata["role"] == "judge"  # the dataset's id
+        assert metadata["repeat"] == 0 and "judged_row_id" not in metadata
         assert metadata["judged_variant"] in ("baseline", "candidate")
         assert metadata["experiment"] == "nightly" and metadata["team"] == "support"
         assert metadata["run_id"] == manifest(out)["run_id"]
+    pairwise = invoke(["judge", str(out), "--pairwise-judge", "grader:v2"])
+    assert pairwise.exit_code == 0, pairwise.output
+    orders = [r.metadata for r in sim.stats.received if r.body["variant"] == "v2"]
+    assert orders and all(m is not None and m["row_id"] in ids for m in orders)
+    assert {m["order"] for m in orders if m is not None} == {"AB", "BA"}
 
 
 def test_a_judge_pass_sets_every_field_of_its_config_on_purpose() -> None:
@@ -345,12 +351,12 @@ def test_a_judge_pass_sets_every_field_of_its_config_on_purpose() -> None:
         variants=("a", "b"), sample=10, seed=4, repeat=3, shard=(1, 4), limit=7,
         segment_columns=("region",), metadata_columns=("region",), expected_column="e",
         stream=True, resume=True, retry_errors=True, experiment="x", tags={"t": "1"},
-        concurrency=9,
+        concurrency=9, metadata_from={"row_id": "region"},
     )  # fmt: skip
     config = judge_pass_config(
         parent, run_id="r1", spec=JudgeSpec("grader", "v1"), source=Path("calls.parquet"),
         out_dir=Path("out/judges/pointwise/pass-000"), inputs=("input", "output"),
-        metadata=("role",), base_url=None, resume=False,
+        metadata=("role", "judged_row_id", "judged_repeat"), base_url=None, resume=False,
     )  # fmt: skip
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     assert set(INHERITED) <= fields

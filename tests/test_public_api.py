@@ -17,12 +17,14 @@ def test_public_api_is_deliberate() -> None:
     assert sorted(runner.__all__) == sorted(
         [
             "RESULT_SCHEMA", "Answer", "AttemptError", "Call", "ConfigError", "Dataset",
-            "ErrorBudgetExceeded", "GateFailed", "Gates", "InputError", "Manifest", "Outcome",
+            "ErrorBudgetExceeded", "Experiment", "ExperimentResult", "ExportPlan",
+            "GateFailed", "Gates", "InputError", "JudgePlan", "Manifest", "Outcome",
             "RegressionReport", "ResultsDirError", "RetryPolicy", "Row", "RunAborted",
             "RunConfig", "RunDir", "RunDirLocked", "RunInterrupted", "RunResult", "RunStatus",
-            "RunnerError", "ShardsError", "SimulatorConfig", "SimulatorServer", "StorageError",
-            "UsageError", "__version__", "arun_job", "build_reports", "gate_run",
-            "open_dataset", "read_results", "run_job", "write_regression",
+            "RunnerError", "ShardsError", "SimulatorConfig", "SimulatorServer", "Stage",
+            "StorageError", "UsageError", "__version__", "arun_experiment", "arun_job",
+            "build_reports", "gate_run", "open_dataset", "read_results", "run_experiment",
+            "run_job", "write_regression",
         ]
     )  # fmt: skip
 

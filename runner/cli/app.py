@@ -57,10 +57,10 @@ class Commands(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # the last guard: a bug must still be one clear line
+            first = (str(exc).strip().splitlines() or [""])[0]  # never a multi-line plan dump
             click.echo(
-                f"internal error: {type(exc).__name__}: {terminal_safe(_redacted(str(exc)))} "
-                "(this is a bug "
-                "in runner; please report it with the command you ran)",
+                f"internal error: {type(exc).__name__}: {terminal_safe(_redacted(first))} "
+                "(this is a bug in runner; please report it with the command you ran)",
                 err=True,
             )
             sys.exit(INTERNAL_ERROR)

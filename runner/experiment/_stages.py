@@ -86,6 +86,8 @@ class _Run:
     heavy: bool = False
     """This process sent or compacted: its heap is large (see :mod:`._send`)."""
     judged: JudgeReport | None = None
+    before: dict[str, str] = field(default_factory=dict)
+    """Each stage's outcome as the last session left it (a resume skips a finished export)."""
 
     def __post_init__(self) -> None:
         self.rundir = RunDir(self.experiment.out_dir)
@@ -128,12 +130,16 @@ class _Run:
     def _failed(self, stage: Stage, error: RunnerError) -> None:
         """A stage that could not finish (a full disk, a refused judge): the manifest says
         so, with the resume command, and the status says it is not complete."""
+        if isinstance(error, StorageError):  # a full disk: the lock's reserve makes room
+            self.held_lock().release_reserve()
         with contextlib.suppress(RunnerError, OSError):
             manifest = self.rundir.read_manifest()
             manifest.status = RunStatus.ABORTED if error.exit_code == 3 else RunStatus.INTERRUPTED
             manifest.stage, manifest.stages[stage.value] = stage.value, "failed"
             manifest.reason = f"{stage.value}: {error}"
             manifest.finished_at = now_iso()
+            if self.hooks.resume_command:
+                manifest.resume_command = self.hooks.resume_command
             self.rundir.write_manifest(manifest)
         self.result.verdicts[stage.value] = "failed"
 
@@ -148,6 +154,7 @@ class _Run:
             sent_all = send(self)
             if not sent_all:  # a fresh process finished the run (a library caller's child)
                 return self.result
+            self.before = dict(self.rundir.read_manifest().stages)
             for stage, step in (
                 (Stage.JUDGE, self._judge),
                 (Stage.EXPORT, self._export),
@@ -208,11 +215,22 @@ class _Run:
         plan = self.experiment.export
         if plan.to is None:
             return "skipped"
-        from runner.export import export_run
+        from runner.export import export_run, remove_export_scratch
         from runner.export_writers import EXTENSIONS
 
+        remove_export_scratch(self.rundir.root, plan.to)  # a killed export's leftovers
+        if self.before.get(Stage.EXPORT.value) == "done" and plan.to.exists():
+            self.result.paths["export"] = plan.to  # exported by an earlier session of this run
+            return "done"
         fmt = EXTENSIONS[plan.to.suffix.lower().lstrip(".")]
-        written = export_run(self.rundir.root, plan.to, format=fmt)
+        written = export_run(
+            self.rundir.root,
+            plan.to,
+            format=fmt,
+            overwrite=plan.overwrite,
+            prefix=plan.prefix,
+            csv_raw=plan.csv_raw,
+        )
         self.result.paths["export"] = written
         self.hooks.say(f"exported the dataset with its outputs to {written}")
         return "done"

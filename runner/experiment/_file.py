@@ -11,7 +11,7 @@ plural for the repeatable ones, at the top level; the ``KEY=VALUE`` options are 
     expected_column = "expected"
     score = "exact"
     max_score_drop = 2
-    compare_with = "reports/nightly"      # the folder of past runs (the latest complete one)
+    compare_with = "reports/nightly"      # past runs: the latest good one is the baseline
 
     [tags]
     team = "support"
@@ -324,8 +324,14 @@ max_error_rate = 0.05                      # above it the run exits 4
 # rps = 10.0
 # base_url = "https://api.fetchhive.com/v1"   # also $FETCH_HIVE_BASE_URL; the key is never here
 
-# Compare with the latest complete run in this folder when the run ends, and gate on it
+# Compare with the latest good run in this folder when the run ends, and gate on it: the most
+# recent complete run of this deployment that finished before this one started and did not
+# fail its own gates (`runner baseline show reports/nightly` says which, and why not the others).
 compare_with = "reports/nightly"
+# The first night has no baseline: without this key it exits 1 (the gates were not applied).
+# Set it for that first night only (or pass --allow-no-baseline), then remove it, so a lost
+# folder of runs (a CI cache miss) turns the job red instead of passing every night unchecked.
+# allow_no_baseline = true
 max_score_drop = 2.0                       # points (0-100)
 max_error_rate_increase = 1.0              # percentage points
 # max_p95_latency_increase = 20.0          # percent

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -275,7 +276,7 @@ def experiment_params(experiment: Experiment) -> dict[str, Any]:
         params.pop(name)
     params.update(
         dataset=tuple(_absolute_dataset(d) for d in config.dataset),
-        out=config.out_dir.absolute(),
+        out=_absolute(config.out_dir),
         variants=config.variants,
         input_columns=config.input_columns,
         metadata_columns=config.metadata_columns,
@@ -290,15 +291,15 @@ def experiment_params(experiment: Experiment) -> dict[str, Any]:
         judge_pattern=experiment.judges.pattern,
         pairwise_pattern=experiment.judges.pairwise_pattern,
         max_judge_error_rate=experiment.judges.max_error_rate,
-        export_to=None if experiment.export.to is None else experiment.export.to.absolute(),
+        export_to=None if experiment.export.to is None else _absolute(experiment.export.to),
         overwrite=experiment.export.overwrite,
         export_prefix=experiment.export.prefix or None,
         csv_raw=experiment.export.csv_raw,
         no_report=not experiment.report,
         baseline_variant=experiment.baseline_variant,
-        compare_with=(
-            None if experiment.compare_with is None else experiment.compare_with.absolute()
-        ),
+        compare_with=None
+        if experiment.compare_with is None
+        else _absolute(experiment.compare_with),
         allow_no_baseline=experiment.allow_no_baseline,
         allow_different_deployment=experiment.allow_different_deployment,
         executor=experiment.executor,
@@ -312,6 +313,10 @@ def experiment_params(experiment: Experiment) -> dict[str, Any]:
     return params
 
 
+def _absolute(path: Path) -> Path:
+    """``path`` from the root, ``..`` resolved (links are not: a glob may name none yet)."""
+    return Path(os.path.abspath(path.expanduser()))
+
+
 def _absolute_dataset(entry: str) -> str:
-    path = Path(entry).expanduser()
-    return entry if path.is_absolute() else str(Path.cwd() / path)
+    return str(_absolute(Path(entry)))

@@ -141,7 +141,7 @@ def _keep_experiment(run: _Run) -> None:
 
     if run.adopted:
         return
-    out = run.rundir.root
+    out = os.path.abspath(run.rundir.root)
     header = (
         f"The experiment of run {out} (written by runner run).\n"
         f"Run it again with: runner rerun {out}"

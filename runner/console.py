@@ -24,13 +24,24 @@ CONSOLE_ERRORS: Final = 3
 CONSOLE_MESSAGE_CHARS: Final = 80
 
 
+def _judge_cell(row: dict[str, Any]) -> str:
+    mean, agreement = row.get("judge_score_mean"), row.get("judge_agreement")
+    top = "–" if mean is None else f"{mean * 100:.1f}"
+    return f"{top}\n{'–' if agreement is None else f'{agreement * 100:.0f} %'}"
+
+
 def summary_table(summary: pl.DataFrame, *, title: str | None = None) -> Group:
     """The compact per-variant table printed at the end of a run, then the top error types.
 
     Every number column is as wide as its widest cell, so numbers are never cut; the variant
     column takes the rest, and a name too long for it wraps onto a second line instead of
     being cut."""
-    heads = ("calls", "errors", "p50 ms", "p95 ms", "tokens", "score\n[95 % CI]")
+    heads: tuple[str, ...] = ("calls", "errors", "p50 ms", "p95 ms", "tokens", "score\n[95 % CI]")
+    judged = (
+        "judge_score_mean" in summary.columns and summary["judge_score_mean"].is_not_null().any()
+    )
+    if judged:  # a judge beside a deterministic score: its mean, and how often they agree
+        heads += ("judge\nagrees",)
     cells: list[tuple[str, ...]] = []
     errors: list[str] = []
     for row in summary.iter_rows(named=True):
@@ -42,6 +53,7 @@ def summary_table(summary: pl.DataFrame, *, title: str | None = None) -> Group:
                 _num(row["latency_p95_ms"], ",.0f"),
                 _num(row["tokens_mean"], ",.0f"),
                 _score_cell(row),
+                *((_judge_cell(row),) if judged else ()),
             )
         )
         for e in (row["errors_by_type"] or [])[:CONSOLE_ERRORS]:

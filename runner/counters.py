@@ -26,6 +26,8 @@ class Counters:
     """What the pipeline has done so far; read by the displays and the manifest."""
 
     total: int = 0
+    phase: str = "run"
+    """What is being sent: ``run`` (the dataset's calls), ``judge`` or ``pairwise``."""
     done: int = 0
     ok: int = 0
     errors: int = 0

@@ -83,6 +83,8 @@ class RunOptions:
     """A session that sent every call of a run of at least this many calls leaves the
     journal uncompacted and the manifest ``running``: :func:`finish_deferred`, in a fresh
     process, completes it (the CLI's memory plan for large runs). None: compact here."""
+    phase: str = "run"
+    """What the progress line calls this session: ``run``, ``judge`` or ``pairwise``."""
     hold: contextlib.ExitStack | None = None
     """Where OUT's lock is kept: the caller's stack, so the lock outlives the session (an
     experiment holds it through every stage). None: released when the session ends."""
@@ -100,6 +102,7 @@ def run_job(
     quit_now: Callable[[], None] | None = None,
     defer_from: int | None = None,
     hold: contextlib.ExitStack | None = None,
+    phase: str = "run",
 ) -> RunResult:
     """Run (or resume) one job to the end.
 
@@ -111,8 +114,9 @@ def run_job(
     cell), the job runs on a worker thread and this returns its result all the same.
     """
     options = RunOptions(
-        display, policy, transport, handle_signals, resume_command, quit_now, defer_from, hold
-    )
+        display, policy, transport, handle_signals, resume_command, quit_now, defer_from,
+        phase, hold,
+    )  # fmt: skip
     if _loop_running():
         if handle_signals:
             raise ConfigError("handle_signals needs the main thread, with no event loop running")
@@ -208,6 +212,7 @@ def _open(
         options.transport, options.resume_command, options.quit_now, lock,
     )  # fmt: skip
     session.sample, session.defer_from = sample, options.defer_from
+    session.phase = options.phase
     return session
 
 
@@ -246,6 +251,7 @@ class _Session:
         self.lock: RunLock | None = None
         self.sample: frozenset[str] | None = None
         self.defer_from: int | None = None
+        self.phase = "run"
         self.interrupted = False
         self.session = Session(started_at=now_iso(), host=socket.gethostname(), pid=os.getpid())
 
@@ -261,7 +267,7 @@ class _Session:
             manifest.resume_command = self.resume_command
         rundir.write_manifest(manifest)  # the run really starts here
 
-        counters = Counters(total=max(0, self._estimate() - len(done)))
+        counters = Counters(total=max(0, self._estimate() - len(done)), phase=self.phase)
         counters.concurrency = config.concurrency
         stopped: RunAborted | StorageError | InputError | None = None
         journal = Journal(rundir.journal)

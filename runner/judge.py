@@ -136,7 +136,7 @@ class PassRunner:
     handle_signals: bool = False
     quit_now: Callable[[], None] | None = None
 
-    def __call__(self, config: RunConfig) -> RunResult:
+    def __call__(self, config: RunConfig, kind: Kind) -> RunResult:
         return run_job(
             config,
             api_key=self.api_key,
@@ -144,6 +144,7 @@ class PassRunner:
             transport=self.transport,
             handle_signals=self.handle_signals,
             quit_now=self.quit_now,
+            phase="judge" if kind == "pointwise" else "pairwise",
         )
 
 
@@ -344,7 +345,7 @@ def _judge(
             continue  # finished, or another judge's (its calls go to this judge's next pass)
         source = _source_of(done)
         columns = pl.read_parquet_schema(source)
-        report.sent += send(config_of(source, done, list(columns), True)).counters.done
+        report.sent += send(config_of(source, done, list(columns), True), kind).counters.done
     outcomes = _outcomes(home, spec)
     finished = outcomes if not options.retry_errors else outcomes.filter(status=STATUS_OK)
     pending = calls.join(finished.lazy().select("id"), on="id", how="anti").collect()
@@ -353,7 +354,7 @@ def _judge(
         source = home / f"pass-{index:03d}.calls.parquet"
         atomic_write_parquet(source, pending)
         config = config_of(source, home / f"pass-{index:03d}", pending.columns, False)
-        report.sent += send(config).counters.done
+        report.sent += send(config, kind).counters.done
         outcomes = _outcomes(home, spec)
     report.calls = calls.select(pl.len()).collect().item()
     return outcomes.join(calls.select("id").collect(), on="id", how="semi")

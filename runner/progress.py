@@ -44,10 +44,10 @@ class PlainDisplay(Display):
         now = time.monotonic()
         if now - self._last >= self._every:
             self._last = now
-            print(f"progress: {self.counters.line()}", file=self._stream, flush=True)
+            print(f"{self.counters.phase}: {self.counters.line()}", file=self._stream, flush=True)
 
     def stop(self) -> None:
-        print(f"progress: {self.counters.line()}", file=self._stream, flush=True)
+        print(f"{self.counters.phase}: {self.counters.line()}", file=self._stream, flush=True)
 
 
 class RichDisplay(Display):
@@ -80,7 +80,7 @@ class RichDisplay(Display):
     def start(self, counters: Counters) -> None:
         super().start(counters)
         self._progress.start()
-        self._task = self._progress.add_task("run", total=counters.total, info="", eta="?")
+        self._task = self._progress.add_task(counters.phase, total=counters.total, info="", eta="?")
 
     def tick(self) -> None:
         if self._task is None:

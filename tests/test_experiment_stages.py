@@ -509,3 +509,18 @@ def test_cli_run_is_a_thin_shell() -> None:
 
     assert module.__file__ is not None
     assert len(Path(module.__file__).read_text().splitlines()) < 150
+
+
+def test_the_console_names_each_phase_and_shows_the_judge_beside_the_score(
+    dataset: Path, tmp_path: Path, sim: SimulatorServer
+) -> None:
+    out = tmp_path / "out"
+    result = invoke(run_args(sim.base_url, dataset, out, "--expected-column", "expected",
+                             "--score", "exact", "--judge", "grader:v1",
+                             "--pairwise-judge", "grader:v2"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    phases = {line.split(":")[0] for line in result.output.splitlines() if " done, " in line}
+    assert phases == {"run", "judge", "pairwise"}
+    assert "agrees" in result.output  # the judge's column beside the deterministic score
+    summary = pl.read_parquet(RunDir(out).summary)
+    assert summary["judge_score_mean"].is_not_null().all()

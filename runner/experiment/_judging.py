@@ -89,7 +89,21 @@ def judge(run: _Run) -> str:
     for kind, outcome in report.kinds.items():
         run.result.sent[kind] = outcome.sent
         run.hooks.say(describe(kind, outcome))
+        for line in top_reasons(outcome):
+            run.hooks.say(f"  {kind} judge: {line}")
     return "done"
+
+
+def top_reasons(report: object, most: int = 3) -> list[str]:
+    """The most frequent judge errors, each with one example answer (cut, made inert)."""
+    from runner.judge import KindReport
+    from runner.terminal import terminal_safe
+
+    assert isinstance(report, KindReport)
+    return [
+        f"{count}× {reason} (e.g. {terminal_safe(report.examples[reason])[:120]!r})"
+        for reason, count in report.reasons.most_common(most)
+    ]
 
 
 def describe(kind: str, report: object) -> str:
@@ -112,16 +126,11 @@ def budget_lines(report: JudgeReport | None, max_error_rate: float) -> list[str]
     """One line per judge over ``--max-judge-error-rate``: its rate and top reasons."""
     if report is None:
         return []
-    from runner.terminal import terminal_safe
-
     lines = []
     for kind, outcome in report.kinds.items():
         if outcome.error_rate <= max_error_rate:
             continue
-        reasons = "; ".join(
-            f"{count}× {reason} (e.g. {terminal_safe(outcome.examples[reason])[:120]!r})"
-            for reason, count in outcome.reasons.most_common(3)
-        )
+        reasons = "; ".join(top_reasons(outcome))
         lines.append(
             f"{kind} judge: {outcome.errors} of {outcome.calls} judgements are errors "
             f"({outcome.error_rate:.1%}, above --max-judge-error-rate {max_error_rate:g}); "

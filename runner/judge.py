@@ -148,14 +148,6 @@ class PassRunner:
         )
 
 
-def sending_done(manifest: Manifest) -> bool:
-    """Whether every call of the run has an outcome (a run made before stages were recorded
-    says so by its status)."""
-    return manifest.stages.get("send") == "done" or (
-        not manifest.stages and manifest.status is RunStatus.COMPLETE
-    )
-
-
 def judge_run(
     out_dir: Path,
     options: JudgeOptions,
@@ -171,7 +163,7 @@ def judge_run(
     send = PassRunner(api_key, display, transport, handle_signals, quit_now)
     with rundir.locked():
         manifest = rundir.read_manifest()
-        if not sending_done(manifest):
+        if not manifest.sending_done:
             raise ConfigError(
                 f"{out_dir} is {manifest.status.value}: judge a run whose every call was sent "
                 "(resume it first)"

@@ -148,6 +148,14 @@ class Manifest:
         return [str(v) for v in self.config.get("variants") or self.work.get("variants") or []]
 
     @property
+    def sending_done(self) -> bool:
+        """Whether every call of the run has an outcome (a run made before stages were
+        recorded says so by its status)."""
+        return self.stages.get("send") == "done" or (
+            not self.stages and self.status is RunStatus.COMPLETE
+        )
+
+    @property
     def deployment(self) -> str | None:
         value = self.config.get("deployment") or self.work.get("deployment")
         return None if value is None else str(value)
@@ -434,6 +442,7 @@ class RunDir:
             yield lock
         finally:
             del _HELD[_lock_key(self.root)]
+            lock.release_reserve()  # the reserve the first process took, at the run's end
             os.close(fd)
 
 

@@ -409,6 +409,7 @@ def test_the_fresh_process_never_runs_a_runner_package_of_the_working_directory(
                if r.body and r.body["deployment"] == "grader"]  # fmt: skip
     assert len(rubrics) == 2 * ROWS and set(rubrics) == {rubric}
     assert manifest(out)["stage"] == "done" and manifest(out)["status"] == "complete"
+    assert (out / ".runner.lock").stat().st_size < 4096  # the disk reserve given back at the end
 
 
 # ------------------------------------------------------------------- before the first call

@@ -85,13 +85,12 @@ def judge(out: Path, **params: Any) -> None:
     """
     from runner.cli.console import cli_hooks, finish, resume_command_of
     from runner.experiment import experiment_from_params, run_experiment
-    from runner.judge import sending_done
     from runner.rundir import RunDir
 
     if not params.get("judge") and not params.get("pairwise_judge"):
         raise click.UsageError("give --judge DEPLOYMENT:VARIANT, --pairwise-judge, or both")
     manifest = RunDir(out).read_manifest()
-    if not sending_done(manifest):
+    if not manifest.sending_done:
         raise ConfigError(
             f"{out} is {manifest.status.value}: not every call was sent; resume it first "
             f"({manifest.resume_command or 'runner run … --resume'})"

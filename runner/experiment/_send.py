@@ -35,14 +35,6 @@ if TYPE_CHECKING:
     from runner.experiment._stages import _Run
 
 
-def sending_done(manifest: Manifest) -> bool:
-    """Whether every call of the run has an outcome (a run made before stages were recorded
-    says so by its status)."""
-    return manifest.stages.get(Stage.SEND.value) == "done" or (
-        not manifest.stages and manifest.status is RunStatus.COMPLETE
-    )
-
-
 def send(run: _Run) -> bool:
     """Send what has no outcome yet and compact; True when the later stages go on in this
     process, False when a fresh process ran them (its outcome is in ``run.result``)."""
@@ -53,7 +45,7 @@ def send(run: _Run) -> bool:
     earlier = rundir.read_manifest() if config.resume and rundir.has_manifest() else None
     if run.adopted:
         pass  # a fresh process: the lock is ours, the work is the one just sent
-    elif earlier is not None and sending_done(earlier) and not _errors_to_retry(config, earlier):
+    elif earlier is not None and earlier.sending_done and not _errors_to_retry(config, earlier):
         _check_unchanged(run)
         run.stack.enter_context(rundir.locked())
         _reopen(rundir, run)

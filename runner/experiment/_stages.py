@@ -111,20 +111,14 @@ class _Run:
         return manifest
 
     def interrupted(self, stage: Stage, why: str) -> RunInterrupted:
-        with contextlib.suppress(RunnerError, OSError):
-            manifest = self.rundir.read_manifest()
-            manifest.status = RunStatus.INTERRUPTED
-            manifest.stage, manifest.stages[stage.value] = stage.value, "interrupted"
-            manifest.reason = f"interrupted while {_DOING.get(stage, stage.value)} ({why})"
-            manifest.finished_at = now_iso()
-            if self.hooks.resume_command:
-                manifest.resume_command = self.hooks.resume_command
-            self.rundir.write_manifest(manifest)
-        self.result.verdicts[stage.value] = "interrupted"
+        """Mark the run interrupted in ``stage``; the error that says so, with the resume."""
+        doing = _DOING.get(stage, stage.value)
+        self._stopped(
+            stage, RunStatus.INTERRUPTED, "interrupted", f"interrupted while {doing} ({why})"
+        )
         hint = f" Resume with: {self.hooks.resume_command}" if self.hooks.resume_command else ""
         return RunInterrupted(
-            f"interrupted while {_DOING.get(stage, stage.value)}; finished work is committed "
-            f"in {self.rundir.root}.{hint}"
+            f"interrupted while {doing}; finished work is committed in {self.rundir.root}.{hint}"
         )
 
     def _failed(self, stage: Stage, error: RunnerError) -> None:
@@ -132,16 +126,20 @@ class _Run:
         so, with the resume command, and the status says it is not complete."""
         if isinstance(error, StorageError):  # a full disk: the lock's reserve makes room
             self.held_lock().release_reserve()
+        status = RunStatus.ABORTED if error.exit_code == 3 else RunStatus.INTERRUPTED
+        self._stopped(stage, status, "failed", f"{stage.value}: {error}")
+
+    def _stopped(self, stage: Stage, status: RunStatus, outcome: str, reason: str) -> None:
+        """The manifest of a run stopped in ``stage`` (best effort: the journal, not the
+        manifest, is the record of what finished)."""
         with contextlib.suppress(RunnerError, OSError):
             manifest = self.rundir.read_manifest()
-            manifest.status = RunStatus.ABORTED if error.exit_code == 3 else RunStatus.INTERRUPTED
-            manifest.stage, manifest.stages[stage.value] = stage.value, "failed"
-            manifest.reason = f"{stage.value}: {error}"
-            manifest.finished_at = now_iso()
+            manifest.status, manifest.reason, manifest.finished_at = status, reason, now_iso()
+            manifest.stage, manifest.stages[stage.value] = stage.value, outcome
             if self.hooks.resume_command:
                 manifest.resume_command = self.hooks.resume_command
             self.rundir.write_manifest(manifest)
-        self.result.verdicts[stage.value] = "failed"
+        self.result.verdicts[stage.value] = outcome
 
     # -- the stages ----------------------------------------------------------------------
 

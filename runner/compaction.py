@@ -1,10 +1,10 @@
 """Compaction: the journal becomes ``results.parquet``, the last outcome per key in input order.
 
-A journal of up to :data:`ONE_PIECE_BYTES` is compacted in one piece. A larger one is sorted
-in runs of :data:`RUN_ROWS` outcomes in a ``.compact-*`` scratch directory, merged
-:data:`FAN_IN` runs at a time, so memory stays about the same whatever the size of the journal
-(in one piece, two million outcomes took 3.5 GB). Like every reader of the journal it assumes
-:func:`runner.journal.recover_journal` ran first.
+A journal of up to ``one_piece_bytes`` of its :class:`~runner.memory.MemoryPlan` is compacted
+in one piece. A larger one is sorted in runs of ``run_rows`` outcomes in a ``.compact-*``
+scratch directory, merged ``fan_in`` runs at a time, so memory stays about the same whatever the
+size of the journal (in one piece, two million outcomes took 3.5 GB). Like every reader of the
+journal it assumes :func:`runner.journal.recover_journal` ran first.
 """
 
 from __future__ import annotations
@@ -31,40 +31,32 @@ from runner.journal import (
     parse_timestamps,
     unreadable_journal,
 )
+from runner.memory import DEFAULT_MEMORY, MemoryPlan
 from runner.records import KEY_COLUMNS
 from runner.rundir import RunDir
 
-#: A journal up to this size is compacted in one piece.
-ONE_PIECE_BYTES: Final = 4 * 1024 * 1024
-#: Outcomes sorted in memory at a time into one run, and runs merged at a time.
-RUN_ROWS: Final = 16_384
-FAN_IN: Final = 16
-#: Journal bytes parsed at a time (polars needs about ten times this while parsing).
-_PIECE_BYTES: Final = 2 * 1024 * 1024
-#: Rows of a run read at a time while merging (its row groups: small enough to hold one per
-#: run, large enough that the files' metadata stays small), keys handed to Python at a time,
-#: and rows gathered and written at a time.
-_GROUP_ROWS: Final = 8192
-_KEY_ROWS: Final = 1024
-_WRITE_ROWS: Final = 16_384
 #: The order of ``results.parquet``: numeric ids as numbers, then id, variant order, repeat.
 _ORDER: Final = ("_num", "row_id", "_var", "repeat")
 _HELPERS: Final = ("_seq", "_num", "_var")
 
 
-def compact(out_dir: Path, variants: tuple[str, ...]) -> dict[str, int]:
+def compact(
+    out_dir: Path, variants: tuple[str, ...], *, memory: MemoryPlan = DEFAULT_MEMORY
+) -> dict[str, int]:
     """Write ``results.parquet`` from the journal: last outcome per key, in input order.
 
-    Returns counts by status. A journal line that cannot be parsed, or a file that cannot be
-    read or written, raises StorageError naming the file; ``results.parquet`` is then left as
-    it was.
+    Returns counts by status; ``memory`` sets the sizes of the pieces, runs and merges (the
+    file is the same under any plan). A journal line that cannot be parsed, or a file that
+    cannot be read or written, raises StorageError naming the file; ``results.parquet`` is
+    then left as it was.
     """
     rundir = RunDir(out_dir)
     journal, target = rundir.journal, rundir.results
     try:
         journal.touch()
         with atomic_path(target) as tmp:
-            _compact_into(tmp, journal, out_dir, {v: i for i, v in enumerate(variants)})
+            order = {v: i for i, v in enumerate(variants)}
+            _compact_into(tmp, journal, out_dir, order, memory)
         rundir.scores.unlink(missing_ok=True)  # row for row with the results it replaced
         counts = pl.scan_parquet(target).group_by("status").len().collect().rows()
     except OSError as exc:
@@ -91,22 +83,27 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
-def _compact_into(tmp: Path, journal: Path, out_dir: Path, order: dict[str, int]) -> None:
-    if journal.stat().st_size <= ONE_PIECE_BYTES:
+def _compact_into(
+    tmp: Path, journal: Path, out_dir: Path, order: dict[str, int], memory: MemoryPlan
+) -> None:
+    if journal.stat().st_size <= memory.one_piece_bytes:
         schema = journal_schema()
         with _reading(journal):  # a few MB: parsed and sorted in memory, then written
-            pieces = [parse_piece(piece, schema) for piece in journal_pieces(journal)]
+            pieces = [
+                parse_piece(piece, schema) for piece in journal_pieces(journal, memory.piece_bytes)
+            ]
             lines = pl.concat(pieces) if pieces else pl.DataFrame(schema=schema)
             frame = _ordered(parse_timestamps(lines.lazy()).with_row_index("_seq"), order)
             done = frame.sort(_ORDER, nulls_last=True).drop(_HELPERS).collect()
         _write(done, tmp, compression="zstd")
         return
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".compact-") as scratch:
-        runs = _sorted_runs(journal, Path(scratch), order)
-        while len(runs) > FAN_IN:
-            groups = [runs[i : i + FAN_IN] for i in range(0, len(runs), FAN_IN)]
-            runs = [_merge(group, group[0].with_suffix(".m.parquet")) for group in groups]
-        _merge(runs, tmp, final=True)
+        runs = _sorted_runs(journal, Path(scratch), order, memory)
+        fan_in = memory.fan_in
+        while len(runs) > fan_in:
+            groups = [runs[i : i + fan_in] for i in range(0, len(runs), fan_in)]
+            runs = [_merge(group, group[0].with_suffix(".m.parquet"), memory) for group in groups]
+        _merge(runs, tmp, memory, final=True)
 
 
 def _write(frame: pl.DataFrame, path: Path, **options: Any) -> None:
@@ -124,7 +121,9 @@ def _ordered(frame: pl.LazyFrame, order: dict[str, int]) -> pl.LazyFrame:
     )
 
 
-def _sorted_runs(journal: Path, scratch: Path, order: dict[str, int]) -> list[Path]:
+def _sorted_runs(
+    journal: Path, scratch: Path, order: dict[str, int], memory: MemoryPlan
+) -> list[Path]:
     """Sort the journal into parquet runs; ``_seq`` is the line number in the journal."""
     runs: list[Path] = []
     frames: list[pl.DataFrame] = []
@@ -135,17 +134,20 @@ def _sorted_runs(journal: Path, scratch: Path, order: dict[str, int]) -> list[Pa
             frame = _ordered(parse_timestamps(pl.concat(frames).lazy()), order)
             run = frame.sort([*_ORDER, "_seq"], nulls_last=True).collect(engine="in-memory")
         runs.append(scratch / f"run-{len(runs):05d}.parquet")
-        _write(run, runs[-1], compression="lz4", write_statistics=False, row_group_size=_GROUP_ROWS)
+        _write(
+            run, runs[-1],
+            compression="lz4", write_statistics=False, row_group_size=memory.run_group_rows,
+        )  # fmt: skip
         frames.clear()
 
     schema = journal_schema()
-    for piece in journal_pieces(journal, _PIECE_BYTES):
+    for piece in journal_pieces(journal, memory.piece_bytes):
         with _reading(journal):
             frame = parse_piece(piece, schema)
         frames.append(frame.with_row_index("_seq", offset=seq))
         seq += frame.height
         rows += frame.height
-        if rows >= RUN_ROWS:
+        if rows >= memory.run_rows:
             spill()
             rows = 0
     if frames:
@@ -160,9 +162,10 @@ class _Run:
     buffers, one over the five key columns far less; rows are read a row group at a time.
     """
 
-    def __init__(self, path: Path, index: int) -> None:
+    def __init__(self, path: Path, index: int, key_rows: int) -> None:
         self.path = path
         self.index = index
+        self._key_rows = key_rows
         self._file = pq.ParquetFile(path)
         meta = self._file.metadata
         sizes = (meta.row_group(g).num_rows for g in range(meta.num_row_groups))
@@ -173,7 +176,7 @@ class _Run:
     def keys(self) -> Iterator[tuple[Any, ...]]:
         """``(sort key…, _seq, run)`` for every row, nulls of ``_num`` last like polars."""
         names = (*_ORDER, "_seq")
-        for batch in pq.ParquetFile(self.path).iter_batches(_KEY_ROWS, columns=list(names)):
+        for batch in pq.ParquetFile(self.path).iter_batches(self._key_rows, columns=list(names)):
             columns = [batch.column(name).to_pylist() for name in names]
             for num, row_id, var, repeat, seq in zip(*columns, strict=True):
                 yield (num is None, num or 0, row_id, var, repeat, seq, self.index)
@@ -192,14 +195,14 @@ class _Run:
         return pieces
 
 
-def _merge(paths: list[Path], target: Path, *, final: bool = False) -> Path:
+def _merge(paths: list[Path], target: Path, memory: MemoryPlan, *, final: bool = False) -> Path:
     """Merge sorted runs into ``target``, keeping the last outcome (highest ``_seq``) per key;
     the ``final`` merge drops the sort helper columns.
 
     Only the keys pass through Python (a heap merge); the rows move in polars frames, taken
     from each run in order and gathered into the merged order a block at a time.
     """
-    runs = [_Run(path, i) for i, path in enumerate(paths)]
+    runs = [_Run(path, i, memory.merge_key_rows) for i, path in enumerate(paths)]
     taken = [0] * len(runs)  # rows of each run in the current block
     kept: list[tuple[int, int]] = []  # (run, row within that run's part of the block)
     writer: pq.ParquetWriter | None = None
@@ -220,7 +223,9 @@ def _merge(paths: list[Path], target: Path, *, final: bool = False) -> Path:
                 sink, table.schema, compression="zstd" if final else "lz4",
                 write_statistics=final,
             )  # fmt: skip
-        writer.write_table(table, row_group_size=_WRITE_ROWS if final else _GROUP_ROWS)
+        writer.write_table(
+            table, row_group_size=memory.write_rows if final else memory.run_group_rows
+        )
         taken, kept = [0] * len(runs), []
 
     with open(target, "wb") as sink:
@@ -230,7 +235,7 @@ def _merge(paths: list[Path], target: Path, *, final: bool = False) -> Path:
                 if key != last:
                     if held is not None:
                         kept.append(held)
-                        if len(kept) >= _WRITE_ROWS:
+                        if len(kept) >= memory.write_rows:
                             flush()
                     last = key
                 held = (run, taken[run])

@@ -31,6 +31,7 @@ import pyarrow.json as pa_json
 
 from runner.errors import StorageError
 from runner.fsutil import atomic_path, describe_os_error, open_no_follow
+from runner.memory import DEFAULT_MEMORY, MemoryPlan
 from runner.records import (
     KEY_COLUMNS,
     RESULT_COLUMNS,
@@ -42,8 +43,6 @@ from runner.records import (
 from runner.rundir import REJECTED, RunDir
 
 TIMESTAMPS: Final = ("started_at", "finished_at")
-#: Journal bytes parsed at a time (polars needs about ten times this while parsing).
-PIECE_BYTES: Final = 2 * 1024 * 1024
 #: For the rare record orjson refuses even with its strings scrubbed (an integer past 64 bits).
 _FALLBACK_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 #: The columns a line cannot do without, and the type each must have in the JSON itself.
@@ -217,21 +216,23 @@ class JournalRecovery:
         return said
 
 
-def recover_journal(path: Path) -> JournalRecovery:
+def recover_journal(path: Path, *, memory: MemoryPlan = DEFAULT_MEMORY) -> JournalRecovery:
     """Cut a torn last line, and set every bad line aside in ``journal.rejected.jsonl``.
 
     A bad line is one that is not a JSON object, lacks ``row_id``/``variant``/``repeat``/
     ``status`` or has one of the wrong JSON type, or that polars cannot read with
     :func:`journal_schema` (timestamps included). Bad lines are appended to the rejected file
     as ``{"line": N, "text": raw}``, then the journal is rewritten without them atomically.
-    Idempotent; a clean journal is read once, piece by piece, and not rewritten.
+    Idempotent; a clean journal is read once, a ``memory.piece_bytes`` piece at a time, and
+    not rewritten.
     """
     try:
         torn = cut_torn_tail(path)
-        bad = _bad_line_numbers(path) if path.exists() else []
+        size = memory.piece_bytes
+        bad = _bad_line_numbers(path, size) if path.exists() else []
         rejected = RunDir(path.parent).rejected if bad else None
         if rejected is not None:
-            _set_aside(path, rejected, frozenset(bad))
+            _set_aside(path, rejected, frozenset(bad), size)
     except OSError as exc:
         raise StorageError(f"cannot recover {path}: {describe_os_error(exc)}") from exc
     return JournalRecovery(path, torn, tuple(bad), rejected)
@@ -266,12 +267,11 @@ def cut_torn_tail(path: Path) -> int:
         return size - keep
 
 
-def journal_pieces(path: Path, size: int | None = None) -> Iterator[bytes]:
+def journal_pieces(path: Path, size: int) -> Iterator[bytes]:
     """The journal in pieces of about ``size`` bytes, each ending at a line end.
 
     An unterminated last line is left out: it is a torn write, never a committed outcome.
     """
-    size = size or PIECE_BYTES
     with open(path, "rb") as fh:
         rest = b""
         while block := fh.read(size):
@@ -299,7 +299,9 @@ def parse_timestamps(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def read_done_keys(out_dir: Path, *, retry_errors: bool) -> DoneKeys:
+def read_done_keys(
+    out_dir: Path, *, retry_errors: bool, memory: MemoryPlan = DEFAULT_MEMORY
+) -> DoneKeys:
     """Keys with a final outcome in the journal; with ``retry_errors`` only those that are ok.
 
     Assumes :func:`recover_journal` ran; a line it would have set aside raises StorageError.
@@ -312,7 +314,7 @@ def read_done_keys(out_dir: Path, *, retry_errors: bool) -> DoneKeys:
     try:
         if not path.exists():
             return DoneKeys(hashes[0])
-        for piece in journal_pieces(path):
+        for piece in journal_pieces(path, memory.piece_bytes):
             keys = parse_piece(piece, schema).drop_nulls()
             if retry_errors:
                 keys = keys.filter(pl.col("status") == STATUS_OK)
@@ -329,11 +331,11 @@ def unreadable_journal(path: Path, exc: Exception) -> StorageError:
     return StorageError(f"cannot read {path}: a line is damaged ({first[:200]})")
 
 
-def _bad_line_numbers(path: Path) -> list[int]:
+def _bad_line_numbers(path: Path, size: int) -> list[int]:
     """1-based numbers of the lines that are not valid journal lines (memory: one piece)."""
     bad: list[int] = []
     first = 1
-    for piece in journal_pieces(path):
+    for piece in journal_pieces(path, size):
         lines = _lines(piece)
         if not _valid(lines):
             bad += _bisect_bad(lines, first)
@@ -377,7 +379,7 @@ def _valid(lines: list[bytes]) -> bool:
     return not parsed.sum().sum_horizontal().item()
 
 
-def _set_aside(path: Path, rejected: Path, bad: frozenset[int]) -> None:
+def _set_aside(path: Path, rejected: Path, bad: frozenset[int], size: int) -> None:
     """Append the ``bad`` lines to ``rejected`` and rewrite the journal without them.
 
     The rejected file is on disk before the new journal replaces the old one: a crash in
@@ -386,7 +388,7 @@ def _set_aside(path: Path, rejected: Path, bad: frozenset[int]) -> None:
     appended = open_no_follow(rejected, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     with os.fdopen(appended, "ab") as out, atomic_path(path) as tmp, open(tmp, "wb") as keep:
         number = 0
-        for piece in journal_pieces(path):
+        for piece in journal_pieces(path, size):
             for line in _lines(piece):
                 number += 1
                 if number not in bad:

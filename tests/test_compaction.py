@@ -7,10 +7,11 @@ import shutil
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from runner import compaction
+from runner.memory import MemoryPlan
 from runner.records import STATUS_ERROR, STATUS_OK, Outcome
 from runner.results import JOURNAL, RESULTS, Journal, compact
 
@@ -55,38 +56,34 @@ def journal_dir(tmp_path: Path) -> Path:
     return out
 
 
-def small_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sizes that turn this small journal into 3 merge passes over pieces of ~15 lines."""
-    monkeypatch.setattr(compaction, "ONE_PIECE_BYTES", 10_000)
-    monkeypatch.setattr(compaction, "_PIECE_BYTES", 10_000)
-    monkeypatch.setattr(compaction, "RUN_ROWS", 40)
-    monkeypatch.setattr(compaction, "FAN_IN", 4)
-    monkeypatch.setattr(compaction, "_GROUP_ROWS", 16)
-    monkeypatch.setattr(compaction, "_KEY_ROWS", 8)
-    monkeypatch.setattr(compaction, "_WRITE_ROWS", 100)
+#: Sizes that turn this small journal into 3 merge passes over pieces of ~15 lines.
+SMALL_RUNS = MemoryPlan(
+    one_piece_bytes=10_000,
+    piece_bytes=10_000,
+    run_rows=40,
+    fan_in=4,
+    run_group_rows=16,
+    merge_key_rows=8,
+    write_rows=100,
+)
 
 
-def test_merged_runs_equal_one_piece(
-    journal_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_merged_runs_equal_one_piece(journal_dir: Path, tmp_path: Path) -> None:
     whole = tmp_path / "whole"
     shutil.copytree(journal_dir, whole)
     counts_whole = compact(whole, VARIANTS)
 
-    small_runs(monkeypatch)
-    counts_runs = compact(journal_dir, VARIANTS)
+    counts_runs = compact(journal_dir, VARIANTS, memory=SMALL_RUNS)
 
     assert (journal_dir / JOURNAL).stat().st_size > 50 * 10_000  # many pieces, runs, passes
+    assert pq.ParquetFile(journal_dir / RESULTS).metadata.num_row_groups > 1  # merged
     assert counts_runs == counts_whole
     assert_frame_equal(pl.read_parquet(journal_dir / RESULTS), pl.read_parquet(whole / RESULTS))
     assert not list(journal_dir.glob(".compact-*"))  # the runs are cleaned up
 
 
-def test_merged_runs_keep_the_last_outcome_in_input_order(
-    journal_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    small_runs(monkeypatch)
-    compact(journal_dir, VARIANTS)
+def test_merged_runs_keep_the_last_outcome_in_input_order(journal_dir: Path) -> None:
+    compact(journal_dir, VARIANTS, memory=SMALL_RUNS)
     frame = pl.read_parquet(journal_dir / RESULTS)
     journal = pl.read_ndjson(journal_dir / JOURNAL).with_row_index("seq")
     last = journal.group_by("row_id", "variant", "repeat").agg(pl.col("seq").max())

@@ -18,9 +18,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from runner import compaction, fsutil, journal
+from runner import fsutil, journal
 from runner.errors import StorageError
 from runner.fsutil import atomic_write, atomic_write_text, remove_stale_temps
+from runner.memory import MemoryPlan
 from runner.records import RESULT_COLUMNS, Outcome
 from runner.results import (
     JOURNAL,
@@ -198,21 +199,18 @@ def test_a_missing_or_empty_journal_needs_no_recovery(tmp_path: Path) -> None:
     assert recover_journal(write_journal(tmp_path)).messages() == []
 
 
-def test_bad_lines_are_found_and_numbered_across_many_pieces(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(journal, "PIECE_BYTES", 4 * len(line("r0")))  # ~4 lines a piece
+def test_bad_lines_are_found_and_numbered_across_many_pieces(tmp_path: Path) -> None:
+    pieces = MemoryPlan(piece_bytes=4 * len(line("r0")))  # ~4 lines a piece
     bad = {7, 8, 23, 64}
     parts = [b"junk %d\n" % n if n in bad else line(f"r{n}") for n in range(1, 81)]
     path = write_journal(tmp_path, *parts)
-    assert recover_journal(path).rejected_lines == tuple(sorted(bad))
+    assert recover_journal(path, memory=pieces).rejected_lines == tuple(sorted(bad))
     assert path.read_bytes() == b"".join(p for n, p in enumerate(parts, 1) if n not in bad)
 
 
 def test_a_clean_journal_is_checked_a_piece_at_a_time_not_line_by_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(journal, "PIECE_BYTES", 10 * len(line("r0")))
     path = write_journal(tmp_path, *(line(f"r{n}") for n in range(100)))
     parsed: list[int] = []
     real = journal.parse_piece
@@ -222,24 +220,21 @@ def test_a_clean_journal_is_checked_a_piece_at_a_time_not_line_by_line(
         return real(piece, schema)
 
     monkeypatch.setattr(journal, "parse_piece", counting)
-    recover_journal(path)
-    assert sum(parsed) == 100 and len(parsed) <= 11
+    recover_journal(path, memory=MemoryPlan(piece_bytes=10 * len(line("r0"))))
+    assert sum(parsed) == 100 and 10 <= len(parsed) <= 11
 
 
-def small_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Compaction sizes that make a journal of a few dozen lines take the merged path."""
-    for name, value in {"ONE_PIECE_BYTES": 1000, "_PIECE_BYTES": 1000, "RUN_ROWS": 4}.items():
-        monkeypatch.setattr(compaction, name, value)
+#: Compaction sizes that make a journal of a few dozen lines take the merged path.
+SMALL_RUNS = MemoryPlan(one_piece_bytes=1000, piece_bytes=1000, run_rows=4)
 
 
 def test_a_recovered_journal_compacts_in_merged_runs_to_the_undamaged_keys(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    small_runs(monkeypatch)
     parts = [b"junk\n" if n % 7 == 0 else line(f"r{n}") for n in range(1, 41)]
     recover_journal(write_journal(tmp_path, *parts, b'{"row_id":"r41"'))
     kept = sorted(f"r{n}" for n in range(1, 41) if n % 7)  # text ids sort as text
-    assert compact(tmp_path, ("a",)) == {"ok": len(kept)}
+    assert compact(tmp_path, ("a",), memory=SMALL_RUNS) == {"ok": len(kept)}
     assert pl.read_parquet(tmp_path / RESULTS)["row_id"].to_list() == kept
 
 
@@ -262,12 +257,11 @@ def test_compact_on_an_unrecovered_damaged_journal_raises_storage_error(tmp_path
 
 
 def test_compact_in_merged_runs_on_an_unrecovered_damaged_journal_raises_storage_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    small_runs(monkeypatch)
     write_journal(tmp_path, *(line(f"r{n}") for n in range(20)), b"junk\n", line("r21"))
     with pytest.raises(StorageError, match=f"cannot read {tmp_path / JOURNAL}: a line is damaged"):
-        compact(tmp_path, ("a",))
+        compact(tmp_path, ("a",), memory=SMALL_RUNS)
     assert sorted(p.name for p in tmp_path.iterdir()) == [JOURNAL]  # no scratch, no temp
 
 

@@ -43,6 +43,7 @@ from runner.export_target import (
 )
 from runner.export_writers import FORMATS, ExportFormat, ExportSink
 from runner.inputs import Dataset, dataset_changes, open_dataset
+from runner.memory import DEFAULT_MEMORY, MemoryPlan
 from runner.outcome_join import MISSING, OutcomeJoin, count_missing, join_outcomes
 from runner.readers import read_batches
 from runner.results import scan_scored
@@ -68,7 +69,6 @@ FIELDS: Final = ("output", "status", "error_type", "error_message")
 SCORE_FIELDS: Final = (
     "score", "score_reason", "score_error", "judge_score", "judge_reason", "judge_error",
 )  # fmt: skip
-BATCH_ROWS: Final = 16_384
 
 
 def default_target(out_dir: Path, fmt: ExportFormat) -> Path:
@@ -89,13 +89,16 @@ def export_run(
     prefix: str = "",
     csv_raw: bool = False,
     warn: Callable[[str], None] | None = None,
+    memory: MemoryPlan = DEFAULT_MEMORY,
 ) -> Path:
     """Write the dataset of run ``out_dir`` with its outcomes to ``to``; return the path.
 
     ``variants`` picks and orders the variants exported (default: the run's). With
     ``max_file_rows`` and more rows than that, ``to`` is a directory of ``part-NNNNN`` files.
     ``prefix`` goes in front of every added column; ``csv_raw`` writes CSV text cells that
-    start like a formula as they are (see :mod:`runner.export_writers`).
+    start like a formula as they are (see :mod:`runner.export_writers`). ``memory`` sizes the
+    outcome join's buckets and the batches read and written (the export is the same under any
+    plan).
 
     Refused with exit 2, before anything is written: a target :func:`check_export_target`
     refuses (``overwrite`` allows an existing one), a run that is not ``complete`` (naming how
@@ -126,10 +129,11 @@ def export_run(
     with tempfile.TemporaryDirectory(dir=rundir.root, prefix=JOIN_SCRATCH_PREFIX) as scratch:
         joined = join_outcomes(
             outcomes,
-            (id_array for _, id_array in _batches(dataset, id_only=True)),
+            (id_array for _, id_array in _batches(dataset, memory, id_only=True)),
             variants=chosen,
             fields=fields,
             scratch=Path(scratch),
+            memory=memory,
         )
         if manifest.status is not RunStatus.COMPLETE:
             _incomplete(
@@ -150,7 +154,7 @@ def export_run(
         try:
             mark_scratch(sink.scratch, out_dir)
             merged = joined.in_order()
-            for batch, _ in _batches(dataset, id_only=False):
+            for batch, _ in _batches(dataset, memory, id_only=False):
                 outcomes_batch = merged.take(batch.num_rows)
                 renamed = outcomes_batch.rename(names).select(list(names.values()))
                 extra = renamed.to_arrow().cast(added)
@@ -282,7 +286,9 @@ def _run_dataset(manifest: Manifest) -> Dataset:
     return dataset
 
 
-def _batches(dataset: Dataset, *, id_only: bool) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+def _batches(
+    dataset: Dataset, memory: MemoryPlan, *, id_only: bool
+) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
     """The dataset's rows in order, each batch with its row ids as the run made them."""
     columns: Sequence[str]
     if id_only:
@@ -290,9 +296,10 @@ def _batches(dataset: Dataset, *, id_only: bool) -> Iterator[tuple[pa.RecordBatc
     else:
         columns = dataset.columns
     blocks = dict(dataset.block_sizes)
+    size = memory.export_batch_rows
     position = 0
     for path in dataset.files:
-        read = read_batches(path, dataset.format, dataset.schema, columns, BATCH_ROWS, blocks)
+        read = read_batches(path, dataset.format, dataset.schema, columns, size, blocks)
         for batch in read:
             take = min(batch.num_rows, dataset.num_rows - position)
             if take <= 0:

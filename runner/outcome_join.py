@@ -12,7 +12,8 @@ in the user's order), so this is an external hash join, restored to the dataset'
 4. :meth:`InOrder.take` merges the ``K`` sorted buckets back into dataset order, one
    slice of positions at a time, holding one small row group per bucket.
 
-``K`` grows with the size of the results, so memory stays flat whatever the run's size. A row
+``K`` grows with the size of the results (``bucket_bytes`` and ``bucket_rows`` of the
+:class:`~runner.memory.MemoryPlan`), so memory stays flat whatever the run's size. A row
 without an outcome for a variant gets nulls and the status :data:`MISSING`. Each field keeps its
 type (``score`` is a number); a field the outcomes lack is a column of null text.
 """
@@ -29,15 +30,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from runner.memory import DEFAULT_MEMORY, MemoryPlan
+
 MISSING: Final = "missing"
 
-#: Uncompressed bytes and rows of results per bucket, and rows per row group of a joined
-#: bucket. Both bounds count: a dictionary-encoded column's uncompressed size in the file is
-#: far below its size in memory (2 M results read as 4 MB and joined in one 0.6 GB bucket).
-BUCKET_BYTES: Final = 32 * 1024 * 1024
-BUCKET_ROWS: Final = 128 * 1024
-MERGE_ROWS: Final = 1024
-_READ_ROWS: Final = 65_536
 _SEED: Final = 11
 
 
@@ -48,10 +44,13 @@ class OutcomeJoin:
     buckets: tuple[Path, ...]
     columns: tuple[str, ...]
     """Joined columns, named ``<field>@@<variant index>`` (renamed by the caller)."""
+    memory: MemoryPlan = DEFAULT_MEMORY
+    """The plan the buckets were written with (their row groups are read back by it)."""
 
     def in_order(self) -> InOrder:
         """A reader handing out the outcome columns of consecutive dataset batches."""
-        return InOrder([SortedBucket(path) for path in self.buckets])
+        rows = self.memory.bucket_group_rows
+        return InOrder([SortedBucket(path, batch_rows=rows) for path in self.buckets])
 
 
 class InOrder:
@@ -72,8 +71,8 @@ class InOrder:
         return frame.sort("_pos").drop("_pos")
 
 
-def bucket_count(results: Path, columns: Sequence[str]) -> int:
-    """How many buckets keep each one under :data:`BUCKET_BYTES` and :data:`BUCKET_ROWS`
+def bucket_count(results: Path, columns: Sequence[str], memory: MemoryPlan = DEFAULT_MEMORY) -> int:
+    """How many buckets keep each one under ``memory.bucket_bytes`` and ``memory.bucket_rows``
     (by the file's metadata)."""
     meta = pq.ParquetFile(results).metadata
     wanted = set(columns)
@@ -85,7 +84,7 @@ def bucket_count(results: Path, columns: Sequence[str]) -> int:
             if column.path_in_schema in wanted:
                 size += column.total_uncompressed_size
     rows: int = meta.num_rows
-    return max(1, math.ceil(size / BUCKET_BYTES), math.ceil(rows / BUCKET_ROWS))
+    return max(1, math.ceil(size / memory.bucket_bytes), math.ceil(rows / memory.bucket_rows))
 
 
 def join_outcomes(
@@ -95,13 +94,14 @@ def join_outcomes(
     variants: Sequence[str],
     fields: Sequence[str],
     scratch: Path,
+    memory: MemoryPlan = DEFAULT_MEMORY,
 ) -> OutcomeJoin:
     """Steps 1–3: bucket the outcomes (one row per ``row_id``, ``variant``, ``repeat``) and the
     dataset's ids (string arrays, one per batch, in dataset order), then join each bucket.
-    ``scratch`` must be an empty directory."""
+    ``scratch`` must be an empty directory; ``memory`` sizes the buckets and reads."""
     results = _wanted(outcomes, variants, fields, scratch)
-    k = bucket_count(results, ("row_id", *fields))
-    res_paths = _bucket_results(results, fields, scratch, k)
+    k = bucket_count(results, ("row_id", *fields), memory)
+    res_paths = _bucket_results(results, scratch, k, memory.bucket_read_rows)
     results.unlink()
     key_paths = _bucket_ids(ids, scratch, k)
     columns = tuple(f"{f}@@{i}" for i in range(len(variants)) for f in fields)
@@ -109,11 +109,11 @@ def join_outcomes(
     for b in range(k):
         path = scratch / f"joined-{b}.parquet"
         frame = _join_bucket(key_paths[b], res_paths[b], variants, fields)
-        pq.write_table(frame.to_arrow(), path, row_group_size=MERGE_ROWS)
+        pq.write_table(frame.to_arrow(), path, row_group_size=memory.bucket_group_rows)
         res_paths[b].unlink()
         key_paths[b].unlink()
         joined.append(path)
-    return OutcomeJoin(tuple(joined), columns)
+    return OutcomeJoin(tuple(joined), columns, memory)
 
 
 def count_missing(join: OutcomeJoin) -> int:
@@ -181,10 +181,10 @@ class BucketWriters:
         return self.paths
 
 
-def _bucket_results(results: Path, fields: Sequence[str], scratch: Path, k: int) -> list[Path]:
+def _bucket_results(results: Path, scratch: Path, k: int, read_rows: int) -> list[Path]:
     writers = BucketWriters(scratch, "results", k)
     source = pq.ParquetFile(results)
-    for batch in source.iter_batches(batch_size=_READ_ROWS):
+    for batch in source.iter_batches(batch_size=read_rows):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
         writers.write(frame.with_columns(bucket_of(pl.col("row_id"), k)))
@@ -224,11 +224,12 @@ def _join_bucket(
 
 
 class SortedBucket:
-    """A bucket file sorted by its ``key`` column, read in that order a row group at a time."""
+    """A bucket file sorted by its ``key`` column, read in that order ``batch_rows`` rows (a
+    row group as the bucket was written) at a time."""
 
-    def __init__(self, path: Path, key: str = "_pos") -> None:
+    def __init__(self, path: Path, key: str = "_pos", *, batch_rows: int) -> None:
         self._batches = pq.ParquetFile(path, pre_buffer=False).iter_batches(
-            batch_size=MERGE_ROWS, use_threads=False
+            batch_size=batch_rows, use_threads=False
         )
         self._key = key
         self._buffer: pl.DataFrame | None = None

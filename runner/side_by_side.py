@@ -25,7 +25,8 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from runner.errors import ConfigError
-from runner.outcome_join import MERGE_ROWS, BucketWriters, SortedBucket, bucket_count, bucket_of
+from runner.memory import DEFAULT_MEMORY, MemoryPlan
+from runner.outcome_join import BucketWriters, SortedBucket, bucket_count, bucket_of
 from runner.records import STATUS_ERROR
 from runner.result_frames import ENGINE, PAIR_KEYS, Results, lazy_results, variant_order
 from runner.results import iter_scored_batches
@@ -121,7 +122,6 @@ def _worse(reference: str, variant: str) -> pl.Expr:
 _READ: Final = (*PAIR_KEYS, "variant", "inputs", "expected", *_FIELDS)
 _POS: Final = "_pos"
 _KEY: Final = "_key"
-_READ_ROWS: Final = 32_768
 _UNCHANGED: Final = 7
 
 
@@ -134,6 +134,8 @@ class BucketedSideBySide:
     """Every row's report key, sorted: the report order."""
     changed: int
     """Rows changed, regressed or improved: the first ``changed`` rows of the report order."""
+    memory: MemoryPlan = DEFAULT_MEMORY
+    """The plan the buckets were written with (their row groups are read back by it)."""
 
     @property
     def height(self) -> int:
@@ -142,7 +144,8 @@ class BucketedSideBySide:
     def batches(self, size: int) -> Iterator[pl.DataFrame]:
         """The rows in report order, ``size`` at a time, with the columns of
         :func:`side_by_side`."""
-        readers = [SortedBucket(path, key=_KEY) for path in self.buckets]
+        rows = self.memory.bucket_group_rows
+        readers = [SortedBucket(path, key=_KEY, batch_rows=rows) for path in self.buckets]
         for start in range(0, self.height, size):
             end = min(start + size, self.height)
             bound = self.keys[end] if end < self.height else self.keys[-1] + 1
@@ -154,16 +157,22 @@ class BucketedSideBySide:
 
 
 def bucketed_side_by_side(
-    out_dir: Path, baseline: str, *, variants: Sequence[str], scratch: Path
+    out_dir: Path,
+    baseline: str,
+    *,
+    variants: Sequence[str],
+    scratch: Path,
+    memory: MemoryPlan = DEFAULT_MEMORY,
 ) -> BucketedSideBySide:
     """Steps 1–3 of the module docstring over the run's scored results; ``scratch`` must be
-    an empty directory that outlives the returned object's reading."""
+    an empty directory that outlives the returned object's reading. ``memory`` sizes the
+    buckets (by ``results.parquet``), the reads and the buckets' row groups."""
     if baseline not in variants:
         raise ConfigError(f"baseline variant {baseline!r} is not in the results ({variants})")
     results = RunDir(out_dir).results
-    k = bucket_count(results, _READ)
+    k = bucket_count(results, _READ, memory)
     rows = pq.read_metadata(results).num_rows
-    parts = _bucket_results(out_dir, k, scratch)
+    parts = _bucket_results(out_dir, k, scratch, memory.side_by_side_read_rows)
     buckets, keys = [], []
     for b, path in enumerate(parts):
         flagged = (
@@ -177,22 +186,22 @@ def bucketed_side_by_side(
         )
         path.unlink()
         joined = scratch / f"flagged-{b}.parquet"
-        pq.write_table(flagged.to_arrow(), joined, row_group_size=MERGE_ROWS)
+        pq.write_table(flagged.to_arrow(), joined, row_group_size=memory.bucket_group_rows)
         keys.append(flagged.select(_KEY, SIDE_BY_SIDE_RANK))
         buckets.append(joined)
         del flagged
     every = pl.concat(keys, how="vertical")
     changed = int((every[SIDE_BY_SIDE_RANK] != _UNCHANGED).sum())
-    return BucketedSideBySide(tuple(buckets), every[_KEY].sort(), changed)
+    return BucketedSideBySide(tuple(buckets), every[_KEY].sort(), changed, memory)
 
 
-def _bucket_results(out_dir: Path, k: int, scratch: Path) -> list[Path]:
+def _bucket_results(out_dir: Path, k: int, scratch: Path, read_rows: int) -> list[Path]:
     """Step 1: the results' columns of a side-by-side table, with their position in the
     file, into ``k`` bucket files by a hash of ``row_id``."""
     writers = BucketWriters(scratch, "sbs", k, fast=True)
     position = 0
     empty = None
-    for frame in iter_scored_batches(out_dir, _READ, _READ_ROWS):
+    for frame in iter_scored_batches(out_dir, _READ, read_rows):
         frame = (
             lazy_results(frame)
             .select(

@@ -22,6 +22,7 @@ from runner.config import RunConfig
 from runner.errors import ConfigError, InputError
 from runner.export import export_run
 from runner.job import run_job
+from runner.memory import MemoryPlan
 
 IDS = [42, 7, 1000, 3, 15, 8, 99, 1]
 FAILING = {7, 99}  # the API answers 400 for these ids
@@ -121,24 +122,23 @@ def test_a_row_without_outcome_gets_nulls_and_status_missing(
 
 
 def test_the_export_is_the_same_when_the_join_runs_in_many_buckets(
-    tmp_path: Path, parquet_run: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, parquet_run: Path
 ) -> None:
     one = pl.read_parquet(export_run(parquet_run, tmp_path / "one.parquet"))
-    monkeypatch.setattr(outcome_join, "BUCKET_BYTES", 64)
-    assert outcome_join.bucket_count(parquet_run / "results.parquet", ["row_id", "output"]) > 3
-    many = pl.read_parquet(export_run(parquet_run, tmp_path / "many.parquet"))
+    small = MemoryPlan(bucket_bytes=64, bucket_group_rows=2, bucket_read_rows=3)
+    results = parquet_run / "results.parquet"
+    assert outcome_join.bucket_count(results, ["row_id", "output"], small) > 3
+    many = pl.read_parquet(export_run(parquet_run, tmp_path / "many.parquet", memory=small))
     assert_frame_equal(many, one)
 
 
 def test_export_streams_parquet_row_groups_and_splits_into_part_files(
-    tmp_path: Path, parquet_run: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, parquet_run: Path
 ) -> None:
-    from runner import export
-
-    monkeypatch.setattr(export, "BATCH_ROWS", 3)
-    single = export_run(parquet_run, tmp_path / "single.parquet")
+    threes = MemoryPlan(export_batch_rows=3)
+    single = export_run(parquet_run, tmp_path / "single.parquet", memory=threes)
     assert pq.ParquetFile(single).metadata.num_row_groups == 3  # 8 rows in batches of 3
-    parts = export_run(parquet_run, tmp_path / "parts", max_file_rows=5)
+    parts = export_run(parquet_run, tmp_path / "parts", max_file_rows=5, memory=threes)
     names = sorted(p.name for p in parts.iterdir())
     assert names == ["part-00000.parquet", "part-00001.parquet"]
     assert [pq.read_metadata(parts / n).num_rows for n in names] == [5, 3]
@@ -228,7 +228,7 @@ def test_default_target_is_inside_out(parquet_run: Path) -> None:
 
 
 def test_buckets_are_bounded_in_rows_even_when_the_file_holds_the_columns_in_a_few_bytes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """A repeated output is dictionary-encoded: tiny on disk, 16 bytes a row or more in memory."""
     results = tmp_path / "results.parquet"
@@ -237,6 +237,6 @@ def test_buckets_are_bounded_in_rows_even_when_the_file_holds_the_columns_in_a_f
         {"row_id": [str(i % 50) for i in range(rows)], "output": ["the same answer"] * rows}
     ).write_parquet(results)
     on_disk = pq.ParquetFile(results).metadata.row_group(0).total_byte_size
-    assert on_disk < outcome_join.BUCKET_BYTES  # the bytes alone would ask for one bucket
-    monkeypatch.setattr(outcome_join, "BUCKET_ROWS", 1_000)
-    assert outcome_join.bucket_count(results, ["row_id", "output"]) == 5
+    plan = MemoryPlan(bucket_rows=1_000)
+    assert on_disk < plan.bucket_bytes  # the bytes alone would ask for one bucket
+    assert outcome_join.bucket_count(results, ["row_id", "output"], plan) == 5

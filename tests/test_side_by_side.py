@@ -10,8 +10,8 @@ import pytest
 from polars.testing import assert_frame_equal
 from reports_helpers import answers, frame, row, with_scores
 
-from runner import side_by_side as sbs
 from runner.errors import ConfigError
+from runner.memory import MemoryPlan
 from runner.side_by_side import bucketed_side_by_side, side_by_side
 
 
@@ -42,23 +42,19 @@ def _mixed_results() -> pl.DataFrame:
     return with_scores(frame(rows), scores)
 
 
-def _read_in_order(out: Path, baseline: str, scratch: Path, size: int) -> pl.DataFrame:
-    table = bucketed_side_by_side(
-        out, baseline, variants=["base", "cand", "other"], scratch=scratch
-    )
-    return pl.concat(list(table.batches(size)), how="vertical")
-
-
 @pytest.mark.parametrize(
-    ("buckets", "read_rows", "size"), [(1, 1000, 1000), (5, 7, 3), (13, 16, 1)]
+    ("memory", "size", "buckets"),
+    [
+        (MemoryPlan(side_by_side_read_rows=1000), 1000, 1),
+        (MemoryPlan(bucket_rows=41, side_by_side_read_rows=7, bucket_group_rows=3), 3, 5),
+        (MemoryPlan(bucket_rows=16, side_by_side_read_rows=16, bucket_group_rows=2), 1, 13),
+    ],
 )
 def test_the_bucketed_table_is_the_in_memory_table(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, buckets: int, read_rows: int, size: int
+    tmp_path: Path, memory: MemoryPlan, size: int, buckets: int
 ) -> None:
     """Same rows, same columns, same order, whatever the buckets, reads and batches."""
-    monkeypatch.setattr(sbs, "bucket_count", lambda *_: buckets)
-    monkeypatch.setattr(sbs, "_READ_ROWS", read_rows)
-    results = _mixed_results()
+    results = _mixed_results()  # 204 results: ceil(204 / bucket_rows) buckets
     # The results as a run keeps them: results.parquet without scores, scores.parquet row for
     # row beside it, in row groups of another size (the two are read in step).
     results = results.with_columns(pl.lit(None, pl.String).alias("score_error"))
@@ -69,19 +65,24 @@ def test_the_bucketed_table_is_the_in_memory_table(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     expected = side_by_side(results, "cand", variants=["base", "cand", "other"])
-    assert_frame_equal(_read_in_order(tmp_path, "cand", scratch, size), expected)
+    table = bucketed_side_by_side(
+        tmp_path, "cand", variants=["base", "cand", "other"], scratch=scratch, memory=memory
+    )
+    assert len(table.buckets) == buckets
+    assert_frame_equal(pl.concat(list(table.batches(size)), how="vertical"), expected)
 
 
-def test_the_changed_rows_are_counted_and_come_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(sbs, "bucket_count", lambda *_: 4)
+def test_the_changed_rows_are_counted_and_come_first(tmp_path: Path) -> None:
     results = frame([*answers("base", 10, total=30), *answers("cand", 4, total=30)])
     results = results.with_columns(score=(pl.col("output") == "Paris").cast(pl.Float64))
     path = tmp_path / "results.parquet"
     results.write_parquet(path)
-    table = bucketed_side_by_side(tmp_path, "base", variants=["base", "cand"], scratch=tmp_path)
+    four = MemoryPlan(bucket_rows=15)  # 60 results
+    table = bucketed_side_by_side(
+        tmp_path, "base", variants=["base", "cand"], scratch=tmp_path, memory=four
+    )
     rows = pl.concat(list(table.batches(5)))
+    assert len(table.buckets) == 4
     assert table.changed == 6
     assert rows["row_id"].head(6).to_list() == [f"r{i}" for i in range(4, 10)]
     assert not rows["changed"].tail(24).any()

@@ -16,7 +16,7 @@ from runner.config import RunConfig
 from runner.provenance import package_versions
 
 #: The packages whose versions every manifest records.
-RUN_PACKAGES: Final = ("runner", "anyio", "httpx", "polars", "pyarrow", "tenacity")
+RUN_PACKAGES: Final = ("runner", "anyio", "httpx", "polars", "pyarrow", "aiohttp")
 
 
 def versions() -> dict[str, str]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import orjson
-from tenacity import RetryCallState
 
 from runner.breaker import Breaker, threshold_for
 from runner.call_queue import CallQueue
@@ -110,8 +109,7 @@ class Pipeline:
         self.journal = journal
         self.done = done
         self.counters = counters
-        self.policy = replace(policy, sleep=self._sleep)
-        self._retry_sleep = policy.sleep
+        self.policy = policy
         counters.concurrency = counters.min_concurrency = config.concurrency
         if limits is None:
             limits = Limits.for_run(config.rps, config.adaptive, config.concurrency, counters)
@@ -217,34 +215,12 @@ class Pipeline:
     async def _run_call(self, call: Call) -> Outcome | None:
         body = request_body(self.config, self.run_id, call)
         timing = _Timing(now_iso(), time.perf_counter())
-        # The first attempt runs bare: building tenacity's controller costs more CPU than the
-        # request itself, and most calls succeed at once. A retryable failure is handed to
-        # tenacity, which replays it as attempt 1, so the policy decides exactly as before.
         try:
-            answer = await self._attempt(body, timing)
-        except _Abandoned:
-            return None
-        except AttemptError as error:
-            if decide(error) is Decision.RETRY:
-                return await self._retry_call(call, body, timing, error)
-            return self._failed(call, error, timing)
-        return self._ok_outcome(call, answer, timing)
-
-    async def _retry_call(
-        self, call: Call, body: bytes, timing: _Timing, first: AttemptError
-    ) -> Outcome | None:
-        spent = time.perf_counter() - timing.t0  # the elapsed bound counts the first attempt
-        policy = replace(self.policy, max_elapsed=self.policy.max_elapsed - spent)
-        replay: AttemptError | None = first
-        try:
-            async for attempt in policy.retrying(before_sleep=self._count_retry):
-                with attempt:
-                    if replay is not None:
-                        error, replay = replay, None
-                        raise error
-                    if self.stopping.is_set():
-                        raise _Abandoned
-                    answer = await self._attempt(body, timing)
+            answer = await self.policy.run(
+                lambda: self._attempt(body, timing),
+                on_retry=self._count_retry,
+                cut_short=self.stopping,  # a stopping run abandons the call at its next attempt
+            )
         except _Abandoned:
             return None
         except AttemptError as error:
@@ -306,16 +282,8 @@ class Pipeline:
             if limits is not None:
                 limits.release(ticket, throttled=throttled, ok=ok)
 
-    def _count_retry(self, _state: RetryCallState) -> None:
+    def _count_retry(self, _wait: float) -> None:
         self.counters.retries += 1
-
-    async def _sleep(self, seconds: float) -> None:
-        """Backoff that ends early when the run stops (the call is then abandoned)."""
-        if self._retry_sleep is not anyio.sleep:  # an injected sleep (tests) decides alone
-            await self._retry_sleep(seconds)
-            return
-        with anyio.move_on_after(seconds):
-            await self.stopping.wait()
 
     def _abort(self, reason: str) -> None:
         if self.aborted is None:

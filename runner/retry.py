@@ -1,8 +1,12 @@
 """The retry policy: what is retryable, how long to wait, when to give up.
 
 The decision is a pure function of one failed attempt (:func:`decide`), tested over the whole
-table of the protocol page. The waiting is tenacity's, always bounded by elapsed time, with
-exponential backoff and full jitter, and ``Retry-After`` honoured.
+table of the protocol page; :meth:`RetryPolicy.run` is the loop around one call, bounded by
+attempts and by elapsed time, with exponential backoff and full jitter, and ``Retry-After``
+honoured. The loop is the runner's own, not tenacity's: tenacity's controller cost about 20 µs
+of CPU per call even when the first attempt succeeds, an eighth of a whole run's CPU per request
+(BENCHMARKS.md, "Dependencies re-decided"), and every decision it made was already one of the
+functions below.
 
 A transient 429 (not the daily cap) says the server is busy, not that the call is broken: it
 is retried for as long as the elapsed-time budget lasts, and does not count against
@@ -23,7 +27,6 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import anyio
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from runner.errors import AttemptError
 
@@ -65,10 +68,6 @@ def decide(error: AttemptError) -> Decision:
     if error.error_type in TRANSIENT_TYPES:
         return Decision.RETRY
     return Decision.FAIL
-
-
-def is_retryable(error: BaseException) -> bool:
-    return isinstance(error, AttemptError) and decide(error) is Decision.RETRY
 
 
 def is_throttled(error: BaseException | None) -> bool:
@@ -137,68 +136,85 @@ def throttled_backoff_seconds(
     return min(cap, retry_after + (rng or random).uniform(0.0, initial))
 
 
-class _Stop:
-    """Tenacity's stop condition for one call: a budget of time, and of non-429 failures.
-
-    Stateful (it counts the failures it is shown): :meth:`RetryPolicy.retrying` builds one
-    per call. Tenacity consults it once per retryable failure, with the coming wait known.
-    """
-
-    def __init__(self, max_attempts: int, max_elapsed: float, clock: Callable[[], float]) -> None:
-        self._max_attempts = max_attempts
-        self._max_elapsed = max_elapsed
-        self._clock = clock
-        self._start = clock()
-        self._counted = 0
-
-    def __call__(self, state: RetryCallState) -> bool:
-        error = state.outcome.exception() if state.outcome else None
-        if not is_throttled(error):
-            self._counted += 1
-            if self._counted >= self._max_attempts:
-                return True
-        # Stop before a wait that would end past the budget (tenacity's stop_before_delay).
-        return self._clock() - self._start + state.upcoming_sleep >= self._max_elapsed
-
-
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How one call is retried. ``sleep`` and ``clock`` are injectable so tests can remove the
-    waiting or run on virtual time.
+    """How one call is retried, bounded by attempts *and* elapsed time.
 
     ``max_attempts`` bounds the attempts of a call, except that transient 429s do not count;
     ``max_elapsed`` (seconds) bounds every call: no wait is started that would end past it.
+    ``waiting`` off is stamina's testing mode (:meth:`without_waiting`): the same decisions and
+    the same computed waits, none of them waited; a skipped wait still counts as elapsed time,
+    so the elapsed bound ends a call exactly where the waits would have ended it.
     """
 
     max_attempts: int = 4
     initial: float = 0.5
     cap: float = 30.0
     max_elapsed: float = 600.0
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
-    clock: Callable[[], float] = time.monotonic
+    waiting: bool = True
 
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        retry_after = error.retry_after if isinstance(error, AttemptError) else None
-        backoff = throttled_backoff_seconds if is_throttled(error) else backoff_seconds
-        return backoff(
-            state.attempt_number, initial=self.initial, cap=self.cap, retry_after=retry_after
-        )
+    @classmethod
+    def without_waiting(
+        cls,
+        *,
+        max_attempts: int = 4,
+        initial: float = 0.5,
+        cap: float = 30.0,
+        max_elapsed: float = 600.0,
+    ) -> RetryPolicy:
+        """The same policy with every backoff skipped: for tests, and dry runs of a plan."""
+        return cls(max_attempts, initial, cap, max_elapsed, waiting=False)
 
-    def retrying(
+    def next_wait(
+        self, error: AttemptError, *, attempt: int, counted: int, elapsed: float
+    ) -> float | None:
+        """The wait before another attempt, or None: the call ends with ``error``.
+
+        ``attempt`` numbers this failed attempt (1-based, 429s included: the backoff's
+        exponent); ``counted`` is how many of the call's failures count against
+        ``max_attempts``, this one included; ``elapsed`` is the call's time so far.
+        """
+        if decide(error) is not Decision.RETRY:
+            return None
+        throttled = is_throttled(error)
+        if not throttled and counted >= self.max_attempts:
+            return None
+        backoff = throttled_backoff_seconds if throttled else backoff_seconds
+        wait = backoff(attempt, initial=self.initial, cap=self.cap, retry_after=error.retry_after)
+        return None if elapsed + wait >= self.max_elapsed else wait
+
+    async def run(
         self,
-        before_sleep: Callable[[RetryCallState], Awaitable[None] | None] | None = None,
-    ) -> AsyncRetrying:
-        """A fresh tenacity controller for one call, bounded by attempts and elapsed time."""
-        return AsyncRetrying(
-            stop=_Stop(self.max_attempts, self.max_elapsed, self.clock),
-            wait=self._wait,
-            retry=retry_if_exception(is_retryable),
-            reraise=True,
-            sleep=self.sleep,
-            before_sleep=before_sleep,
-        )
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        on_retry: Callable[[float], None] | None = None,
+        cut_short: anyio.Event | None = None,
+    ) -> T:
+        """Run ``attempt`` until it succeeds or the policy gives up (the last error is raised).
 
-
-async def no_sleep(_seconds: float) -> None:
-    """A ``sleep`` for tests: retries happen at once."""
+        ``on_retry(wait)`` is told of each retry before its wait; ``cut_short`` ends a wait
+        early once set (a stopping run: the next attempt is then the caller's to refuse).
+        Any exception other than :class:`AttemptError` passes straight through.
+        """
+        started = time.monotonic()
+        skipped = 0.0  # waits not waited (testing mode), still counted as elapsed
+        failed = counted = 0
+        while True:
+            try:
+                return await attempt()
+            except AttemptError as error:
+                failed += 1
+                counted += not is_throttled(error)
+                elapsed = time.monotonic() - started + skipped
+                wait = self.next_wait(error, attempt=failed, counted=counted, elapsed=elapsed)
+                if wait is None:
+                    raise
+            if on_retry is not None:
+                on_retry(wait)
+            if not self.waiting:
+                skipped += wait
+            elif cut_short is None:
+                await anyio.sleep(wait)
+            else:
+                with anyio.move_on_after(wait):
+                    await cut_short.wait()

@@ -24,7 +24,7 @@ from runner.limits import AdaptiveLimiter, Limits, RateLimiter
 from runner.pipeline import Pipeline
 from runner.records import Row
 from runner.results import DoneKeys, Journal, read_manifest, read_results
-from runner.retry import RetryPolicy, no_sleep
+from runner.retry import RetryPolicy
 from runner.simulator import SimulatorConfig, SimulatorServer, call_key, fault_for
 
 MakeConfig = Callable[..., RunConfig]
@@ -75,7 +75,7 @@ def run_pipeline(
         ) as client:
             pipeline = Pipeline(
                 config, "r-test", client, journal, DoneKeys(np.empty(0, dtype=np.uint64)),
-                counters, RetryPolicy(sleep=no_sleep), limits=limits,
+                counters, RetryPolicy.without_waiting(), limits=limits,
             )  # fmt: skip
             await pipeline.run(iter([batch]))
         journal.close()

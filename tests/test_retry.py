@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -17,7 +18,6 @@ from runner.retry import (
     decide,
     decide_status,
     is_throttled,
-    no_sleep,
     parse_retry_after,
     throttled_backoff_seconds,
 )
@@ -110,7 +110,10 @@ def test_retry_after_is_a_floor_but_the_cap_still_holds() -> None:
     assert backoff_seconds(1, initial=0.1, cap=2, retry_after=60) == 2
 
 
-def _run_policy(policy: RetryPolicy, errors: list[AttemptError | None]) -> tuple[int, object]:
+def _run_policy(
+    policy: RetryPolicy, errors: list[AttemptError | None], waits: list[float] | None = None
+) -> tuple[int, object]:
+    """Run a scripted call through the policy: (attempts made, "ok" or the error raised)."""
     calls = 0
 
     async def attempt() -> str:
@@ -123,10 +126,7 @@ def _run_policy(policy: RetryPolicy, errors: list[AttemptError | None]) -> tuple
 
     async def main() -> object:
         try:
-            async for state in policy.retrying():
-                with state:
-                    result = await attempt()
-            return result
+            return await policy.run(attempt, on_retry=None if waits is None else waits.append)
         except AttemptError as exc:
             return exc
 
@@ -135,14 +135,14 @@ def _run_policy(policy: RetryPolicy, errors: list[AttemptError | None]) -> tuple
 
 
 def test_policy_retries_transient_until_success() -> None:
-    policy = RetryPolicy(max_attempts=4, sleep=no_sleep)
+    policy = RetryPolicy.without_waiting(max_attempts=4)
     err = AttemptError("http_502", "bad", http_status=502)
     calls, result = _run_policy(policy, [err, err, None])
     assert (calls, result) == (3, "ok")
 
 
 def test_policy_is_bounded_by_attempts() -> None:
-    policy = RetryPolicy(max_attempts=3, sleep=no_sleep)
+    policy = RetryPolicy.without_waiting(max_attempts=3)
     err = AttemptError("http_503", "down", http_status=503)
     calls, result = _run_policy(policy, [err])
     assert calls == 3
@@ -150,7 +150,7 @@ def test_policy_is_bounded_by_attempts() -> None:
 
 
 def test_policy_never_retries_permanent_errors() -> None:
-    policy = RetryPolicy(max_attempts=5, sleep=no_sleep)
+    policy = RetryPolicy.without_waiting(max_attempts=5)
     for status in (400, 401, 402, 404, 422):
         err = AttemptError(f"http_{status}", "no", http_status=status)
         calls, result = _run_policy(policy, [err])
@@ -160,13 +160,9 @@ def test_policy_never_retries_permanent_errors() -> None:
 def test_policy_is_bounded_by_elapsed_time() -> None:
     """With a 0.05 s budget and 1 s backoffs, no second attempt is started."""
     slept: list[float] = []
-
-    async def record(seconds: float) -> None:
-        slept.append(seconds)
-
-    policy = RetryPolicy(max_attempts=10, initial=1.0, cap=1.0, max_elapsed=0.05, sleep=record)
+    policy = RetryPolicy.without_waiting(max_attempts=10, initial=1.0, cap=1.0, max_elapsed=0.05)
     err = AttemptError("http_502", "bad", http_status=502, retry_after=1.0)
-    calls, result = _run_policy(policy, [err])
+    calls, result = _run_policy(policy, [err], slept)
     assert calls == 1
     assert result is err
     assert slept == []
@@ -189,21 +185,6 @@ DAILY_CAP = AttemptError("http_429", "daily", http_status=429, code="api_rate_li
 BAD_GATEWAY = AttemptError("http_502", "bad", http_status=502)
 
 
-class VirtualTime:
-    """A clock and a sleep for RetryPolicy: sleeping moves the clock, nothing waits."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 @pytest.mark.parametrize(
     ("error", "expected"),
     [
@@ -223,38 +204,36 @@ def test_is_throttled_means_a_transient_429_only(
 
 def test_a_429_is_retried_past_max_attempts_until_it_clears() -> None:
     """Ten 429s in a row do not exhaust a 3-attempt policy; the eleventh attempt succeeds."""
-    time = VirtualTime()
-    policy = RetryPolicy(max_attempts=3, max_elapsed=60, sleep=time.sleep, clock=time.clock)
+    policy = RetryPolicy.without_waiting(max_attempts=3, max_elapsed=60)
     calls, result = _run_policy(policy, [throttled()] * 10 + [None])
     assert (calls, result) == (11, "ok")
 
 
 def test_a_429_that_never_clears_stops_at_the_elapsed_budget() -> None:
-    """No wait is started that would end past max_elapsed; the last 429 is the outcome."""
-    time = VirtualTime()
-    policy = RetryPolicy(
-        max_attempts=3, initial=0.5, cap=30, max_elapsed=10, sleep=time.sleep, clock=time.clock
-    )
+    """No wait is started that would end past max_elapsed; the last 429 is the outcome.
+
+    Without waiting, the skipped waits still count as elapsed: the call ends where it would."""
+    waits: list[float] = []
+    policy = RetryPolicy.without_waiting(max_attempts=3, initial=0.5, cap=30, max_elapsed=10)
     error = throttled(retry_after=1.0)
-    calls, result = _run_policy(policy, [error])
+    calls, result = _run_policy(policy, [error], waits)
     assert result is error
-    assert time.now <= 10
-    assert calls == len(time.slept) + 1
+    assert sum(waits) < 10
+    assert calls == len(waits) + 1
     assert calls > 3  # past max_attempts
-    assert time.now + 1.0 + 0.5 > 10  # stopped only when one more wait might not fit
+    assert sum(waits) + 1.0 + 0.5 > 10  # stopped only when one more wait might not fit
 
 
 def test_other_retryable_failures_keep_the_attempt_bound_between_429s() -> None:
     """429, 502, 429, 502, 429, 502: the third 502 ends a 3-attempt call."""
-    time = VirtualTime()
-    policy = RetryPolicy(max_attempts=3, max_elapsed=600, sleep=time.sleep, clock=time.clock)
+    policy = RetryPolicy.without_waiting(max_attempts=3, max_elapsed=600)
     calls, result = _run_policy(policy, [throttled(), BAD_GATEWAY] * 5)
     assert calls == 6
     assert result is BAD_GATEWAY
 
 
 def test_the_daily_cap_is_not_retried() -> None:
-    policy = RetryPolicy(max_attempts=5, sleep=no_sleep)
+    policy = RetryPolicy.without_waiting(max_attempts=5)
     calls, result = _run_policy(policy, [DAILY_CAP])
     assert (calls, result) == (1, DAILY_CAP)
     assert decide(DAILY_CAP) is Decision.ABORT
@@ -293,9 +272,62 @@ def test_a_429_without_retry_after_backs_off_exponentially() -> None:
 
 def test_the_policy_sleeps_the_jittered_429_wait() -> None:
     """Through the policy, Retry-After: 0 waits are positive, small and not all equal."""
-    time = VirtualTime()
-    policy = RetryPolicy(initial=0.5, max_elapsed=600, sleep=time.sleep, clock=time.clock)
-    _run_policy(policy, [throttled(retry_after=0.0)] * 20 + [None])
-    assert len(time.slept) == 20
-    assert all(0.0 <= w <= 0.5 for w in time.slept)
-    assert len(set(time.slept)) > 1
+    waits: list[float] = []
+    policy = RetryPolicy.without_waiting(initial=0.5, max_elapsed=600)
+    _run_policy(policy, [throttled(retry_after=0.0)] * 20 + [None], waits)
+    assert len(waits) == 20
+    assert all(0.0 <= w <= 0.5 for w in waits)
+    assert len(set(waits)) > 1
+
+
+def test_the_policy_backs_off_under_a_doubling_ceiling() -> None:
+    """Through the loop, the n-th wait of a failing call is at most initial * 2**(n-1)."""
+    waits: list[float] = []
+    policy = RetryPolicy.without_waiting(max_attempts=7, initial=0.5, cap=30)
+    calls, result = _run_policy(policy, [BAD_GATEWAY], waits)
+    assert (calls, result) == (7, BAD_GATEWAY)
+    assert len(waits) == 6
+    assert all(0.0 <= w <= 0.5 * 2**n for n, w in enumerate(waits))
+
+
+def test_retry_after_is_a_floor_through_the_policy() -> None:
+    waits: list[float] = []
+    error = AttemptError("http_503", "down", http_status=503, retry_after=4.0)
+    _run_policy(RetryPolicy.without_waiting(max_attempts=3, initial=0.1), [error], waits)
+    assert waits == [4.0, 4.0]
+
+
+def test_a_waiting_policy_waits_and_one_without_waiting_does_not() -> None:
+    """The switch removes the waiting only: both make the same attempts to the same end."""
+    error = AttemptError("http_503", "down", http_status=503, retry_after=0.05)
+    script = [error, error, None]
+    t0 = time.perf_counter()
+    waited = _run_policy(RetryPolicy(max_attempts=3, initial=0.01), script)
+    waiting_took = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    skipped = _run_policy(RetryPolicy.without_waiting(max_attempts=3, initial=0.01), script)
+    assert waited == skipped == (3, "ok")
+    assert waiting_took >= 0.1  # two waits of at least Retry-After
+    assert time.perf_counter() - t0 < waiting_took
+
+
+def test_cut_short_ends_a_wait_at_once() -> None:
+    """A stopping run does not sit out a 30 s backoff: the next attempt comes straight away."""
+    error = AttemptError("http_503", "down", http_status=503, retry_after=30.0)
+    calls = 0
+
+    async def attempt() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise error
+        return "ok"
+
+    async def main() -> str:
+        stop = anyio.Event()
+        stop.set()
+        with anyio.fail_after(10):
+            return await RetryPolicy(initial=0.1).run(attempt, cut_short=stop)
+
+    assert anyio.run(main) == "ok"
+    assert calls == 2

@@ -78,6 +78,26 @@ def test_every_imported_package_is_declared() -> None:
     assert undeclared == {}
 
 
+def _unused(declared: set[str], imports: set[str]) -> set[str]:
+    """The declared distributions none of whose top-level modules is imported."""
+    provides: dict[str, set[str]] = {}
+    for module, dists in packages_distributions().items():
+        for dist in dists:
+            provides.setdefault(_normalized(dist), set()).add(module)
+    # A distribution not installed here maps by its own name (pyarrow -> pyarrow).
+    return {d for d in declared if not provides.get(d, {d.replace("-", "_")}) & imports}
+
+
+def test_every_declared_dependency_is_imported() -> None:
+    """Each name in [project].dependencies is imported somewhere under runner/: a dependency
+    kept "for" a library that no longer runs (sniffio for httpcore's pool) fails here."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = _requirement_names(project["dependencies"])
+    imports = set(_third_party_imports())
+    assert _unused(declared | {"sniffio", "tenacity"}, imports) == {"sniffio", "tenacity"}
+    assert _unused(declared, imports) == set()
+
+
 def test_the_demo_sample_ships_inside_the_package() -> None:
     """The demo reads its tickets from runner/data, not from the repository around it."""
     with sample_dataset() as path:

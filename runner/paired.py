@@ -41,6 +41,7 @@ import polars as pl
 
 from runner import stats
 from runner.errors import ConfigError
+from runner.memory import DEFAULT_MEMORY, MemoryPlan
 from runner.result_frames import (
     DEFAULT_OPTIONS,
     ENGINE,
@@ -61,10 +62,7 @@ ROW: Final = "row_id"
 #: The numbers of each row a pairing keeps, as ``b_<name>`` and ``c_<name>``.
 _NUMBERS: Final = ("score", "latency_ms", "total_tokens")
 
-
-#: Baseline calls paired at a time: the join of two arms holds both whole, so a large pairing
-#: is made in parts of row ids (by hash), each joined alone (0.25 GB less at 2 M results).
-PART_ROWS: Final = 250_000
+#: The hash seed that splits a large pairing into parts of row ids (``pair_part_rows``).
 _PART_SEED: Final = 3
 
 
@@ -135,16 +133,26 @@ def arm(
 
 
 def paired(
-    base: pl.LazyFrame, cand: pl.LazyFrame, variant_b: str, variant_c: str, keep: Sequence[str] = ()
+    base: pl.LazyFrame,
+    cand: pl.LazyFrame,
+    variant_b: str,
+    variant_c: str,
+    keep: Sequence[str] = (),
+    *,
+    memory: MemoryPlan = DEFAULT_MEMORY,
 ) -> pl.DataFrame:
     """Rows of ``variant_b`` in ``base`` joined with those of ``variant_c`` in ``cand`` on
     ``row_id``, one line per row both arms hold, as :func:`paired_metrics` reads them:
     ``keep`` (columns of ``base``), ``b_calls``, ``c_calls``, ``b_ok``, ``c_ok``,
     ``b_errors``, ``c_errors``, ``same_output`` and the ``b_*``/``c_*`` numbers, each arm
-    reduced to one value per row first (:func:`arm`): repeats never count as more rows."""
+    reduced to one value per row first (:func:`arm`): repeats never count as more rows.
+
+    The arms are joined in parts of ``memory.pair_part_rows`` baseline calls, split by a hash
+    of ``row_id`` (the join holds both arms of a part whole); the pairs are the same in any
+    parts, in no particular order."""
     repeated = is_repeated(base, cand)
     calls = base.filter(pl.col("variant") == variant_b).select(pl.len())
-    parts = max(1, math.ceil(calls.collect(engine=ENGINE).item() / PART_ROWS))
+    parts = max(1, math.ceil(calls.collect(engine=ENGINE).item() / memory.pair_part_rows))
     frames = []
     for part in range(parts):
         in_part = (pl.col(ROW).hash(seed=_PART_SEED) % parts) == part
@@ -166,10 +174,17 @@ def paired(
     return pl.concat(frames, how="vertical", rechunk=False)
 
 
-def pairs_of(base: Results, cand: Results, variant_b: str, variant_c: str) -> pl.DataFrame:
+def pairs_of(
+    base: Results,
+    cand: Results,
+    variant_b: str,
+    variant_c: str,
+    *,
+    memory: MemoryPlan = DEFAULT_MEMORY,
+) -> pl.DataFrame:
     """Rows of ``variant_b`` in ``base`` paired with those of ``variant_c`` in ``cand`` on
     ``row_id``, one line per paired row (see :func:`paired`)."""
-    return paired(lazy_results(base), lazy_results(cand), variant_b, variant_c)
+    return paired(lazy_results(base), lazy_results(cand), variant_b, variant_c, memory=memory)
 
 
 COMPARISON_SCHEMA: Final[dict[str, pl.DataType]] = {
@@ -339,8 +354,10 @@ def compare_variants(
     *,
     variants: Sequence[str] | None = None,
     options: StatOptions = DEFAULT_OPTIONS,
+    memory: MemoryPlan = DEFAULT_MEMORY,
 ) -> pl.DataFrame:
-    """One row per variant other than ``baseline``: paired metrics against the baseline."""
+    """One row per variant other than ``baseline``: paired metrics against the baseline
+    (``memory`` sets the parts a pairing is joined in)."""
     lf = lazy_results(results)
     order = variant_order(results, variants)
     if baseline not in order:
@@ -350,7 +367,7 @@ def compare_variants(
         {
             "baseline": baseline,
             "variant": v,
-            **paired_metrics(pairs_of(lf, lf, baseline, v), binary, options),
+            **paired_metrics(pairs_of(lf, lf, baseline, v, memory=memory), binary, options),
         }
         for v in order
         if v != baseline

@@ -39,6 +39,7 @@ from runner.fsutil import (
     atomic_write_text,
     describe_os_error,
 )
+from runner.memory import DEFAULT_MEMORY, MemoryPlan
 from runner.provenance import package_versions
 from runner.report_html import MAX_CHANGED_ROWS, render_report
 from runner.report_inputs import (
@@ -116,6 +117,7 @@ def build_reports(
     baseline: str | None = None,
     options: StatOptions = DEFAULT_OPTIONS,
     segments: Sequence[str] = (),
+    memory: MemoryPlan = DEFAULT_MEMORY,
 ) -> ReportPaths:
     """Score ``OUT/results.parquet`` (when ``score`` is given) and write every report of ``OUT``.
 
@@ -127,11 +129,13 @@ def build_reports(
 
     Memory does not grow with the run: every query scans ``results.parquet`` lazily with the
     columns it needs on the streaming engine, outputs are compared by hash, side_by_side is
-    written by streaming sinks, and the HTML collects only the rows it shows.
+    written by streaming sinks, and the HTML collects only the rows it shows. ``memory`` sets
+    the size of those pieces (rescoring batches, pairing parts, side-by-side buckets); the
+    files are the same under any plan.
     """
     facts = read_run_facts(out_dir)
     rundir = RunDir(out_dir)
-    scorer, notes = score_file(out_dir, score)
+    scorer, notes = score_file(out_dir, score, memory=memory)
     results = compare.lazy_results(scan_scored(out_dir))
     variants = variant_order(results, facts)
     base = baseline_of(baseline, variants)
@@ -139,7 +143,7 @@ def build_reports(
     several = len(variants) > 1
     summary = compare.summarize(results, variants=variants, options=options)
     comparison = (
-        compare.compare_variants(results, base, variants=variants, options=options)
+        compare.compare_variants(results, base, variants=variants, options=options, memory=memory)
         if several
         else compare.metrics_frame([], {"baseline": pl.String(), "variant": pl.String()})
     )
@@ -148,7 +152,7 @@ def build_reports(
     shown, changed_total = pl.DataFrame(), 0
     if several:
         _write_frame(rundir.comparison, comparison, prov)
-        shown, changed_total = _write_side_by_side(rundir, results, base, variants, prov)
+        shown, changed_total = _write_side_by_side(rundir, results, base, variants, prov, memory)
     else:
         for stale in (rundir.comparison, rundir.side_by_side):  # left by an earlier report
             with contextlib.suppress(FileNotFoundError):
@@ -256,6 +260,7 @@ def _write_side_by_side(
     baseline: str,
     variants: Sequence[str],
     prov: Provenance,
+    memory: MemoryPlan,
 ) -> tuple[pl.DataFrame, int]:
     """Stream side_by_side.parquet to disk; return the first changed rows and their number.
 
@@ -277,7 +282,7 @@ def _write_side_by_side(
     try:
         with tempfile.TemporaryDirectory(dir=rundir.root, prefix=".compact-sbs-") as scratch:
             table = bucketed_side_by_side(
-                rundir.root, baseline, variants=variants, scratch=Path(scratch)
+                rundir.root, baseline, variants=variants, scratch=Path(scratch), memory=memory
             )
             wanted = min(MAX_CHANGED_ROWS, table.changed)
             with (
@@ -285,7 +290,7 @@ def _write_side_by_side(
                 pq.ParquetWriter(tmp, schema, compression="zstd") as out,
             ):
                 taken = 0
-                for batch in table.batches(_SIDE_BY_SIDE_ROWS):
+                for batch in table.batches(memory.side_by_side_write_rows):
                     out.write_table(batch.to_arrow().cast(schema))
                     if taken < wanted:
                         shown.append(batch.head(wanted - taken))
@@ -296,10 +301,6 @@ def _write_side_by_side(
         raise StorageError(f"cannot write {target}: {exc}") from exc
     rows = pl.concat(shown, how="vertical") if shown else empty.collect()
     return rows, table.changed
-
-
-#: Rows of side_by_side.parquet merged and written at a time.
-_SIDE_BY_SIDE_ROWS: Final = 16_384
 
 
 def _segment_reports(

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from runner import compare
 from runner.errors import ConfigError, ResultsDirError, StorageError
 from runner.fsutil import atomic_path
+from runner.memory import DEFAULT_MEMORY, MemoryPlan
 from runner.records import RESULT_SCHEMA
 from runner.results import read_results, scan_scored
 from runner.rundir import RunDir
@@ -116,7 +117,9 @@ def _scoring_notes(results: pl.DataFrame | pl.LazyFrame, no_expected: int) -> tu
     return tuple(notes)
 
 
-def score_file(out_dir: Path, score: str | None) -> tuple[str | None, tuple[str, ...]]:
+def score_file(
+    out_dir: Path, score: str | None, *, memory: MemoryPlan = DEFAULT_MEMORY
+) -> tuple[str | None, tuple[str, ...]]:
     """Score the run's results when ``score`` is given, into ``OUT/scores.parquet`` (streamed:
     the results are never all in memory, and ``results.parquet`` is never rewritten); return
     the scorer behind the run's score column and the scoring notes.
@@ -124,7 +127,8 @@ def score_file(out_dir: Path, score: str | None) -> tuple[str | None, tuple[str,
     A built-in scorer (a polars expression of the output and expected value) that already
     scored the run, by the spec stored in ``scores.parquet``, leaves it as it is: it would
     write the same scores. A scorer from a module is always run again: its code may have
-    changed.
+    changed. Scored ``memory.score_rows`` rows at a time, a row group of ``scores.parquet``
+    each.
     """
     scorer = parse_scorer(score) if score is not None else None  # a bad spec fails first
     rundir = RunDir(out_dir)
@@ -136,7 +140,8 @@ def score_file(out_dir: Path, score: str | None) -> tuple[str | None, tuple[str,
             return None, ()
         return stored_scorer(out_dir), _scoring_notes(scan_scored(out_dir), 0)
     if target.exists() and scorer.expr is not None and _stored_scorer(target) == scorer.spec:
-        return scorer.spec, _scoring_notes(scan_scored(out_dir), _missing_expected(path, scorer))
+        no_expected = _missing_expected(path, scorer, memory.score_rows)
+        return scorer.spec, _scoring_notes(scan_scored(out_dir), no_expected)
     schema = _results_schema(
         score_results(scan_results(path).head(0), scorer)
         .select(SCORE_COLUMN, SCORE_ERROR_COLUMN)
@@ -154,7 +159,7 @@ def score_file(out_dir: Path, score: str | None) -> tuple[str | None, tuple[str,
     pool = pa.default_memory_pool()
     try:
         with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
-            for batch in source.iter_batches(batch_size=_SCORE_ROWS, use_threads=False):
+            for batch in source.iter_batches(batch_size=memory.score_rows, use_threads=False):
                 frame = pl.from_arrow(batch)
                 assert isinstance(frame, pl.DataFrame)
                 no_expected += missing_expected(frame, scorer)
@@ -182,7 +187,7 @@ def stored_scorer(out_dir: Path) -> str | None:
     return _stored_scorer(rundir.results) if rundir.results.exists() else None
 
 
-def _missing_expected(path: Path, scorer: Scorer) -> int:
+def _missing_expected(path: Path, scorer: Scorer, batch_rows: int) -> int:
     """:func:`missing_expected` over the file, a batch of two columns at a time."""
     if not scorer.needs_expected:
         return 0
@@ -190,7 +195,7 @@ def _missing_expected(path: Path, scorer: Scorer) -> int:
     try:
         total = 0
         batches = source.iter_batches(
-            batch_size=_SCORE_ROWS, columns=["status", "expected"], use_threads=False
+            batch_size=batch_rows, columns=["status", "expected"], use_threads=False
         )
         for batch in batches:
             frame = pl.from_arrow(batch)
@@ -199,10 +204,6 @@ def _missing_expected(path: Path, scorer: Scorer) -> int:
         return total
     finally:
         source.close()
-
-
-#: Rows of results.parquet scored and written at a time (a row group each).
-_SCORE_ROWS: Final = 16_384
 
 
 def _results_schema(schema: pa.Schema, scorer: str | None) -> pa.Schema:

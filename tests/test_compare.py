@@ -20,6 +20,7 @@ from runner.compare import (
     summarize,
 )
 from runner.errors import ConfigError
+from runner.memory import MemoryPlan
 
 ERRORS_BY_TYPE = pl.List(
     pl.Struct(
@@ -432,14 +433,12 @@ def test_latency_boxes_are_linear_quantiles_of_ok_calls_per_variant() -> None:
     assert_frame_equal(boxes, expected)
 
 
-def test_a_pairing_made_in_parts_gives_the_same_comparison(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_pairing_made_in_parts_gives_the_same_comparison() -> None:
     """Row ids split by hash into parts joined one at a time lose and double no pair."""
     results = _many_rows().with_columns(
         score=pl.when(pl.col("status") == "ok").then(pl.col("total_tokens") % 2).cast(pl.Float64)
     )
     whole = compare_variants(results, "a")
-    monkeypatch.setattr(paired_module, "PART_ROWS", 40)
-    assert paired_module.pairs_of(results, results, "a", "b").height == 300
-    assert_frame_equal(compare_variants(results, "a"), whole)
+    parts = MemoryPlan(pair_part_rows=40)
+    assert paired_module.pairs_of(results, results, "a", "b", memory=parts).height == 300
+    assert_frame_equal(compare_variants(results, "a", memory=parts), whole)

@@ -12,12 +12,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from polars.testing import assert_frame_equal
 from reports_helpers import answers, frame, row, write_run
 from rich.console import Console
 
 from runner.compare import COMPARISON_SCHEMA
 from runner.console import summary_table
 from runner.errors import ConfigError
+from runner.memory import MemoryPlan
 from runner.report import build_reports
 from runner.results import read_results
 from runner.wording import verdict_lines
@@ -432,16 +434,11 @@ def test_a_scorer_from_a_module_is_run_again_under_the_same_spec(
     assert summary["score_mean"].to_list() == [0.25]
 
 
-def test_scoring_streams_results_parquet_into_row_groups_of_its_batches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_scoring_streams_results_parquet_into_row_groups_of_its_batches(tmp_path: Path) -> None:
     """Every row is scored once and kept in order, however many batches the file takes."""
-    from runner import report_inputs
-
-    monkeypatch.setattr(report_inputs, "_SCORE_ROWS", 3)
     rows = [*answers("base", 4, total=10), *answers("cand", 7, total=10)]
     out = write_run(tmp_path / "run", frame(rows), variants=["base", "cand"])
-    build_reports(out, score="exact")
+    build_reports(out, score="exact", memory=MemoryPlan(score_rows=3))
     assert pq.ParquetFile(out / "scores.parquet").metadata.num_row_groups == 7
     results = read_results(out)
     assert results["row_id"].to_list() == [f"r{i}" for i in range(10)] * 2
@@ -497,3 +494,30 @@ def test_a_burst_moves_the_eta_a_little_not_tenfold() -> None:
     after = counters.eta(11.0)
     assert before is not None and after is not None
     assert 0.5 * before < after < before
+
+
+def test_reports_under_a_tiny_memory_plan_are_the_reports_of_the_default_plan(
+    tmp_path: Path,
+) -> None:
+    """Scored in batches of 2, paired in parts of 3, side by side in buckets of 4 results."""
+    rows = [*answers("base", 6, total=15), *answers("cand", 9, total=15)]
+    tiny = MemoryPlan(
+        score_rows=2,
+        pair_part_rows=3,
+        bucket_rows=4,
+        bucket_group_rows=2,
+        side_by_side_read_rows=5,
+        side_by_side_write_rows=3,
+    )
+    runs = {
+        name: write_run(tmp_path / name, frame(rows), variants=["base", "cand"])
+        for name in ("default", "tiny")
+    }
+    default = build_reports(runs["default"], score="exact")
+    small = build_reports(runs["tiny"], score="exact", memory=tiny)
+    assert pq.ParquetFile(runs["tiny"] / "scores.parquet").metadata.num_row_groups == 15
+    assert pq.ParquetFile(runs["default"] / "scores.parquet").metadata.num_row_groups == 1
+    for name in ("summary", "comparison", "side_by_side"):
+        got, want = getattr(small, name), getattr(default, name)
+        assert got is not None and want is not None
+        assert_frame_equal(pl.read_parquet(got), pl.read_parquet(want))

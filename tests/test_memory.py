@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,28 @@ def test_every_field_says_what_it_trades() -> None:
         and isinstance(doc.value.value, str)
     }
     assert documented == {field.name for field in dataclasses.fields(MemoryPlan)}
+
+
+def test_an_experiment_exports_and_reports_by_its_memory_plan(tmp_path: Path) -> None:
+    """The plan reaches export_run and build_reports: row groups of its sizes, same rows."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from runner.config import RunConfig
+    from runner.experiment import Experiment, ExportPlan, run_experiment
+    from runner.simulator import SimulatorConfig, SimulatorServer
+
+    data = tmp_path / "data.csv"
+    pl.DataFrame({"id": [f"r{i}" for i in range(7)], "text": ["hi"] * 7}).write_csv(data)
+    plan = MemoryPlan(export_batch_rows=2, score_rows=3)
+    with SimulatorServer(SimulatorConfig()) as sim:
+        config = RunConfig(dataset=(str(data),), out_dir=tmp_path / "out", deployment="d",
+                           variants=("a", "b"), base_url=sim.base_url)  # fmt: skip
+        target = tmp_path / "export.parquet"
+        experiment = Experiment(config, score="exact", export=ExportPlan(to=target), memory=plan)
+        result = run_experiment(experiment, api_key="fhk_test")
+    assert result.exit_code == 0, result.error
+    assert pq.ParquetFile(target).metadata.num_row_groups == 4  # 7 rows, 2 at a time
+    assert pl.read_parquet(target)["id"].to_list() == [f"r{i}" for i in range(7)]
+    scores = pq.ParquetFile(tmp_path / "out" / "scores.parquet").metadata
+    assert scores.num_row_groups == 5  # 14 results, 3 at a time

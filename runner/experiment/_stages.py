@@ -228,6 +228,7 @@ class _Run:
             overwrite=plan.overwrite,
             prefix=plan.prefix,
             csv_raw=plan.csv_raw,
+            memory=self.experiment.memory,
         )
         self.result.paths["export"] = written
         self.hooks.say(f"exported the dataset with its outputs to {written}")
@@ -244,6 +245,7 @@ class _Run:
                 score=self.experiment.scorer,
                 baseline=self.experiment.baseline_variant,
                 segments=self.experiment.config.segment_columns,
+                memory=self.experiment.memory,
             )
         except StorageError as exc:
             raise StorageError(

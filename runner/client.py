@@ -1,9 +1,10 @@
 """One HTTP attempt against the invoke API, JSON or SSE, turned into an ``Answer``.
 
 Every failure leaves this module as an :class:`~runner.errors.AttemptError` with a stable
-``error_type``; no httpx exception escapes it. The API key is sent in a header, and every error
-leaves already redacted (:meth:`~runner.errors.AttemptError.redacted`): a server echoing the key
-in a body, an event, a redirect or an exception text cannot put it in a log or a result.
+``error_type`` (the transport maps its library's failures; none reaches this module). The API
+key is sent in a header, and every error leaves already redacted
+(:meth:`~runner.errors.AttemptError.redacted`): a server echoing the key in a body, an event, a
+redirect or an exception text cannot put it in a log or a result.
 
 An answer is read up to ``max_response_bytes`` and no further: a larger one (by its
 ``Content-Length``, or counted as its chunks or events arrive) is a ``response_too_large``
@@ -16,14 +17,13 @@ import json
 import time
 from typing import Any, Final
 
-import anyio
 import httpx
 import orjson
 
 from runner.errors import AttemptError
 from runner.records import Answer
 from runner.retry import parse_retry_after
-from runner.transport import MAX_BODY_EXTENSION, TOTAL_TIMEOUT_EXTENSION, AiohttpTransport
+from runner.transport import Transport, as_transport
 
 INVOKE_PATH: Final = "/prompt/invoke"
 #: The default bound on one answer's body (``--max-response-bytes``).
@@ -86,9 +86,10 @@ def error_from_body(status: int, text: str) -> tuple[str | None, str]:
 class InvokeClient:
     """Sends invoke requests; one instance per run, shared by every worker.
 
-    ``transport`` is injectable: tests pass ``httpx.MockTransport``. The default sends over
-    aiohttp's connection pool (see :mod:`runner.transport` for why). ``max_response_bytes``
-    bounds the body of one answer (JSON or the whole event stream).
+    ``transport`` is the one seam to the wire (:class:`~runner.transport.Transport`), the same
+    for tests and production: aiohttp's connection pool by default, or any httpx transport
+    (tests pass ``httpx.MockTransport`` with scripted answers). ``max_response_bytes`` bounds
+    the body of one answer (JSON or the whole event stream); ``timeout`` the whole attempt.
     """
 
     def __init__(
@@ -99,41 +100,23 @@ class InvokeClient:
         timeout: float = 120.0,
         max_connections: int = 100,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if max_response_bytes < 1:
             raise ValueError(f"max_response_bytes must be at least 1, got {max_response_bytes}")
         self._api_key = api_key
         self._max_bytes = max_response_bytes
         self._timeout = timeout
-        self._url = httpx.URL(base_url.rstrip("/") + INVOKE_PATH)
-        # Raw header pairs, Content-Length added per request: httpx.Request then skips its
-        # own header merging and body encoding (a quarter of the CPU of building a request).
-        self._headers: list[tuple[bytes, bytes]] = [
-            (b"Host", self._url.netloc),
-            (b"Authorization", f"Bearer {api_key}".encode()),
-            (b"Content-Type", b"application/json"),
-            (b"Accept", b"application/json, text/event-stream"),
-            (b"User-Agent", b"fetchhive-runner"),
-        ]
-        self._extensions: dict[str, Any] = {
-            "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout},
-            MAX_BODY_EXTENSION: max_response_bytes,
+        self._url = base_url.rstrip("/") + INVOKE_PATH
+        # No Host or Content-Length: the transport writes them. Redirects are never followed
+        # (a redirect could carry the key to another host).
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "User-Agent": "fetchhive-runner",
         }
-        # The transport is driven directly: the runner needs none of httpx.AsyncClient's cookie
-        # jar, auth flow or redirect handling (redirects are never followed: a redirect could
-        # carry the key to another host), and they cost more CPU than the request itself.
-        self._transport = transport or AiohttpTransport(limit=max_connections)
-        # The attempt's deadline: kept by the aiohttp transport itself when it is ours (one
-        # timer per request), else by a cancel scope around the call (any httpx transport).
-        # Ours: it keeps the deadline, and a JSON answer goes straight from aiohttp to the
-        # parser (post_answer; aiohttp writes Host and Content-Length itself).
-        self._direct = self._transport if isinstance(self._transport, AiohttpTransport) else None
-        if self._direct is not None:
-            self._extensions[TOTAL_TIMEOUT_EXTENSION] = timeout
-        self._plain_headers = {
-            k.decode("latin-1"): v.decode("latin-1") for k, v in self._headers if k != b"Host"
-        }
+        self._transport = as_transport(transport, max_connections)
 
     async def __aenter__(self) -> InvokeClient:
         return self
@@ -154,45 +137,31 @@ class InvokeClient:
         """
         started = time.perf_counter()
         try:
-            if self._direct is not None:
-                return await self._send(body, stream, started)
-            # A bare cancel scope, not fail_after: the same deadline at half the CPU.
-            with anyio.CancelScope(deadline=anyio.current_time() + self._timeout):
-                return await self._send(body, stream, started)
-            # The deadline cancelled the attempt.
-            error = self._deadline_passed()
+            return await self._send(body, stream, started)
         except AttemptError as exc:
             error = exc
-        except httpx.TimeoutException as exc:
-            over = time.perf_counter() - started >= self._timeout
-            error = self._deadline_passed() if over else _translate(exc, stream)
-            error.__cause__ = exc
-        except httpx.HTTPError as exc:
-            error = _translate(exc, stream)
         if error.latency_ms is None:
             error.latency_ms = _elapsed_ms(started)
-        # Raised here, outside the except blocks, so that the unredacted original is not
+        # Raised here, outside the except block, so that the unredacted original is not
         # linked to the redacted copy as its __context__.
         raise error.redacted(self._api_key)
 
     async def _send(self, body: bytes, stream: bool, started: float) -> Answer:
-        response: httpx.Response
-        if self._direct is not None and not stream:
-            reply = await self._direct.post_answer(
-                self._url, self._plain_headers, body, self._extensions
-            )
-            if isinstance(reply, bytes):  # a whole 200 answer within the size limit
-                return _parse_json_answer(reply, started)
-            response = reply
-        else:
-            request = httpx.Request(
-                "POST",
-                self._url,
-                headers=[*self._headers, (b"Content-Length", str(len(body)).encode())],
-                stream=httpx.ByteStream(body),
-                extensions=self._extensions,
-            )
-            response = await self._transport.handle_async_request(request)
+        reply = await self._transport.post(
+            self._url,
+            self._headers,
+            body,
+            stream=stream,
+            timeout=self._timeout,
+            max_body=self._max_bytes,
+        )
+        if isinstance(reply, bytes):  # a whole 200 answer
+            if stream:  # an event stream delivered whole, or a JSON answer to a stream request
+                return await _read_sse(httpx.Response(200, content=reply), started, self._max_bytes)
+            if len(reply) > self._max_bytes:
+                raise _too_large(self._max_bytes, f"{len(reply)} bytes")
+            return _parse_json_answer(reply, started)
+        response = reply
         try:
             if response.status_code != 200:
                 limit = min(self._max_bytes, _MAX_ERROR_BODY)
@@ -203,9 +172,6 @@ class InvokeClient:
             return _parse_json_answer(await _read_body(response, self._max_bytes), started)
         finally:
             await response.aclose()
-
-    def _deadline_passed(self) -> AttemptError:
-        return AttemptError("timeout", f"no complete answer within {self._timeout:g} s")
 
     def _status_error(self, response: httpx.Response, text: str, started: float) -> AttemptError:
         status = response.status_code
@@ -222,22 +188,6 @@ class InvokeClient:
             retry_after=parse_retry_after(response.headers.get("retry-after")),
             latency_ms=_elapsed_ms(started),
         )
-
-
-def _translate(exc: httpx.HTTPError, stream: bool) -> AttemptError:
-    """The attempt error an httpx failure means, with the failure as its cause."""
-    error: AttemptError
-    if isinstance(exc, httpx.TimeoutException):
-        error = AttemptError("timeout", f"{type(exc).__name__}: the server did not answer in time")
-    elif isinstance(exc, httpx.ConnectError):
-        error = AttemptError("connect_error", f"cannot connect: {exc}")
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        kind = "stream_cut" if stream else "network_error"
-        error = AttemptError(kind, f"connection broken: {exc}")
-    else:
-        error = AttemptError("network_error", f"{type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
 
 
 def _too_large(limit: int, seen: str) -> AttemptError:

@@ -1,61 +1,113 @@
-"""An httpx transport that sends through aiohttp's connection pool.
+"""The runner's transport seam: one POST on the wire, every failure an ``AttemptError``.
 
-httpx stays the runner's HTTP API (requests, responses, ``MockTransport`` in tests); only the
-wire under it changes. One shortcut: :meth:`AiohttpTransport.post_answer`, the runner's own
-non-streamed call, hands a whole small ``200`` body over as bytes without building httpx's
-request and response objects (a fifth of the CPU of a call); any other answer is the
-``httpx.Response`` every caller gets.
+:class:`Transport` is what :class:`~runner.client.InvokeClient` sends through, in production
+and in tests alike. :class:`AiohttpTransport` (the default) sends over aiohttp's connection
+pool; :class:`HttpxTransport` sends through any httpx transport (``httpx.MockTransport`` with
+scripted answers, httpx's own pool, a proxy). Each maps its library's failures once, here,
+straight to the runner's attempt error kinds (``timeout``, ``connect_error``,
+``network_error``, ``stream_cut``), with the original as ``__cause__``; nothing else from
+aiohttp or httpx escapes a transport.
 
 Measured on this machine against the simulator (BENCHMARKS.md), httpcore's pool spends 3–5 ms
 of CPU per request and scans every connection on every request, while aiohttp's pool spends well
-under 1 ms: the difference between ~110 and ~700 requests/s per core.
-
-Unlike the ``httpx-aiohttp`` package, this maps each aiohttp failure to the httpx error that
-means the same thing (a reset is a ``ReadError``, a cut body a ``RemoteProtocolError``, not a
-"connect timeout"), which the runner's retry decision and error reports rely on.
+under 1 ms: the difference between ~110 and ~700 requests/s per core. A whole, small ``200``
+body comes back as bytes, without httpx's request and response objects (a fifth of the CPU of
+a call); any other answer is an ``httpx.Response`` to read (httpx stays the runner's response
+type: headers, content decoding, streamed bytes).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final, Protocol
 
 import aiohttp
+import anyio
 import httpx
 import yarl
 
+from runner.errors import AttemptError
+
+
+class Transport(Protocol):
+    """Sends the runner's POST; raises :class:`AttemptError` (also while its body is read)."""
+
+    async def post(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        stream: bool,
+        timeout: float,
+        max_body: int,
+    ) -> bytes | httpx.Response:
+        """POST ``body``: a whole ``200`` body as bytes, or the response to read (any status).
+
+        ``stream``: an event stream is expected (a cut is then ``stream_cut``). ``timeout``
+        bounds the whole exchange, body included. A body declared over ``max_body`` bytes is
+        handed over unread, for the caller to refuse.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def deadline_passed(timeout: float) -> AttemptError:
+    return AttemptError("timeout", f"no complete answer within {timeout:g} s")
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """What an error needs to be named: an event stream or not, and the deadline."""
+
+    stream: bool
+    started: float
+    timeout: float
+
+    def timed_out(self, kind: str) -> AttemptError:
+        if time.perf_counter() - self.started >= self.timeout:
+            return deadline_passed(self.timeout)
+        return AttemptError("timeout", f"{kind}: the server did not answer in time")
+
+    def broken(self, message: str) -> AttemptError:
+        kind = "stream_cut" if self.stream else "network_error"
+        return AttemptError(kind, f"connection broken: {message}")
+
 
 @contextlib.contextmanager
-def _mapped_errors() -> Iterator[None]:
+def _mapped_errors(attempt: _Attempt) -> Iterator[None]:
+    """aiohttp's failures as the runner's attempt errors."""
     try:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
-        raise httpx.ConnectTimeout(str(exc) or "connect timeout") from exc
-    except aiohttp.ServerTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc) or "read timeout") from exc
-    except TimeoutError as exc:  # the request's total deadline (TOTAL_TIMEOUT_EXTENSION)
-        raise httpx.ReadTimeout(str(exc) or "no complete answer within the total timeout") from exc
+        raise attempt.timed_out("ConnectTimeout") from exc
+    except (aiohttp.ServerTimeoutError, TimeoutError) as exc:  # a read, or the total deadline
+        raise attempt.timed_out("ReadTimeout") from exc
     except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(str(exc)) from exc
+        raise AttemptError("connect_error", f"cannot connect: {exc}") from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-        raise httpx.RemoteProtocolError(str(exc) or "server disconnected") from exc
+        raise attempt.broken(str(exc) or "server disconnected") from exc
     except aiohttp.ClientResponseError as exc:  # a malformed response
-        raise httpx.RemoteProtocolError(str(exc)) from exc
+        raise attempt.broken(str(exc)) from exc
     except (aiohttp.ClientOSError, ConnectionError) as exc:
-        raise httpx.ReadError(str(exc) or "connection reset") from exc
+        raise AttemptError("network_error", f"ReadError: {exc or 'connection reset'}") from exc
     except (aiohttp.NonHttpUrlClientError, aiohttp.InvalidUrlClientError) as exc:
-        raise httpx.UnsupportedProtocol(str(exc)) from exc
+        raise AttemptError("network_error", f"UnsupportedProtocol: {exc}") from exc
     except aiohttp.ClientError as exc:
-        raise httpx.TransportError(str(exc)) from exc
+        raise AttemptError("network_error", f"TransportError: {exc}") from exc
 
 
 class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, attempt: _Attempt) -> None:
         self._response = response
+        self._attempt = attempt
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _mapped_errors():
+        with _mapped_errors(self._attempt):
             async for chunk in self._response.content.iter_any():
                 yield chunk
 
@@ -71,26 +123,19 @@ class _ResponseStream(httpx.AsyncByteStream):
 #: A body of known length up to this size, not an event stream, is read in one call.
 _READ_AT_ONCE: Final = 1 << 20
 
-#: A request extension: the most body bytes the caller will read. A body declared longer is
-#: handed over unread, as a stream the caller can refuse without receiving it.
-MAX_BODY_EXTENSION: Final = "runner.max_body_bytes"
-
-#: A request extension: seconds for the whole exchange, from the wait for a connection to the
-#: last byte of the body (an event stream included); past it the request fails with
-#: ``httpx.ReadTimeout``. aiohttp keeps this deadline with one timer per request, which costs
-#: a tenth of an anyio cancel scope around the call (BENCHMARKS.md, issue 14).
-TOTAL_TIMEOUT_EXTENSION: Final = "runner.total_timeout"
-
-
 _ENCODING: Final = "Content-Encoding"
 
 
-def _to_httpx(response: aiohttp.ClientResponse, content: bytes | None) -> httpx.Response:
+def _to_httpx(
+    response: aiohttp.ClientResponse, content: bytes | None, attempt: _Attempt
+) -> httpx.Response:
     """The httpx response for an aiohttp one: its body in ``content``, or still to stream."""
     reply = httpx.Response(
         status_code=response.status,
         headers=response.raw_headers,
-        stream=_ResponseStream(response) if content is None else httpx.ByteStream(content),
+        stream=(
+            _ResponseStream(response, attempt) if content is None else httpx.ByteStream(content)
+        ),
         extensions={"http_version": b"HTTP/1.1"},
     )
     if content is not None:
@@ -98,18 +143,18 @@ def _to_httpx(response: aiohttp.ClientResponse, content: bytes | None) -> httpx.
     return reply
 
 
-def _read_at_once(response: aiohttp.ClientResponse, max_body: int | None) -> bool:
+def _read_at_once(response: aiohttp.ClientResponse, max_body: int) -> bool:
     length = response.content_length
     return (
         length is not None
         and length <= _READ_AT_ONCE
-        and (max_body is None or length <= max_body)
+        and length <= max_body
         and not response.content_type.startswith("text/event-stream")
     )
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """Sends httpx requests over one ``aiohttp.ClientSession`` with ``limit`` connections.
+class AiohttpTransport:
+    """The default :class:`Transport`: one ``aiohttp.ClientSession`` with ``limit`` connections.
 
     The session is created on first use, inside the running event loop (asyncio only).
     """
@@ -119,7 +164,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         # The runner sends every request to one URL with one timeout: parse them once.
         self._urls: dict[str, yarl.URL] = {}
-        self._timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -132,84 +177,149 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         return self._session
 
-    def _url(self, url: httpx.URL) -> yarl.URL:
-        text = str(url)
-        parsed = self._urls.get(text)
+    def _url(self, url: str) -> yarl.URL:
+        parsed = self._urls.get(url)
         if parsed is None:
             if len(self._urls) > 64:
                 self._urls.clear()
-            parsed = self._urls[text] = yarl.URL(text, encoded=True)
+            parsed = self._urls[url] = yarl.URL(url, encoded=True)
         return parsed
 
-    def _timeout(self, extensions: dict[str, Any]) -> aiohttp.ClientTimeout:
-        timeouts = extensions.get("timeout", {})
-        key = (
-            timeouts.get("connect"),
-            timeouts.get("read"),
-            extensions.get(TOTAL_TIMEOUT_EXTENSION),
-        )
-        timeout = self._timeouts.get(key)
-        if timeout is None:
+    def _timeout(self, timeout: float) -> aiohttp.ClientTimeout:
+        # aiohttp keeps the whole exchange's deadline with one timer per request, a tenth of
+        # the CPU of an anyio cancel scope around the call (BENCHMARKS.md, issue 14).
+        client_timeout = self._timeouts.get(timeout)
+        if client_timeout is None:
             if len(self._timeouts) > 64:
                 self._timeouts.clear()
-            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
-                total=key[2], sock_connect=key[0], sock_read=key[1]
+            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(
+                total=timeout, sock_connect=timeout, sock_read=timeout
             )
-        return timeout
+        return client_timeout
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        # A body in memory is read without an async generator (the event loop tracks each).
-        body = (
-            request.read()
-            if isinstance(request.stream, httpx.SyncByteStream)
-            else (await request.aread())
-        )
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-        response, content = await self._exchange(
-            request.method, request.url, headers, body, request.extensions
-        )
-        return _to_httpx(response, content)
-
-    async def post_answer(
-        self, url: httpx.URL, headers: dict[str, str], body: bytes, extensions: dict[str, Any]
-    ) -> bytes | httpx.Response:
-        """POST ``body``: a whole, small, unencoded ``200`` body as bytes, without building
-        httpx's request and response objects (a fifth of the runner's CPU per call at 0 ms,
-        BENCHMARKS.md, issue 14); anything else (another status, an encoded, streamed or large
-        body) as the ``httpx.Response`` :meth:`handle_async_request` would give."""
-        response, content = await self._exchange("POST", url, headers, body, extensions)
-        if content is not None and response.status == 200 and _ENCODING not in response.headers:
-            return content
-        return _to_httpx(response, content)
-
-    async def _exchange(
+    async def post(
         self,
-        method: str,
-        url: httpx.URL,
-        headers: list[tuple[str, str]] | dict[str, str],
+        url: str,
+        headers: dict[str, str],
         body: bytes,
-        extensions: dict[str, Any],
-    ) -> tuple[aiohttp.ClientResponse, bytes | None]:
-        """Send a request. A small whole body (a JSON answer or error) is read at once and the
-        connection goes back to the pool before the caller even looks at it (content not
-        None); any other is left to stream."""
+        *,
+        stream: bool,
+        timeout: float,
+        max_body: int,
+    ) -> bytes | httpx.Response:
+        """See :meth:`Transport.post`. A small whole body (a JSON answer or error) is read at
+        once and the connection goes back to the pool before the caller looks at it."""
+        attempt = _Attempt(stream, time.perf_counter(), timeout)
         session = self._get_session()
-        with _mapped_errors():
+        with _mapped_errors(attempt):
             response = await session.request(
-                method,
+                "POST",
                 self._url(url),
                 headers=headers,
                 data=body,
                 allow_redirects=False,
-                timeout=self._timeout(extensions),
+                timeout=self._timeout(timeout),
             )
-            if not _read_at_once(response, extensions.get(MAX_BODY_EXTENSION)):
-                return response, None
+            if not _read_at_once(response, max_body):
+                return _to_httpx(response, None, attempt)
             content = await response.read()
             response.release()
-        return response, content
+        if response.status == 200 and _ENCODING not in response.headers:
+            return content
+        return _to_httpx(response, content, attempt)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class HttpxTransport:
+    """A :class:`Transport` over any httpx transport: ``httpx.MockTransport`` and scripted
+    answers in tests, httpx's own pool or a proxy in production. The deadline is a cancel
+    scope around the request and around each read of its body."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def post(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        stream: bool,
+        timeout: float,
+        max_body: int,
+    ) -> bytes | httpx.Response:
+        """See :meth:`Transport.post` (every answer comes back as an ``httpx.Response``)."""
+        attempt = _Attempt(stream, time.perf_counter(), timeout)
+        deadline = anyio.current_time() + timeout
+        request = httpx.Request(
+            "POST", url, headers=headers, content=body,
+            extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)},
+        )  # fmt: skip
+        with _httpx_errors(attempt), anyio.CancelScope(deadline=deadline):
+            response = await self._transport.handle_async_request(request)
+            try:
+                response.content  # noqa: B018 (in memory already: MockTransport, a small body)
+            except httpx.ResponseNotRead:
+                pass
+            else:
+                return response
+            return httpx.Response(
+                response.status_code,
+                headers=response.headers.raw,
+                stream=_DeadlineStream(response, attempt, deadline),
+                extensions=response.extensions,
+            )
+        raise deadline_passed(timeout)  # the scope cancelled the request
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+class _DeadlineStream(httpx.AsyncByteStream):
+    def __init__(self, response: httpx.Response, attempt: _Attempt, deadline: float) -> None:
+        self._response = response
+        self._attempt = attempt
+        self._deadline = deadline
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = self._response.aiter_raw().__aiter__()
+        while True:
+            with _httpx_errors(self._attempt), anyio.CancelScope(deadline=self._deadline):
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    return
+            if anyio.current_time() >= self._deadline:
+                raise deadline_passed(self._attempt.timeout)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
+
+
+@contextlib.contextmanager
+def _httpx_errors(attempt: _Attempt) -> Iterator[None]:
+    """httpx's failures as the runner's attempt errors."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise attempt.timed_out(type(exc).__name__) from exc
+    except httpx.ConnectError as exc:
+        raise AttemptError("connect_error", f"cannot connect: {exc}") from exc
+    except httpx.RemoteProtocolError as exc:
+        raise attempt.broken(str(exc)) from exc
+    except httpx.HTTPError as exc:
+        raise AttemptError("network_error", f"{type(exc).__name__}: {exc}") from exc
+
+
+def as_transport(transport: Transport | httpx.AsyncBaseTransport | None, limit: int) -> Transport:
+    """The transport to send through: an httpx transport adapted, aiohttp's pool by default."""
+    if transport is None:
+        return AiohttpTransport(limit=limit)
+    if isinstance(transport, httpx.AsyncBaseTransport):
+        return HttpxTransport(transport)
+    return transport

@@ -1,5 +1,5 @@
-"""The aiohttp-backed transport over real sockets: keep-alive, framing, limits, and every failure as
-the httpx error that means the same thing."""
+"""The transports over real sockets and scripted answers: keep-alive, framing, limits, the
+deadline, and every failure as the runner's attempt error that means the same thing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 from runner.client import InvokeClient
 from runner.errors import AttemptError
 from runner.records import Answer
-from runner.transport import MAX_BODY_EXTENSION, TOTAL_TIMEOUT_EXTENSION, AiohttpTransport
+from runner.transport import AiohttpTransport, HttpxTransport, Transport
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok": 1}\r\n'
@@ -90,19 +90,27 @@ def keep_answering(response: bytes = OK, delay: float = 0.0) -> Script:
     return script
 
 
-async def post(transport: AiohttpTransport, url: str, timeout: float = 5.0) -> httpx.Response:
-    request = httpx.Request(
-        "POST",
-        url,
-        content=b'{"q": 1}',
-        extensions={"timeout": {"connect": timeout, "read": timeout, "pool": timeout}},
+async def post(
+    transport: Transport, url: str, timeout: float = 5.0, *, stream: bool = False
+) -> httpx.Response:
+    """POST and read the whole answer (a whole 200 body handed over as bytes included)."""
+    reply = await transport.post(
+        url, {}, b'{"q": 1}', stream=stream, timeout=timeout, max_body=1 << 30
     )
-    response = await transport.handle_async_request(request)
+    if isinstance(reply, bytes):
+        return httpx.Response(200, content=reply)
     try:
-        await response.aread()
+        await reply.aread()
     finally:
-        await response.aclose()
-    return response
+        await reply.aclose()
+    return reply
+
+
+async def open_reply(transport: Transport, url: str, *, max_body: int = 1 << 30) -> httpx.Response:
+    """POST and hand over the answer unread."""
+    reply = await transport.post(url, {}, b"{}", stream=False, timeout=5.0, max_body=max_body)
+    assert isinstance(reply, httpx.Response)
+    return reply
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
@@ -201,7 +209,7 @@ def test_a_streamed_body_is_handed_over_as_it_arrives() -> None:
     async def main() -> None:
         async with serving(script) as (_, url):
             transport = AiohttpTransport()
-            response = await transport.handle_async_request(httpx.Request("POST", url))
+            response = await open_reply(transport, url)
             pieces = []
             async for chunk in response.aiter_raw():
                 pieces.append(chunk)
@@ -220,8 +228,7 @@ def test_a_large_body_is_read_whole_through_flow_control() -> None:
         response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big
         async with serving(answering(response)) as (_, url):
             transport = AiohttpTransport()
-            request = httpx.Request("POST", url, content=b"{}")
-            reply = await transport.handle_async_request(request)
+            reply = await open_reply(transport, url)
             received = 0
             async for chunk in reply.aiter_raw():
                 received += len(chunk)
@@ -234,17 +241,14 @@ def test_a_large_body_is_read_whole_through_flow_control() -> None:
 
 
 def test_a_body_declared_over_the_callers_limit_is_handed_over_unread() -> None:
-    """With MAX_BODY_EXTENSION, a small-but-too-long body is a stream, not read at once."""
+    """A small body declared over max_body is handed over as a stream, not read at once."""
     body = b"x" * 5000
     response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
 
     async def main() -> None:
         async with serving(keep_answering(response)) as (_, url):
             transport = AiohttpTransport()
-            request = httpx.Request(
-                "POST", url, content=b"{}", extensions={MAX_BODY_EXTENSION: 1000}
-            )
-            reply = await transport.handle_async_request(request)
+            reply = await open_reply(transport, url, max_body=1000)
             with pytest.raises(httpx.ResponseNotRead):
                 reply.content  # noqa: B018
             await reply.aclose()
@@ -356,24 +360,27 @@ async def stalling(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
 
 
 @pytest.mark.parametrize(
-    ("script", "error"),
+    ("script", "stream", "error_type", "message"),
     [
-        (closing_without_answer, httpx.RemoteProtocolError),
-        (resetting, httpx.ReadError),
-        (cutting_the_body, httpx.RemoteProtocolError),
-        (speaking_nonsense, httpx.RemoteProtocolError),
-        (stalling, httpx.ReadTimeout),
+        (closing_without_answer, False, "network_error", "connection broken"),
+        (resetting, False, "network_error", "ReadError"),
+        (cutting_the_body, False, "network_error", "connection broken"),
+        (cutting_the_body, True, "stream_cut", "connection broken"),
+        (speaking_nonsense, False, "network_error", "connection broken"),
+        (stalling, False, "timeout", "no complete answer within 0.2 s"),
     ],
 )
-def test_failures_become_the_httpx_error_that_means_the_same(
-    script: Script, error: type[Exception]
+def test_failures_become_the_attempt_error_that_means_the_same(
+    script: Script, stream: bool, error_type: str, message: str
 ) -> None:
     async def main() -> None:
         async with serving(script) as (_, url):
             transport = AiohttpTransport()
-            with pytest.raises(error):
-                await post(transport, url, timeout=0.2)
+            with pytest.raises(AttemptError) as caught:
+                await post(transport, url, timeout=0.2, stream=stream)
             await transport.aclose()
+        assert caught.value.error_type == error_type
+        assert caught.value.message.startswith(message), caught.value.message
 
     run(main)
 
@@ -385,8 +392,9 @@ def test_a_refused_connection_is_a_connect_error() -> None:
 
         async def main() -> None:
             transport = AiohttpTransport()
-            with pytest.raises(httpx.ConnectError):
+            with pytest.raises(AttemptError, match="cannot connect") as caught:
                 await post(transport, f"http://127.0.0.1:{port}/v1/prompt/invoke")
+            assert caught.value.error_type == "connect_error"
             await transport.aclose()
 
         run(main)
@@ -408,14 +416,15 @@ def test_a_cancelled_request_closes_its_connection() -> None:
 def test_only_http_and_https_urls() -> None:
     async def main() -> None:
         transport = AiohttpTransport()
-        with pytest.raises(httpx.UnsupportedProtocol):
+        with pytest.raises(AttemptError, match="UnsupportedProtocol") as caught:
             await post(transport, "ftp://127.0.0.1/x")
+        assert caught.value.error_type == "network_error"
         await transport.aclose()
 
     run(main)
 
 
-# --- the total deadline (issue 14: kept by aiohttp, not by a cancel scope per call) --------
+# --- the deadline (issue 14: kept by aiohttp, not by a cancel scope per call) --------------
 
 
 def trickling(pieces: int, gap: float) -> Script:
@@ -439,37 +448,69 @@ def trickling(pieces: int, gap: float) -> Script:
     return script
 
 
-async def post_within(url: str, read: float, total: float | None) -> httpx.Response:
-    extensions: dict[str, object] = {"timeout": {"connect": read, "read": read, "pool": read}}
-    if total is not None:
-        extensions[TOTAL_TIMEOUT_EXTENSION] = total
-    request = httpx.Request("POST", url, content=b"{}", extensions=extensions)
-    transport = AiohttpTransport()
-    try:
-        response = await transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
-    finally:
-        await transport.aclose()
-
-
-def test_a_total_deadline_ends_a_body_whose_every_read_is_quick() -> None:
+def test_the_deadline_ends_a_body_whose_every_read_is_quick() -> None:
     async def main() -> None:
         async with serving(trickling(pieces=50, gap=0.02)) as (_, url):
-            with pytest.raises(httpx.ReadTimeout):
-                await post_within(url, read=5.0, total=0.2)
+            transport = AiohttpTransport()
+            with pytest.raises(AttemptError, match=r"no complete answer within 0\.2 s"):
+                await post(transport, url, timeout=0.2)
+            await transport.aclose()
 
     run(main)
 
 
-def test_without_a_total_deadline_a_trickling_body_is_read_whole() -> None:
+def test_within_the_deadline_a_trickling_body_is_read_whole() -> None:
     async def main() -> None:
         async with serving(trickling(pieces=10, gap=0.02)) as (_, url):
-            response = await post_within(url, read=5.0, total=None)
-            assert response.content == b"abc\n" * 10
+            transport = AiohttpTransport()
+            assert (await post(transport, url, timeout=5.0)).content == b"abc\n" * 10
+            await transport.aclose()
+
+    run(main)
+
+
+# --- any httpx transport (MockTransport in tests) behind the same seam ----------------------
+
+
+def test_an_httpx_transport_keeps_the_deadline_of_the_whole_exchange() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(10)
+        return httpx.Response(200)
+
+    async def main() -> None:
+        transport = HttpxTransport(httpx.MockTransport(slow))
+        with anyio.fail_after(5), pytest.raises(AttemptError) as caught:
+            await post(transport, "http://127.0.0.1:9/v1/prompt/invoke", timeout=0.05)
+        assert (caught.value.error_type, caught.value.message) == (
+            "timeout",
+            "no complete answer within 0.05 s",
+        )
+
+    run(main)
+
+
+@pytest.mark.parametrize(
+    ("failure", "stream", "error_type"),
+    [
+        (httpx.ConnectError("refused"), False, "connect_error"),
+        (httpx.ConnectTimeout("slow"), False, "timeout"),
+        (httpx.RemoteProtocolError("cut"), False, "network_error"),
+        (httpx.RemoteProtocolError("cut"), True, "stream_cut"),
+        (httpx.ReadError("reset"), False, "network_error"),
+    ],
+)
+def test_an_httpx_failure_becomes_the_attempt_error_that_means_the_same(
+    failure: httpx.HTTPError, stream: bool, error_type: str
+) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise failure
+
+    async def main() -> None:
+        transport = HttpxTransport(httpx.MockTransport(fail))
+        with pytest.raises(AttemptError) as caught:
+            await post(transport, "http://127.0.0.1:9/v1/prompt/invoke", stream=stream)
+        assert caught.value.error_type == error_type
+        assert caught.value.__cause__ is failure
 
     run(main)
 

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from runner.records import RESULT_SCHEMA
-from runner.report import build_reports
+from runner.report._report import build_reports
 
 VARIANTS = ("baseline", "candidate")
 

@@ -35,8 +35,8 @@ def build(out: Path, rows: int) -> None:
 
     from bench.bench_reports import VARIANTS, synthetic_results
     from runner.config import RunConfig
-    from runner.inputs import open_dataset
-    from runner.rundir import Fingerprint, Manifest, RunDir, RunStatus
+    from runner.dataset._dataset import open_dataset
+    from runner.store._rundir import Fingerprint, Manifest, RunDir, RunStatus
 
     if out.exists():
         shutil.rmtree(out)

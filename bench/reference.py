@@ -22,7 +22,7 @@ INVOKE_PATH = "/prompt/invoke"
 
 
 def body(i: int, *, stream: bool, variant: str = "baseline") -> bytes:
-    """An invoke body like the runner's for row ``i`` (see runner.pipeline.request_body)."""
+    """An invoke body like the runner's for row ``i`` (see runner.run._pipeline.request_body)."""
     return json.dumps(
         {
             "deployment": "bench",

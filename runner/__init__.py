@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # real types for type checkers; at run time names load on first use
     from runner.config import RunConfig
+    from runner.dataset import Dataset, open_dataset
     from runner.errors import (
         AttemptError,
         ConfigError,
@@ -45,16 +46,13 @@ if TYPE_CHECKING:  # real types for type checkers; at run time names load on fir
         arun_experiment,
         run_experiment,
     )
-    from runner.gates import Gates, RegressionReport
-    from runner.inputs import Dataset, open_dataset
-    from runner.job import RunResult, arun_job, run_job
+    from runner.gates import Gates, RegressionReport, gate_run, write_regression
+    from runner.http import RetryPolicy
     from runner.records import RESULT_SCHEMA, Answer, Call, Outcome, Row
-    from runner.regression import gate_run, write_regression
     from runner.report import build_reports
-    from runner.results import read_results
-    from runner.retry import RetryPolicy
-    from runner.rundir import Manifest, RunDir, RunStatus
+    from runner.run import RunResult, arun_job, run_job
     from runner.simulator import SimulatorConfig, SimulatorServer
+    from runner.store import Manifest, RunDir, RunStatus, read_results
 
 # Names load on first use: `import runner` (and so every CLI command) must not pay for scipy
 # or aiohttp unless it uses them.
@@ -82,24 +80,24 @@ _EXPORTS = {
     "run_experiment": "runner.experiment",
     "Gates": "runner.gates",
     "RegressionReport": "runner.gates",
-    "Dataset": "runner.inputs",
-    "open_dataset": "runner.inputs",
-    "RunResult": "runner.job",
-    "arun_job": "runner.job",
-    "run_job": "runner.job",
+    "Dataset": "runner.dataset._dataset",
+    "open_dataset": "runner.dataset._dataset",
+    "RunResult": "runner.run._job",
+    "arun_job": "runner.run._job",
+    "run_job": "runner.run._job",
     "RESULT_SCHEMA": "runner.records",
     "Answer": "runner.records",
     "Call": "runner.records",
     "Outcome": "runner.records",
     "Row": "runner.records",
-    "gate_run": "runner.regression",
-    "write_regression": "runner.regression",
+    "gate_run": "runner.gates._regression",
+    "write_regression": "runner.gates._regression",
     "build_reports": "runner.report",
-    "read_results": "runner.results",
-    "RetryPolicy": "runner.retry",
-    "Manifest": "runner.rundir",
-    "RunDir": "runner.rundir",
-    "RunStatus": "runner.rundir",
+    "read_results": "runner.store._results",
+    "RetryPolicy": "runner.http._retry",
+    "Manifest": "runner.store._rundir",
+    "RunDir": "runner.store._rundir",
+    "RunStatus": "runner.store._rundir",
     "SimulatorConfig": "runner.simulator",
     "SimulatorServer": "runner.simulator",
 }

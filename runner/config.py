@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from runner.config_checks import is_loopback_host, known_keys
 from runner.errors import ConfigError
 from runner.records import JsonScalar
-from runner.rundir import SHARDS_DIR, shard_dir_name
+from runner.store import SHARDS_DIR, shard_dir_name
 
 DEFAULT_BASE_URL: Final = "https://api.fetchhive.com/v1"
 API_KEY_ENV: Final = "FETCH_HIVE_API_KEY"

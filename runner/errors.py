@@ -97,7 +97,7 @@ class AttemptError(RunnerError):
     """One attempt at one request failed.
 
     ``error_type`` is a short stable label (``http_502``, ``timeout``, ``stream_cut`` …) that
-    reports group by; ``retryable`` and ``fatal`` come from :mod:`runner.retry`'s decision.
+    reports group by; ``retryable`` and ``fatal`` come from :mod:`runner.http._retry`'s decision.
 
     ``message`` is read-only and is ``args[0]``: the text is final when the error is built, so
     a secret scrubbed from it cannot survive in ``args`` (see :meth:`redacted`).

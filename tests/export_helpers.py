@@ -12,8 +12,8 @@ import httpx
 from fakes import FakeApi, ok_response
 
 from runner.config import RunConfig
-from runner.job import run_job
-from runner.rundir import LOCK_NAME
+from runner.run._job import run_job
+from runner.store._rundir import LOCK_NAME
 
 Respond = Callable[[dict[str, Any], int], httpx.Response]
 

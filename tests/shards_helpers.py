@@ -13,9 +13,9 @@ from polars.testing import assert_frame_equal
 
 from runner.cli import main
 from runner.records import KEY_COLUMNS
-from runner.report import build_reports
-from runner.results import read_manifest, read_results
-from runner.rundir import RunDir
+from runner.report._report import build_reports
+from runner.store._results import read_manifest, read_results
+from runner.store._rundir import RunDir
 
 #: What must not depend on how the run was split (timings, request ids and attempts may).
 SAME_COLUMNS = (

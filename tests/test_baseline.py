@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from reports_helpers import answers, frame, write_run
 
-from runner.baseline import (
+from runner.errors import ConfigError
+from runner.gates._baseline import (
     Candidate,
     GateVerdict,
     accept_baseline,
@@ -19,9 +20,8 @@ from runner.baseline import (
     record_gate_verdict,
     resolve_baseline,
 )
-from runner.errors import ConfigError
-from runner.report_html import with_baseline_section
-from runner.rundir import RunDir
+from runner.report._html import with_baseline_section
+from runner.store._rundir import RunDir
 
 TONIGHT = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)
 

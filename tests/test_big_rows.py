@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from runner import readers
 from runner.config import RunConfig
+from runner.dataset import _readers as readers
+from runner.dataset._dataset import Dataset, open_dataset
+from runner.dataset._row_errors import first_long_record
 from runner.errors import InputError
-from runner.inputs import Dataset, open_dataset
 from runner.records import Row
-from runner.row_errors import first_long_record
 
 # Commas, escaped quotes, newlines and non-ASCII text: everything a CSV parser must carry.
 PIECE = 'word, "quoted" é\n'

@@ -1,4 +1,4 @@
-"""runner.binomial against scipy.stats: the same numbers to 1e-9 relative over a grid that
+"""runner.stats._binomial against scipy.stats: the same numbers to 1e-9 relative over a grid that
 runs from one trial to a million, so the reports need not import scipy."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import pytest
 import scipy.stats
 from reports_helpers import answers, frame, write_run
 
-from runner import binomial, stats
+from runner.stats import _binomial as binomial
+from runner.stats import _stats as stats
 
 RTOL = 1e-9
 TRIALS = (1, 2, 3, 4, 5, 10, 11, 37, 100, 1001, 12_345, 100_000, 1_000_000)

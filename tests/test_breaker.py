@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from runner.breaker import Breaker, threshold_for
 from runner.errors import AttemptError
+from runner.run._breaker import Breaker, threshold_for
 
 
 class Clock:

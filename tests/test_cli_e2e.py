@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import main
-from runner.results import read_manifest, read_results
 from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.store._results import read_manifest, read_results
 
 TRANSIENT_MIX = {"http_502": 0.12, "http_429": 0.05, "http_500": 0.05, "http_503_html": 0.04,
                  "reset": 0.04}  # fmt: skip

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import main
-from runner.rundir import RunDir
 from runner.simulator import reference_answer
+from runner.store._rundir import RunDir
 
 AUTH = {"Authorization": "Bearer fhk_test"}
 

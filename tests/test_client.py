@@ -9,10 +9,10 @@ import anyio
 import httpx
 import pytest
 
-from runner.client import InvokeClient, error_from_body, parse_usage
 from runner.errors import AttemptError
+from runner.http._client import InvokeClient, error_from_body, parse_usage
+from runner.http._retry import Decision, decide
 from runner.records import Answer
-from runner.retry import Decision, decide
 
 KEY = "fhk_test_canary_0123456789"
 BODY = json.dumps({"deployment": "d", "variant": "v", "inputs": {}, "streaming": False}).encode()

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from runner.memory import MemoryPlan
 from runner.records import STATUS_ERROR, STATUS_OK, Outcome
-from runner.results import JOURNAL, RESULTS, Journal, compact
+from runner.store._memory import MemoryPlan
+from runner.store._results import JOURNAL, RESULTS, Journal, compact
 
 VARIANTS = ("baseline", "candidate", "other")
 

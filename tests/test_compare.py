@@ -7,9 +7,10 @@ import pytest
 from polars.testing import assert_frame_equal
 from reports_helpers import frame, paired, row, with_scores
 
-from runner import paired as paired_module
-from runner import stats
-from runner.compare import (
+from runner.errors import ConfigError
+from runner.stats import _paired as paired_module
+from runner.stats import _stats as stats
+from runner.stats._compare import (
     COMPARISON_SCHEMA,
     StatOptions,
     compare_variants,
@@ -19,8 +20,7 @@ from runner.compare import (
     side_by_side,
     summarize,
 )
-from runner.errors import ConfigError
-from runner.memory import MemoryPlan
+from runner.store._memory import MemoryPlan
 
 ERRORS_BY_TYPE = pl.List(
     pl.Struct(

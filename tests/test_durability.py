@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from runner.results import JOURNAL, read_manifest, read_results
 from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.store._results import JOURNAL, read_manifest, read_results
 
 CANARY = "fhk_CANARY_7f3a9c_do_not_leak"
 ROWS = 300

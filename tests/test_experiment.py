@@ -23,10 +23,10 @@ from runner.experiment import (
     load_experiment,
     parse_experiment,
 )
-from runner.regression import latest_complete_run
-from runner.results import read_results
-from runner.rundir import RunDir
+from runner.gates._regression import latest_complete_run
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
+from runner.store._results import read_results
+from runner.store._rundir import RunDir
 
 
 def invoke(args: list[str]) -> Result:

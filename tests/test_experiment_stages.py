@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import main
-from runner.results import scan_scored
-from runner.rundir import RunDir
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
+from runner.store._results import scan_scored
+from runner.store._rundir import RunDir
 
 ROWS = 20
 #: The runner's console script in this environment (not ``-m runner``: a test below puts a
@@ -200,8 +200,8 @@ def test_a_signal_while_exporting_marks_the_stage_and_leaves_no_target(
     dataset: Path, tmp_path: Path, sim: SimulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In process: the export stage is stopped by a SIGTERM that arrives while it writes."""
-    from runner import export
     from runner.experiment import Hooks, experiment_from_params, run_experiment
+    import runner.export as export  # the door the export stage takes it from
 
     real = export.export_run
 
@@ -343,8 +343,8 @@ def test_a_judge_pass_sets_every_field_of_its_config_on_purpose() -> None:
     import dataclasses
 
     from runner.config import RunConfig
-    from runner.judge import INHERITED, judge_pass_config
-    from runner.judge_parse import JudgeSpec
+    from runner.judge._judge import INHERITED, judge_pass_config
+    from runner.judge._parse import JudgeSpec
 
     parent = RunConfig(
         dataset=("d.csv",), out_dir=Path("out"), deployment="support-reply",
@@ -372,7 +372,7 @@ def test_a_judge_pass_sets_every_field_of_its_config_on_purpose() -> None:
 
 
 def test_judge_call_ids_cannot_collide_whatever_the_names_hold() -> None:
-    from runner.pairwise import call_id, split_ids
+    from runner.judge._pairwise import call_id, split_ids
 
     frame = pl.DataFrame({"variant": ["a|0", "a"], "repeat": [0, 0], "row_id": ["x", "0|x"]})
     ids = frame.select(call_id("variant", "repeat", "row_id").alias("id"))["id"]

@@ -16,13 +16,13 @@ from click.testing import CliRunner
 from fakes import FakeApi, ok_response
 from polars.testing import assert_frame_equal
 
-from runner import outcome_join
 from runner.cli import main
 from runner.config import RunConfig
 from runner.errors import ConfigError, InputError
-from runner.export import export_run
-from runner.job import run_job
-from runner.memory import MemoryPlan
+from runner.export._export import export_run
+from runner.run._job import run_job
+from runner.store import _buckets as outcome_join
+from runner.store._memory import MemoryPlan
 
 IDS = [42, 7, 1000, 3, 15, 8, 99, 1]
 FAILING = {7, 99}  # the API answers 400 for these ids

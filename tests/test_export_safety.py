@@ -20,18 +20,18 @@ from fakes import ok_response
 from polars.testing import assert_series_equal
 
 import runner
-from runner import export as export_module
 from runner.cli import main
 from runner.errors import ConfigError
-from runner.export import (
+from runner.export import _export as export_module
+from runner.export._export import (
     SCORE_FIELDS,
     check_export_columns,
     check_export_target,
     export_run,
     remove_export_scratch,
 )
-from runner.export_target import MARK, scratch_prefix
-from runner.rundir import RunDir
+from runner.export._target import MARK, scratch_prefix
+from runner.store._rundir import RunDir
 
 ROWS = 10
 
@@ -154,7 +154,7 @@ def test_a_file_target_replaces_a_folder_with_overwrite(tmp_path: Path, run_dir:
 KILL_MID_EXPORT = """
 import os, signal, sys
 from pathlib import Path
-from runner import export_writers
+from runner.export import _writers as export_writers
 from runner.export import export_run
 
 write = export_writers.ExportSink.write

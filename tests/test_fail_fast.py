@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from runner.cli import main
 from runner.config import RunConfig
 from runner.errors import RunAborted
-from runner.job import run_job
-from runner.results import read_manifest, read_results
+from runner.run._job import run_job
 from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.store._results import read_manifest, read_results
 
 ROWS = 120
 

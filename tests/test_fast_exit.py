@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 
 from runner.entry import files_open_for_writing
-from runner.results import read_manifest, read_results
 from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.store._results import read_manifest, read_results
 
 ROOT = Path(__file__).resolve().parent.parent
 

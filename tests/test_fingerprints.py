@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from runner.config import RunConfig
-from runner.inputs import Dataset, dataset_changes, open_dataset
+from runner.dataset._dataset import Dataset, dataset_changes, open_dataset
 
 
 def open_(spec: str | Path) -> Dataset:

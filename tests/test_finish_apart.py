@@ -11,10 +11,10 @@ from fakes import FakeApi
 
 from runner.config import RunConfig
 from runner.errors import RunDirLocked, RunInterrupted
-from runner.finishing import FINISHING, finish_deferred
-from runner.job import run_job
-from runner.results import read_results
-from runner.rundir import RunDir, RunStatus
+from runner.run._job import run_job
+from runner.store._finishing import FINISHING, finish_deferred
+from runner.store._results import read_results
+from runner.store._rundir import RunDir, RunStatus
 
 CALLS = 40  # tickets_csv: 20 rows x 2 variants
 
@@ -84,7 +84,7 @@ def test_the_finisher_waits_for_no_one_another_runner_holding_the_lock_is_an_err
 
     rundir = deferred_run(make_config(), fake_api)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from runner.rundir import RunDir\n"
+        [sys.executable, "-c", "import sys; from runner.store._rundir import RunDir\n"
          "with RunDir(sys.argv[1]).locked():\n print('held', flush=True); sys.stdin.read()",
          str(rundir.root)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

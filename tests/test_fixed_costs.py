@@ -9,16 +9,16 @@ import sys
 
 from rich.console import Console
 
-from runner.counters import Counters
-from runner.progress import PlainDisplay, RichDisplay, auto_display
+from runner.run._counters import Counters
+from runner.run._progress import PlainDisplay, RichDisplay, auto_display
 
 # What the console script loads before a run's first request (runner.entry.main's own setting
 # included), then the display a run in CI gets.
 RUN_PATH = """
 import io, sys
 sys.modules.setdefault("httpx._main", None)
-import runner.cli.run, runner.job, runner.pipeline, runner.progress
-runner.progress.auto_display(io.StringIO())
+import runner.cli.run, runner.run._job, runner.run._pipeline, runner.run._progress
+runner.run._progress.auto_display(io.StringIO())
 print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
 """
 

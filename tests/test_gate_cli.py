@@ -9,7 +9,7 @@ from click.testing import CliRunner, Result
 from reports_helpers import answers, frame, row, write_run
 
 from runner.cli import main
-from runner.results import read_results
+from runner.store._results import read_results
 
 GATE = ["--max-score-drop", "2"]
 

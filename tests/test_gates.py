@@ -8,8 +8,8 @@ import pytest
 from reports_helpers import frame, paired, row, with_scores
 
 from runner.errors import ConfigError, GateFailed
-from runner.gates import GateResult, Gates
-from runner.gating import compare_runs, gate_variants, pair_variants
+from runner.gates._gates import GateResult, Gates
+from runner.gates._pairing import compare_runs, gate_variants, pair_variants
 
 
 def _run(

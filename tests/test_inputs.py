@@ -1,4 +1,5 @@
-"""Specification of runner.inputs: reading CSV, Parquet and JSONL datasets as batches of rows."""
+"""Specification of runner.dataset._dataset: reading CSV, Parquet and JSONL datasets as batches of
+rows."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from runner.config import RunConfig
+from runner.dataset._dataset import Dataset, _fingerprint, detect_format, open_dataset
 from runner.errors import ConfigError, InputError
-from runner.inputs import Dataset, _fingerprint, detect_format, open_dataset
 from runner.records import Row
 
 # --------------------------------------------------------------------------- helpers

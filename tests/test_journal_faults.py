@@ -18,12 +18,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from runner import fsutil, journal
 from runner.errors import StorageError
-from runner.fsutil import atomic_write, atomic_write_text, remove_stale_temps
-from runner.memory import MemoryPlan
 from runner.records import RESULT_COLUMNS, Outcome
-from runner.results import (
+from runner.store import _fsutil as fsutil
+from runner.store import _journal as journal
+from runner.store._fsutil import atomic_write, atomic_write_text, remove_stale_temps
+from runner.store._memory import MemoryPlan
+from runner.store._results import (
     JOURNAL,
     REJECTED,
     RESULTS,

@@ -19,8 +19,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import main
-from runner.results import read_manifest, read_results
-from runner.rundir import RunDir
 from runner.simulator import (
     SimulatorConfig,
     SimulatorServer,
@@ -28,6 +26,8 @@ from runner.simulator import (
     is_wrong,
     reference_answer,
 )
+from runner.store._results import read_manifest, read_results
+from runner.store._rundir import RunDir
 
 ROWS = 120
 TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]
@@ -187,7 +187,7 @@ def test_a_pairwise_judge_finds_the_seeded_wins_and_losses_with_two_calls_per_di
 def test_a_position_biased_judge_yields_only_ties_and_no_consistency(
     sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
-    from runner.pairwise import pairwise_metrics
+    from runner.judge._pairwise import pairwise_metrics
 
     out = tmp_path / "out"
     assert run(sim, dataset, out, "--pairwise-judge", "grader:biased").exit_code == 0

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from runner.errors import ConfigError
-from runner.judge_parse import (
+from runner.judge._parse import (
     combine_strength,
     compile_pattern,
     parse_score,

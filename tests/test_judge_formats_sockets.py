@@ -15,7 +15,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import main
-from runner.results import read_results
 from runner.simulator import (
     FORMAT_SCALES,
     SimulatorConfig,
@@ -24,6 +23,7 @@ from runner.simulator import (
     is_wrong,
     reference_answer,
 )
+from runner.store._results import read_results
 
 ROWS = 60
 TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]

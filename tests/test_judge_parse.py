@@ -5,13 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import ConfigError
-from runner.judge_parse import (
-    JudgeSpec,
-    combine,
-    parse_scale,
-    parse_score,
-    parse_winner,
-)
+from runner.judge._parse import JudgeSpec, combine, parse_scale, parse_score, parse_winner
 
 
 @pytest.mark.parametrize(

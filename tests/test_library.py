@@ -13,7 +13,7 @@ import polars as pl
 from fakes import FakeApi, ok_response
 
 from runner.config import RunConfig
-from runner.job import RunResult, arun_job, run_job
+from runner.run._job import RunResult, arun_job, run_job
 
 MakeConfig = Callable[..., RunConfig]
 

@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 from fakes import ok_response
 
-from runner.client import InvokeClient
 from runner.config import RunConfig
-from runner.counters import Counters
-from runner.job import run_job
-from runner.limits import AdaptiveLimiter, Limits, RateLimiter
-from runner.pipeline import Pipeline
+from runner.http._client import InvokeClient
+from runner.http._retry import RetryPolicy
 from runner.records import Row
-from runner.results import DoneKeys, Journal, read_manifest, read_results
-from runner.retry import RetryPolicy
+from runner.run._counters import Counters
+from runner.run._job import run_job
+from runner.run._limits import AdaptiveLimiter, Limits, RateLimiter
+from runner.run._pipeline import Pipeline
 from runner.simulator import SimulatorConfig, SimulatorServer, call_key, fault_for
+from runner.store._results import DoneKeys, Journal, read_manifest, read_results
 
 MakeConfig = Callable[..., RunConfig]
 
@@ -361,15 +361,16 @@ def test_without_rps_or_adaptive_the_pipeline_holds_no_limiter(
 
 
 def test_limits_and_counters_load_without_the_terminal_ui() -> None:
-    """runner.limits counts through runner.counters, which imports no rich."""
+    """runner.run._limits counts through runner.run._counters, which imports no rich."""
     code = (
-        "import sys, runner.limits, runner.counters; "
+        "import sys, runner.run._limits, runner.run._counters; "
         "assert 'rich' not in sys.modules, sorted(m for m in sys.modules if 'rich' in m)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_counters_are_still_importable_from_progress() -> None:
-    from runner import counters, progress
+    from runner.run import _counters as counters
+    from runner.run import _progress as progress
 
     assert progress.Counters is counters.Counters

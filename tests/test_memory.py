@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner.errors import ConfigError
-from runner.memory import DEFAULT_MEMORY, MemoryPlan
+from runner.store._memory import DEFAULT_MEMORY, MemoryPlan
 
 
 def test_a_plan_names_only_the_fields_it_changes() -> None:
@@ -39,7 +39,7 @@ def test_every_field_says_what_it_trades() -> None:
     import ast
     import inspect
 
-    from runner import memory
+    from runner.store import _memory as memory
 
     body = next(
         node

@@ -1,6 +1,6 @@
 """Nights in a row over real sockets: each night is a run against the simulator on 127.0.0.1
 (``run_job`` and ``build_reports``, as ``runner run`` does), then the nightly gate step,
-``runner compare FOLDER TONIGHT`` or :func:`runner.baseline.compare_with_baseline`. The
+``runner compare FOLDER TONIGHT`` or :func:`runner.gates._baseline.compare_with_baseline`. The
 baseline must exist, be good, and show in a red night's report.html."""
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 
-from runner.baseline import GateVerdict, compare_with_baseline
 from runner.cli import main
 from runner.config import RunConfig
 from runner.errors import ConfigError
-from runner.gates import Gates
-from runner.job import run_job
-from runner.report import build_reports
-from runner.rundir import RunDir
+from runner.gates._baseline import GateVerdict, compare_with_baseline
+from runner.gates._gates import Gates
+from runner.report._report import build_reports
+from runner.run._job import run_job
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
+from runner.store._rundir import RunDir
 
 GATE = ("--score", "exact", "--max-score-drop", "5")
 DEPLOYMENT = "support-reply"

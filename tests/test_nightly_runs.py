@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import main
-from runner.rundir import RunDir
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
+from runner.store._rundir import RunDir
 
 ROWS = 16
 

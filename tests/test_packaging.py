@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.demo import sample_dataset
+from runner.experiment._demo import sample_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "runner"

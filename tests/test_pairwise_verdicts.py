@@ -15,20 +15,20 @@ import pytest
 from click.testing import CliRunner
 from reports_helpers import frame, row, write_run
 
-from runner import stats
 from runner.cli import main
 from runner.errors import ConfigError, GateFailed
-from runner.gates import DEFAULT_JUDGE_CONSISTENCY, Gates, RegressionReport
-from runner.gating import gate_variants
-from runner.judge_parse import compile_pattern
-from runner.pairwise import (
+from runner.gates._gates import DEFAULT_JUDGE_CONSISTENCY, Gates, RegressionReport
+from runner.gates._pairing import gate_variants
+from runner.judge._pairwise import (
     pairwise_calls,
     pairwise_metrics,
     pairwise_pairs,
     position_bias_warning,
     write_pairwise,
 )
-from runner.rundir import RunDir
+from runner.judge._parse import compile_pattern
+from runner.stats import _stats as stats
+from runner.store._rundir import RunDir
 
 Judge = Callable[[str, str], str | None]
 """What the judge answers for (output_a, output_b); None: the call failed."""

@@ -13,11 +13,11 @@ from fakes import FakeApi, ok_response
 
 from runner.config import RunConfig
 from runner.errors import RunAborted
-from runner.identity import shard_of
-from runner.job import run_job
-from runner.pipeline import request_body
 from runner.records import RESULT_COLUMNS, Call, Row
-from runner.results import read_manifest, read_results
+from runner.run._job import run_job
+from runner.run._pipeline import request_body
+from runner.store._identity import shard_of
+from runner.store._results import read_manifest, read_results
 
 MakeConfig = Callable[..., RunConfig]
 

@@ -12,9 +12,9 @@ import pytest
 from shards_helpers import assert_same_run, invoke, run_args, write_tickets
 
 from runner.config import RunConfig
-from runner.ray_executor import shard_configs
-from runner.results import read_manifest
+from runner.scale._ray import shard_configs
 from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.store._results import read_manifest
 
 
 @pytest.fixture(scope="module")

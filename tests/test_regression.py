@@ -12,9 +12,9 @@ import pytest
 from reports_helpers import answers, frame, write_run
 
 from runner.errors import ConfigError, GateFailed
-from runner.gates import Gates
-from runner.regression import gate_run, write_regression
-from runner.report import build_reports
+from runner.gates._gates import Gates
+from runner.gates._regression import gate_run, write_regression
+from runner.report._report import build_reports
 
 
 def _two_runs(tmp_path: Path, cand_right: int, cand_status: str = "complete") -> tuple[Path, Path]:
@@ -63,7 +63,7 @@ def test_compare_fails_a_seeded_regression_and_names_gate_value_and_limit(tmp_pa
     )  # fmt: skip
     prov = json.loads(
         (pq.read_schema(tmp_path / "out" / "regression.parquet").metadata or {})[
-            b"runner.provenance"
+            b"runner.store._provenance"
         ]
     )
     assert prov["baseline"]["run_id"] == "r-base"

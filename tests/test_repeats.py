@@ -11,11 +11,11 @@ import pytest
 from polars.testing import assert_frame_equal
 from reports_helpers import frame, row
 
-from runner import stats
-from runner.compare import compare_variants, pairs_of, summarize
-from runner.gates import Gates
-from runner.gating import compare_runs, gate_variants
-from runner.segments import comparison_by_segment, summary_by_segment
+from runner.gates._gates import Gates
+from runner.gates._pairing import compare_runs, gate_variants
+from runner.stats import _stats as stats
+from runner.stats._compare import compare_variants, pairs_of, summarize
+from runner.stats._segments import comparison_by_segment, summary_by_segment
 
 Scores = Sequence[Sequence[float | None]]
 """Per row, the scores of its repeats; ``None`` marks a failed call."""

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner, Result
 
-from runner import stats
 from runner.cli import main
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile, is_wrong
+from runner.stats import _stats as stats
 
 ROWS = 40
 WRONG_RATE = 0.1

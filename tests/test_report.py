@@ -16,13 +16,13 @@ from polars.testing import assert_frame_equal
 from reports_helpers import answers, frame, row, write_run
 from rich.console import Console
 
-from runner.compare import COMPARISON_SCHEMA
-from runner.console import summary_table
 from runner.errors import ConfigError
-from runner.memory import MemoryPlan
-from runner.report import build_reports
-from runner.results import read_results
-from runner.wording import verdict_lines
+from runner.report._console import summary_table
+from runner.report._report import build_reports
+from runner.report._wording import verdict_lines
+from runner.stats._compare import COMPARISON_SCHEMA
+from runner.store._memory import MemoryPlan
+from runner.store._results import read_results
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -102,7 +102,7 @@ def test_report_files_carry_the_run_provenance(run_dir: Path) -> None:
     paths = build_reports(run_dir, score="exact")
     for path in (paths.summary, paths.comparison, paths.side_by_side):
         metadata = pq.read_schema(path).metadata or {}
-        prov = json.loads(metadata[b"runner.provenance"])
+        prov = json.loads(metadata[b"runner.store._provenance"])
         assert (prov["run_id"], prov["dataset_fingerprint"], prov["scorer"]) == (
             "r-test",
             "fp-1",
@@ -156,7 +156,7 @@ def test_without_a_score_there_is_no_score_chart(run_dir: Path) -> None:
 def test_the_html_shows_the_first_changed_rows_and_counts_them_all(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from runner import report
+    from runner.report import _report as report
 
     monkeypatch.setattr(report, "MAX_CHANGED_ROWS", 3)
     rows = [*answers("base", 10, total=10), *answers("cand", 2, total=10)]  # r2..r9 regress
@@ -453,7 +453,7 @@ def test_scoring_streams_results_parquet_into_row_groups_of_its_batches(tmp_path
 def _steady_run(total: int, latency: float, rate: float, until: float) -> list[float | None]:
     """ETAs read twice a second from a run whose calls finish ``rate`` a second once the first
     answer is back after ``latency`` seconds (call k finishes at ``latency + k / rate``)."""
-    from runner.counters import Counters
+    from runner.run._counters import Counters
 
     counters = Counters(total=total, started=0.0)
     etas: list[float | None] = []
@@ -483,7 +483,7 @@ def test_the_first_calls_latency_does_not_inflate_the_early_eta() -> None:
 
 
 def test_a_burst_moves_the_eta_a_little_not_tenfold() -> None:
-    from runner.counters import Counters
+    from runner.run._counters import Counters
 
     counters = Counters(total=10_000, started=0.0)
     for i in range(100):  # 10 a second for 10 s

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.demo import run_demo
-from runner.report import build_reports
+from runner.experiment._demo import run_demo
+from runner.report._report import build_reports
 
 #: Playwright cannot download its browsers here: it drives the Chromium the system installed.
 CHROMIUM = Path("/usr/bin/chromium")

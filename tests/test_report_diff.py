@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from runner.report_diff import word_diff, words
+from runner.report._diff import word_diff, words
 
 
 def test_words_join_back_to_the_text() -> None:

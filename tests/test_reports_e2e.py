@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import main
-from runner.results import read_results
 from runner.simulator import (
     SimulatorConfig,
     SimulatorServer,
@@ -18,6 +17,7 @@ from runner.simulator import (
     is_wrong,
     reference_answer,
 )
+from runner.store._results import read_results
 
 ROWS = 200
 TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]

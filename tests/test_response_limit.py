@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 import anyio
 import pytest
 
-from runner.client import InvokeClient
 from runner.errors import AttemptError
+from runner.http._client import InvokeClient
 from runner.records import Answer
 
 KEY = "fhk_limit_test_key"

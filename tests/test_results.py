@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from runner.records import RESULT_COLUMNS, Outcome
-from runner.results import (
+from runner.store._results import (
     JOURNAL,
     RESULTS,
     DoneKeys,

@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from runner.cli import main
-from runner.results import read_manifest, read_results
 from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.store._results import read_manifest, read_results
 
 ROWS = 40
 
@@ -194,7 +194,7 @@ def test_when_the_reports_of_a_run_fail_it_says_the_run_is_complete_and_how_to_f
     sim: SimulatorServer, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The run's own message on a failed report: exit 5, the cause, `runner report OUT`."""
-    import runner.report as report_module
+    import runner.report as report_module  # the door the report stage takes it from
     from runner.errors import StorageError
 
     def full_disk(out_dir: Path, *args: object, **kwargs: object) -> None:

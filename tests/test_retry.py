@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from runner.errors import AttemptError
-from runner.retry import (
+from runner.http._retry import (
     Decision,
     RetryPolicy,
     backoff_seconds,

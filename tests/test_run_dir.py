@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from runner.cli import main
 from runner.errors import ResultsDirError
-from runner.rundir import LOCK_NAME, Manifest, RunDir, RunStatus
 from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.store._rundir import LOCK_NAME, Manifest, RunDir, RunStatus
 
 KEY = "fhk_rundir_test_key_1234"
 
@@ -64,7 +64,7 @@ def spawn(argv: list[str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]
 def test_a_second_holder_is_refused_naming_host_and_pid(tmp_path: Path) -> None:
     rundir = RunDir(tmp_path / "out")
     rundir.create()
-    other = [sys.executable, "-c", "import sys; from runner.rundir import RunDir\n"
+    other = [sys.executable, "-c", "import sys; from runner.store._rundir import RunDir\n"
              "with RunDir(sys.argv[1]).locked(): pass", str(rundir.root)]  # fmt: skip
     with rundir.locked() as held:
         with rundir.locked() as again:  # the same process: the lock it holds (re-entrant)
@@ -222,7 +222,7 @@ def test_reports_carry_the_manifests_dataset_fingerprint(
     reports (and the regression check's "different datasets" warning) see."""
     import pyarrow.parquet as pq
 
-    from runner.report import PROVENANCE_KEY
+    from runner.report._report import PROVENANCE_KEY
 
     dataset = write_rows(tmp_path / "rows.csv", 5)
     out = tmp_path / "out"

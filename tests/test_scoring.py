@@ -12,7 +12,7 @@ from polars.testing import assert_series_equal
 from reports_helpers import frame, row
 
 from runner.errors import ConfigError
-from runner.scoring import missing_expected, parse_scorer, score_results
+from runner.score._scoring import missing_expected, parse_scorer, score_results
 
 
 def _score(spec: str, output: str | None, expected: str | None, status: str = "ok") -> float | None:

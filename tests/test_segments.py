@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from reports_helpers import frame, row, write_run
 
-from runner import stats
 from runner.errors import ConfigError
-from runner.report import build_reports
+from runner.report._report import build_reports
+from runner.stats import _stats as stats
 
 # Row i: region eu for i < 6, us after; tier from the inputs.
 REGION = ["eu"] * 6 + ["us"] * 4

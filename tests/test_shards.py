@@ -26,10 +26,10 @@ from shards_helpers import (
 
 from runner.config import RunConfig
 from runner.errors import ResultsDirError, RunAborted
-from runner.job import run_job
-from runner.merge import merge_shards
-from runner.results import MANIFEST, RESULTS, read_manifest, read_results
+from runner.run._job import run_job
+from runner.scale._merge import merge_shards
 from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.store._results import MANIFEST, RESULTS, read_manifest, read_results
 
 #: Permanent 422s on a few keys, so statuses and error types are compared too.
 SIM = SimulatorConfig(seed=1, permanent={"http_422": 0.05})

@@ -11,8 +11,8 @@ from polars.testing import assert_frame_equal
 from reports_helpers import answers, frame, row, with_scores
 
 from runner.errors import ConfigError
-from runner.memory import MemoryPlan
-from runner.side_by_side import bucketed_side_by_side, side_by_side
+from runner.stats._side_by_side import bucketed_side_by_side, side_by_side
+from runner.store._memory import MemoryPlan
 
 
 def _mixed_results() -> pl.DataFrame:

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from simulator_helpers import Serve, simulators
 
-from runner.client import InvokeClient
 from runner.errors import AttemptError
-from runner.retry import Decision, decide, is_throttled
+from runner.http._client import InvokeClient
+from runner.http._retry import Decision, decide, is_throttled
 from runner.simulator import SimulatorConfig, SimulatorServer
 
 AUTH = {"Authorization": "Bearer fhk_test"}

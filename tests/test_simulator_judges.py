@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from runner.cli import main
-from runner.judge_parse import parse_score, parse_winner
+from runner.judge._parse import parse_score, parse_winner
 from runner.simulator import SimulatorConfig, SimulatorServer
 
 AUTH = {"Authorization": "Bearer fhk_test"}

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from runner import stats
+from runner.stats import _stats as stats
 
 
 def test_mcnemar_exact_ten_discordant_one_way_two_the_other() -> None:

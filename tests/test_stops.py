@@ -14,8 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from runner.results import read_manifest, read_results
 from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.store._results import read_manifest, read_results
 
 
 def start(args: list[str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:

@@ -16,10 +16,10 @@ from simulator_helpers import simulators
 
 from runner.cli import main
 from runner.cli.app import fail
-from runner.console import error_line
 from runner.errors import RunAborted
-from runner.results import read_results
+from runner.report._console import error_line
 from runner.simulator import wire
+from runner.store._results import read_results
 from runner.terminal import terminal_safe
 
 #: A hyperlink planted with an unterminated OSC 8, a window title (OSC 0, BEL), colour (CSI),

@@ -15,10 +15,10 @@ import anyio
 import httpx
 import pytest
 
-from runner.client import InvokeClient
 from runner.errors import AttemptError
+from runner.http._client import InvokeClient
+from runner.http._transport import AiohttpTransport, HttpxTransport, Transport
 from runner.records import Answer
-from runner.transport import AiohttpTransport, HttpxTransport, Transport
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok": 1}\r\n'

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from runner.cli import main
-from runner.preflight import choose_sample
-from runner.results import read_results
+from runner.run._preflight import choose_sample
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
+from runner.store._results import read_results
 
 ROWS = 200
 

@@ -1,5 +1,5 @@
 """``runner baseline accept RUN`` and ``runner baseline show FOLDER``: the baseline a nightly
-folder of runs gives, and a run accepted as one (see :mod:`runner.baseline`)."""
+folder of runs gives, and a run accepted as one (see :mod:`runner.gates._baseline`)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def accept(run: Path) -> None:
     Example:
       runner baseline accept reports/nightly/2025-06-03
     """
-    from runner.baseline import accept_baseline
+    from runner.gates import accept_baseline
 
     manifest = accept_baseline(run)
     verdict = (manifest.gate or {}).get("verdict")
@@ -51,8 +51,8 @@ def show(folder: Path, candidate: Path | None, deployment: str | None) -> None:
     Example:
       runner baseline show reports/nightly
     """
-    from runner.baseline import Candidate, pick_baseline
     from runner.errors import GateFailed
+    from runner.gates import Candidate, pick_baseline
 
     tonight = Candidate(None, datetime.now(UTC), None)
     if candidate is not None:

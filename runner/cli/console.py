@@ -48,7 +48,7 @@ def show_gate(markdown: Path) -> None:
 def cli_hooks(resume: str | None) -> Hooks:
     """Hooks that print, handle signals, and replace this process with a fresh one."""
     from runner.cli.reports import print_reports
-    from runner.progress import auto_display
+    from runner.run import auto_display
 
     return Hooks(
         display=auto_display(),

@@ -29,7 +29,7 @@ def init(file: Path, force: bool) -> None:
     """Write a commented starter experiment file FILE (default eval.toml) for
     'runner run --config FILE': every common option, explained."""
     from runner.experiment import STARTER
-    from runner.fsutil import atomic_write_text
+    from runner.store import atomic_write_text
 
     if file.exists() and not force:
         raise ConfigError(f"{file} exists; pass --force to replace it")
@@ -46,8 +46,7 @@ def run_params_of(out: Path, new_out: Path, ctx: click.Context) -> tuple[dict[st
     """
     from runner.cli.run import run, with_experiment_file
     from runner.experiment import experiment_toml
-    from runner.fsutil import atomic_write_text
-    from runner.rundir import RunDir
+    from runner.store import RunDir, atomic_write_text
 
     manifest = RunDir(out).read_manifest()
     config = manifest.config

@@ -93,9 +93,8 @@ def export(
       runner export reports/backfill --to tickets_with_summary.parquet
     """
     from runner.errors import ConfigError
-    from runner.export import export_run
-    from runner.export_writers import EXTENSIONS, FORMATS, ExportFormat, format_of
-    from runner.rundir import RunDir
+    from runner.export import EXTENSIONS, FORMATS, ExportFormat, export_run, format_of
+    from runner.store import RunDir
 
     if fmt is not None:
         chosen: ExportFormat = FORMATS[FORMATS.index(fmt)]

@@ -85,7 +85,7 @@ def judge(out: Path, **params: Any) -> None:
     """
     from runner.cli.console import cli_hooks, finish, resume_command_of
     from runner.experiment import experiment_from_params, run_experiment
-    from runner.rundir import RunDir
+    from runner.store import RunDir
 
     if not params.get("judge") and not params.get("pairwise_judge"):
         raise click.UsageError("give --judge DEPLOYMENT:VARIANT, --pairwise-judge, or both")
@@ -110,7 +110,7 @@ def run_params_of_run(out: Path) -> dict[str, Any]:
     """``run``'s parameters of run ``out``: its experiment file, else its manifest's config."""
     from runner.cli.experiment import manifest_params
     from runner.experiment import load_experiment
-    from runner.rundir import RunDir
+    from runner.store import RunDir
 
     rundir = RunDir(out)
     if rundir.experiment.exists():

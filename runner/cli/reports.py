@@ -3,7 +3,8 @@ directories (no API).
 
 The gate options are shared: put :func:`gate_options` on a command, build :class:`Gates`
 from its parameters with :func:`gates_from_params`, and call
-:func:`runner.regression.gate_run` (one run) or :func:`runner.regression.write_regression`.
+:func:`runner.gates._regression.gate_run` (one run) or
+:func:`runner.gates._regression.write_regression`.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def write_and_print_reports(
     out_dir: Path, score: str | None, baseline: str | None, segments: tuple[str, ...] = ()
 ) -> None:
     """Build every report of ``out_dir`` and print the compact table, notes and verdicts."""
-    from runner.regression import refresh_report_comparison
+    from runner.gates import refresh_report_comparison
     from runner.report import build_reports
 
     paths = build_reports(out_dir, score=score, baseline=baseline, segments=segments)
@@ -193,9 +194,13 @@ def print_reports(paths: ReportPaths) -> None:
     import polars as pl
     from rich.console import Console
 
-    from runner.console import pairwise_sentence, summary_table
-    from runner.report_inputs import stored_scorer
-    from runner.wording import score_label, verdict_lines
+    from runner.report import (
+        pairwise_sentence,
+        score_label,
+        stored_scorer,
+        summary_table,
+        verdict_lines,
+    )
 
     out_dir = paths.results.parent
     console = Console(highlight=False)
@@ -229,8 +234,7 @@ def report(
 
     Pass --score to score again with another scorer.
     """
-    from runner.fsutil import remove_stale_temps
-    from runner.rundir import RunDir
+    from runner.store import RunDir, remove_stale_temps
 
     rundir = RunDir(out)
     with rundir.locked():  # not while a run (or another report) writes the same files
@@ -283,9 +287,13 @@ def compare(
           --max-score-drop 2 --max-error-rate-increase 1 --require-significance 0.05
       cat reports/nightly/tonight/regression.md >> "$GITHUB_STEP_SUMMARY"
     """
-    from runner.baseline import compare_with_baseline, record_gate_verdict, resolve_baseline
-    from runner.regression import write_regression
-    from runner.rundir import RunDir
+    from runner.gates import (
+        compare_with_baseline,
+        record_gate_verdict,
+        resolve_baseline,
+        write_regression,
+    )
+    from runner.store import RunDir
 
     gates = gates_from_params(params)
     mapping = parse_variant_map(variant_map)
@@ -359,8 +367,8 @@ def gate(
     Example (an A/B inside one run):
       runner gate reports/ab --baseline-variant baseline --max-score-drop 2
     """
-    from runner.regression import gate_run
-    from runner.rundir import RunDir
+    from runner.gates import gate_run
+    from runner.store import RunDir
 
     result = gate_run(
         out,

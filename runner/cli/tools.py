@@ -93,7 +93,7 @@ def merge(out: Path, score: str | None, baseline_variant: str | None) -> None:
     exactly one shard; otherwise it says which shard and how many results are missing or
     duplicated, writes nothing and exits 1. Scoring is as for 'run': give the shards' --score.
     """
-    from runner.merge import merge_shards
+    from runner.scale import merge_shards
 
     merged = merge_shards(out)
     click.echo(
@@ -114,6 +114,6 @@ def demo(out: Path, rows: int) -> None:
     """Run two variants over the sample dataset on the built-in simulator, with streaming
     and injected 502s, and print a per-variant summary. Needs no API key and no network."""
     from runner.cli.console import cli_hooks, finish
-    from runner.demo import run_demo
+    from runner.experiment import run_demo
 
     finish(run_demo(out, rows=rows, hooks=cli_hooks(None)))

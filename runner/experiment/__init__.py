@@ -26,6 +26,7 @@ The experiment file (``runner run --config``, ``OUT/experiment.toml``) is read a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -55,8 +56,11 @@ from runner.experiment._model import (
     experiment_params,
 )
 from runner.experiment._stages import Hooks, api_key_from_env, run_stages
-from runner.progress import Display
-from runner.retry import RetryPolicy
+from runner.run import Display
+
+if TYPE_CHECKING:
+    from runner.experiment._demo import run_demo
+from runner.http import RetryPolicy
 
 __all__ = [
     "CLI_ONLY",
@@ -86,6 +90,7 @@ __all__ = [
     "load_experiment",
     "parse_experiment",
     "plan_experiment",
+    "run_demo",
     "run_experiment",
 ]
 
@@ -133,7 +138,7 @@ def continue_experiment(out: Path, lock_fd: int, hooks: Hooks) -> ExperimentResu
     """The fresh process of a large run: adopt OUT's lock through ``lock_fd`` and go on from
     the stage its manifest records, with the experiment of ``OUT/experiment.toml``."""
     from runner.errors import ResultsDirError
-    from runner.rundir import RunDir
+    from runner.store import RunDir
 
     rundir = RunDir(out)
     if not rundir.experiment.exists():
@@ -146,3 +151,12 @@ def continue_experiment(out: Path, lock_fd: int, hooks: Hooks) -> ExperimentResu
     if hooks.resume_command is None:
         hooks.resume_command = rundir.read_manifest().resume_command
     return run_stages(experiment, api_key_from_env(), hooks, lock_fd=lock_fd)
+
+
+def __getattr__(name: str) -> Any:
+    """``run_demo`` loads the simulator (aiohttp) only when the demo runs."""
+    if name == "run_demo":
+        from runner.experiment._demo import run_demo
+
+        return run_demo
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from runner.errors import ConfigError
 from runner.experiment._model import Experiment, Stage
-from runner.rundir import RunDir
+from runner.store import RunDir
 
 
 def check_experiment(experiment: Experiment) -> None:
@@ -21,7 +21,7 @@ def check_experiment(experiment: Experiment) -> None:
 
     check_judges(experiment)
     if experiment.score is not None:
-        from runner.scoring import parse_scorer
+        from runner.score import parse_scorer
 
         parse_scorer(experiment.score)
     if experiment.compare_with is not None and not _will_exist(experiment):
@@ -46,10 +46,8 @@ def _will_exist(experiment: Experiment) -> bool:
 
 
 def _check_export(experiment: Experiment) -> None:
-    from runner.export import SCORE_FIELDS, check_export_columns
-    from runner.export_target import check_export_target
-    from runner.export_writers import EXTENSIONS
-    from runner.inputs import open_dataset
+    from runner.dataset import open_dataset
+    from runner.export import EXTENSIONS, SCORE_FIELDS, check_export_columns, check_export_target
 
     to, config = experiment.export.to, experiment.config
     assert to is not None
@@ -107,7 +105,7 @@ class ExperimentPlan:
 
 def plan_experiment(experiment: Experiment, api_key: str | None) -> ExperimentPlan:
     """Count, without sending or writing, what each stage of ``experiment`` would send."""
-    from runner.preflight import plan_run
+    from runner.run import plan_run
 
     config = experiment.config
     rundir = RunDir(config.run_dir)

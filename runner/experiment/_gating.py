@@ -11,14 +11,14 @@ from runner.errors import ErrorBudgetExceeded, GateFailed
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from runner.baseline import GateVerdict
     from runner.experiment._stages import _Run
+    from runner.gates import GateVerdict
 
 
 def gate(run: _Run) -> str:
     """Apply the gates and the budgets; raise :class:`GateFailed` (exit 1) or
     :class:`ErrorBudgetExceeded` (exit 4, which wins: the run itself cannot be trusted)."""
-    from runner.baseline import GateVerdict, record_gate_verdict
+    from runner.gates import GateVerdict, record_gate_verdict
 
     experiment, rundir = run.experiment, run.rundir
     failed: GateFailed | None = None
@@ -45,7 +45,7 @@ def gate(run: _Run) -> str:
 
 
 def _against_baseline(run: _Run) -> tuple[GateVerdict, Path | None]:
-    from runner.baseline import compare_with_baseline
+    from runner.gates import compare_with_baseline
 
     experiment = run.experiment
     assert experiment.compare_with is not None
@@ -67,8 +67,7 @@ def _against_baseline(run: _Run) -> tuple[GateVerdict, Path | None]:
 
 
 def _between_variants(run: _Run) -> GateVerdict:
-    from runner.baseline import GateVerdict
-    from runner.regression import gate_run
+    from runner.gates import GateVerdict, gate_run
 
     experiment = run.experiment
     report = gate_run(
@@ -87,8 +86,8 @@ def _between_variants(run: _Run) -> GateVerdict:
 def _over_budget(run: _Run) -> ErrorBudgetExceeded | None:
     """The run's calls against ``--max-error-rate``, its judges against
     ``--max-judge-error-rate``: the error that says which are over, or None."""
-    from runner.budget import check_error_budget
     from runner.experiment._judging import budget_lines
+    from runner.gates import check_error_budget
 
     experiment = run.experiment
     lines: list[str] = []

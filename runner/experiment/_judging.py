@@ -26,8 +26,7 @@ def judge_options(
     (:class:`~runner.errors.ConfigError` for a bad spec, scale or pattern: exit 2)."""
     if not plan.any:
         return None
-    from runner.judge import JudgeOptions
-    from runner.judge_parse import JudgeSpec, compile_pattern, parse_scale
+    from runner.judge import JudgeOptions, JudgeSpec, compile_pattern, parse_scale
 
     return JudgeOptions(
         pointwise=JudgeSpec.parse(plan.judge, "--judge") if plan.judge else None,

@@ -21,8 +21,7 @@ from typing import Any, Final, Literal
 from runner.config import RunConfig, parse_tag
 from runner.errors import ConfigError, RunnerError
 from runner.gates import Gates
-from runner.memory import DEFAULT_MEMORY, MemoryPlan
-from runner.rundir import RunStatus
+from runner.store import DEFAULT_MEMORY, MemoryPlan, RunStatus
 
 #: From this many calls on, the end of a run happens in a fresh process (the memory plan of
 #: large runs: at 1,000,000 rows × 2 the whole run stays at 297 MB, BENCHMARKS.md issue 11).
@@ -96,9 +95,10 @@ class Experiment:
     fresh_process_from: int = FRESH_PROCESS_FROM
     """Runs of at least this many calls end in a fresh process; 0 never."""
     memory: MemoryPlan = DEFAULT_MEMORY
-    """The piece sizes of the export and the reports (:mod:`runner.memory`); not written to
+    """The piece sizes of the export and the reports (:mod:`runner.store._memory`); not written to
     ``OUT/experiment.toml``: it changes how much they hold at a time, never what they write.
-    Compaction (inside the send stage) still runs with :data:`~runner.memory.DEFAULT_MEMORY`."""
+    Compaction (inside the send stage) still runs with
+    :data:`~runner.store._memory.DEFAULT_MEMORY`."""
 
     def __post_init__(self) -> None:
         if self.fresh_process_from < 0:

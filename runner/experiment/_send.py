@@ -26,9 +26,7 @@ from runner.errors import (
     StorageError,
 )
 from runner.experiment._model import Stage
-from runner.finishing import FINISHING, finish_deferred
-from runner.fsutil import remove_stale_temps
-from runner.rundir import Manifest, RunDir, RunStatus
+from runner.store import FINISHING, Manifest, RunDir, RunStatus, finish_deferred, remove_stale_temps
 
 if TYPE_CHECKING:
     from runner.config import RunConfig
@@ -38,7 +36,7 @@ if TYPE_CHECKING:
 def send(run: _Run) -> bool:
     """Send what has no outcome yet and compact; True when the later stages go on in this
     process, False when a fresh process ran them (its outcome is in ``run.result``)."""
-    from runner.job import run_job
+    from runner.run import run_job
 
     experiment, rundir = run.experiment, run.rundir
     config = experiment.config
@@ -88,8 +86,8 @@ def _errors_to_retry(config: RunConfig, manifest: Manifest) -> bool:
 def _check_unchanged(run: _Run) -> None:
     """A resume of a run whose sending is done: the dataset and the work must be the ones it
     was sent with (the options that change the work are refused, naming them)."""
-    from runner.inputs import open_dataset
-    from runner.preflight import check_resume, check_segments, fingerprint_of, resolve_api_key
+    from runner.dataset import open_dataset
+    from runner.run import check_resume, check_segments, fingerprint_of, resolve_api_key
 
     config = run.experiment.config
     resolve_api_key(config, run.api_key)
@@ -110,7 +108,7 @@ def _reopen(rundir: RunDir, run: _Run) -> None:
 
 
 def _send_on_ray(run: _Run) -> None:
-    from runner.ray_executor import RayOptions, run_on_ray
+    from runner.scale import RayOptions, run_on_ray
 
     experiment = run.experiment
     result = run_on_ray(
@@ -129,7 +127,7 @@ def _keep_experiment(run: _Run) -> None:
     rerun`` and for the fresh process, which reads nothing else."""
     from runner.experiment._file import experiment_toml
     from runner.experiment._model import experiment_params
-    from runner.fsutil import atomic_write_text
+    from runner.store import atomic_write_text
 
     if run.adopted:
         return

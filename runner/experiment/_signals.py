@@ -1,7 +1,7 @@
 """Ctrl-C, SIGTERM and SIGHUP in the stages after sending.
 
 While calls are sent (the dataset's or a judge's), the sending session handles signals itself:
-no new requests, a grace period for those in flight, commit (:mod:`runner.job`). Between and
+no new requests, a grace period for those in flight, commit (:mod:`runner.run._job`). Between and
 after those sessions an experiment reads files and writes reports: :func:`stopping_on_signals`
 turns the first signal into :class:`StageStopped`, raised where the stage is, so the
 experiment can mark the manifest ``interrupted`` with its stage and say how to resume. A

@@ -35,9 +35,9 @@ from runner.errors import (
 )
 from runner.experiment._model import Experiment, ExperimentResult, Stage
 from runner.experiment._signals import StageStopped, stopping_on_signals
-from runner.progress import Display
-from runner.retry import RetryPolicy
-from runner.rundir import Manifest, RunDir, RunLock, RunStatus, now_iso
+from runner.http import RetryPolicy
+from runner.run import Display
+from runner.store import Manifest, RunDir, RunLock, RunStatus, now_iso
 
 if TYPE_CHECKING:
     from runner.judge import JudgeReport
@@ -213,8 +213,7 @@ class _Run:
         plan = self.experiment.export
         if plan.to is None:
             return "skipped"
-        from runner.export import export_run, remove_export_scratch
-        from runner.export_writers import EXTENSIONS
+        from runner.export import EXTENSIONS, export_run, remove_export_scratch
 
         remove_export_scratch(self.rundir.root, plan.to)  # a killed export's leftovers
         if self.before.get(Stage.EXPORT.value) == "done" and plan.to.exists():

@@ -1,0 +1,47 @@
+"""The backfill: the dataset handed back with its new columns, where it may go, and the
+formats it is written in."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.export._export import SCORE_FIELDS, check_export_columns, export_run
+    from runner.export._target import check_export_target, remove_export_scratch
+    from runner.export._writers import EXTENSIONS, FORMATS, ExportFormat, format_of
+
+# Names load on first use: the door costs nothing until a name is taken through it.
+_EXPORTS = {
+    "EXTENSIONS": "runner.export._writers",
+    "ExportFormat": "runner.export._writers",
+    "FORMATS": "runner.export._writers",
+    "SCORE_FIELDS": "runner.export._export",
+    "check_export_columns": "runner.export._export",
+    "check_export_target": "runner.export._target",
+    "export_run": "runner.export._export",
+    "format_of": "runner.export._writers",
+    "remove_export_scratch": "runner.export._target",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "EXTENSIONS",
+    "FORMATS",
+    "SCORE_FIELDS",
+    "ExportFormat",
+    "check_export_columns",
+    "check_export_target",
+    "export_run",
+    "format_of",
+    "remove_export_scratch",
+]

@@ -1,0 +1,64 @@
+"""Regression gates and baselines: the gates' rules, the pairing of what is gated, the
+comparison of two runs, the nightly baseline pick, the error budget."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.gates._baseline import (
+        Candidate,
+        GateVerdict,
+        accept_baseline,
+        compare_with_baseline,
+        pick_baseline,
+        record_gate_verdict,
+        resolve_baseline,
+    )
+    from runner.gates._budget import check_error_budget
+    from runner.gates._gates import Gates, RegressionReport
+    from runner.gates._regression import gate_run, refresh_report_comparison, write_regression
+
+# Names load on first use: the door costs nothing until a name is taken through it.
+_EXPORTS = {
+    "Candidate": "runner.gates._baseline",
+    "GateVerdict": "runner.gates._baseline",
+    "Gates": "runner.gates._gates",
+    "RegressionReport": "runner.gates._gates",
+    "accept_baseline": "runner.gates._baseline",
+    "check_error_budget": "runner.gates._budget",
+    "compare_with_baseline": "runner.gates._baseline",
+    "gate_run": "runner.gates._regression",
+    "pick_baseline": "runner.gates._baseline",
+    "record_gate_verdict": "runner.gates._baseline",
+    "refresh_report_comparison": "runner.gates._regression",
+    "resolve_baseline": "runner.gates._baseline",
+    "write_regression": "runner.gates._regression",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "Candidate",
+    "GateVerdict",
+    "Gates",
+    "RegressionReport",
+    "accept_baseline",
+    "check_error_budget",
+    "compare_with_baseline",
+    "gate_run",
+    "pick_baseline",
+    "record_gate_verdict",
+    "refresh_report_comparison",
+    "resolve_baseline",
+    "write_regression",
+]

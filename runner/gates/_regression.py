@@ -1,0 +1,316 @@
+"""Gated comparisons written to disk: the I/O edge around :mod:`runner.gates`.
+
+* :func:`write_regression` — ``runner compare``: a candidate run against a baseline run,
+  written to ``regression.parquet`` and ``regression.md``.
+* :func:`gate_run` — ``runner gate`` (and ``runner run`` with gate options): each variant of
+  one run against its baseline variant, written to ``gate.parquet`` and ``gate.md``.
+
+Both refuse, before any scoring question, a run whose manifest status is not ``complete``
+(:class:`GateFailed`, naming the run directory and its status) unless ``allow_incomplete``.
+With ``--require-significance ALPHA`` every interval is computed at ``1 - ALPHA``, so the
+interval, the verdict word and the gate all say the same thing. The caller decides the exit
+code, e.g. with :meth:`RegressionReport.raise_if_failed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from runner.errors import ConfigError, GateFailed
+from runner.gates._baseline import BaselinePick, PastRun, latest_eligible_run
+from runner.gates._gates import GateResult, Gates, RegressionReport
+from runner.gates._markdown import (
+    changed_pairs,
+    no_baseline_markdown,
+    regressed_rows,
+    regression_markdown,
+)
+from runner.gates._pairing import compare_runs, gate_variants
+from runner.report import (
+    PROVENANCE_KEY,
+    RunFacts,
+    Scored,
+    baseline_of,
+    read_run_facts,
+    score_label,
+    scored_results,
+    variant_order,
+)
+from runner.score import parse_scorer, score_results
+from runner.stats import DEFAULT_OPTIONS, StatOptions
+from runner.store import RunDir, atomic_write_parquet, atomic_write_text, under_lock
+
+COMPLETE: Final = "complete"
+
+
+def require_complete(facts: RunFacts, role: str, *, allow_incomplete: bool) -> None:
+    """Refuse to gate on a run that did not finish: its missing calls would pass unseen."""
+    if allow_incomplete or facts.status == COMPLETE:
+        return
+    raise GateFailed(
+        f"the {role} run {facts.out_dir} is not complete (status: {facts.status or 'unknown'}); "
+        "resume it with runner run ... --resume, or pass --allow-incomplete to gate on "
+        "what it holds"
+    )
+
+
+def latest_complete_run(folder: Path, *, exclude: Path | None = None) -> PastRun | None:
+    """The eligible run in ``folder`` that finished last, for candidate run ``exclude``
+    (:func:`runner.gates._baseline.latest_eligible_run`;
+    :func:`runner.gates._baseline.pick_baseline` says
+    why each newer run was passed over). A folder that does not exist is a ConfigError."""
+    return latest_eligible_run(folder, exclude)
+
+
+def _for_gates(options: StatOptions, gates: Gates) -> StatOptions:
+    alpha = gates.require_significance
+    return options if alpha is None else dataclasses.replace(options, confidence=1.0 - alpha)
+
+
+def write_regression(
+    base_dir: Path,
+    cand_dir: Path,
+    out_dir: Path,
+    gates: Gates,
+    *,
+    score: str | None = None,
+    variant_map: Mapping[str, str] | None = None,
+    allow_incomplete: bool = False,
+    options: StatOptions = DEFAULT_OPTIONS,
+    picked: Sequence[str] = (),
+) -> RegressionReport:
+    """Compare two run directories, write ``regression.parquet``, ``regression.md`` and the
+    changed rows (``regression_rows.parquet``, regressions first).
+
+    With ``score`` both runs are scored afresh (in memory; their files are left alone);
+    without it the scores stored by ``runner report`` are used, and must come from one
+    scorer (a run with no stored scores is scored with the other run's scorer). ``picked``
+    (how the baseline was chosen, one line each) goes at the top of ``regression.md``.
+
+    When ``out_dir`` is the candidate run and holds a ``report.html``, its "Compared with
+    the baseline" section is (re)written (:func:`refresh_report_comparison`).
+    """
+    base_facts, cand_facts = read_run_facts(base_dir), read_run_facts(cand_dir)
+    require_complete(base_facts, "baseline", allow_incomplete=allow_incomplete)
+    require_complete(cand_facts, "candidate", allow_incomplete=allow_incomplete)
+    base, cand = _scored_alike(base_dir, cand_dir, score)
+    options = _for_gates(options, gates)
+    report = compare_runs(
+        base.results, cand.results, gates, variant_map=variant_map, options=options,
+        pairwise=_pairwise(cand_dir),
+    )  # fmt: skip
+    base_prov = _run_provenance(base_facts, base.scorer)
+    cand_prov = _run_provenance(cand_facts, cand.scorer)
+    provenance: dict[str, Any] = {
+        "baseline": base_prov,
+        "candidate": cand_prov,
+        "gates": gates.as_dict(),
+        "gate_results": [_gate_result(g) for g in report.gates],
+        "gates_set": report.gates_set,
+        "passed": report.passed,
+        "picked": list(picked),
+        "score_label": score_label(base.scorer),
+        "compared_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
+    }
+    if variant_map:
+        provenance["variant_map"] = dict(variant_map)
+    rundir = RunDir(out_dir)
+    rows = changed_pairs(base.results, cand.results, report.metrics)
+    _write_frame(regression_rows_path(out_dir), rows.shown, {**provenance, **rows.counts()})
+    _write_metrics(rundir.regression_parquet, report, provenance)
+    markdown = regression_markdown(
+        report,
+        base_prov,
+        cand_prov,
+        score_label(base.scorer),
+        confidence=options.confidence,
+        examples=regressed_rows(base.results, cand.results, report.metrics),
+        report_path=_report_path(cand_dir),
+        picked=picked,
+    )
+    atomic_write_text(rundir.regression_md, markdown)
+    if out_dir.resolve() == cand_dir.resolve():
+        refresh_report_comparison(out_dir)
+    return report
+
+
+#: The changed rows of the last comparison (``write_regression``), for report.html.
+REGRESSION_ROWS: Final = "regression_rows.parquet"
+
+
+def regression_rows_path(out_dir: Path) -> Path:
+    """Where :func:`write_regression` keeps the changed rows it compared."""
+    return RunDir(out_dir).root / REGRESSION_ROWS
+
+
+def forget_regression(out_dir: Path) -> None:
+    """Remove an earlier comparison's files from ``out_dir`` (and its section from
+    report.html): a night with no baseline must not show another night's comparison."""
+    rundir = RunDir(out_dir)
+    for path in (rundir.regression_parquet, regression_rows_path(out_dir)):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    refresh_report_comparison(out_dir)
+
+
+def write_no_baseline(out_dir: Path, pick: BaselinePick, *, allowed: bool) -> Path:
+    """``regression.md`` of a night with no baseline: no gate was applied, said first."""
+    facts = read_run_facts(out_dir)
+    markdown = no_baseline_markdown(pick.lines(), _run_provenance(facts, None), allowed=allowed)
+    atomic_write_text(RunDir(out_dir).regression_md, markdown)
+    return RunDir(out_dir).regression_md
+
+
+def refresh_report_comparison(out_dir: Path) -> bool:
+    """Write the "Compared with the baseline" section of ``OUT/report.html`` from the last
+    comparison (``regression.parquet`` and ``regression_rows.parquet``), replacing an older
+    one; remove the section when there is no comparison. True when the section is there.
+
+    Call it after report.html is (re)built: :func:`write_regression` calls it itself."""
+    from runner.report import baseline_section, with_baseline_section
+
+    rundir = RunDir(out_dir)
+    if not rundir.report_html.exists():
+        return False
+    section = None
+    metrics_path, rows_path = rundir.regression_parquet, regression_rows_path(out_dir)
+    if metrics_path.exists() and rows_path.exists():
+        facts = _metadata(metrics_path)
+        if facts.get("gate_results") is not None:  # written by this version
+            section = baseline_section(
+                facts, pl.read_parquet(metrics_path), pl.read_parquet(rows_path),
+                _metadata(rows_path),
+            )  # fmt: skip
+    html = rundir.report_html.read_text(encoding="utf-8")
+    updated = with_baseline_section(html, section)
+    if updated != html:
+        atomic_write_text(rundir.report_html, updated)
+    return section is not None
+
+
+def _metadata(path: Path) -> dict[str, Any]:
+    raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY)
+    value = json.loads(raw) if raw else {}
+    return value if isinstance(value, dict) else {}
+
+
+def _gate_result(g: GateResult) -> dict[str, Any]:
+    return {
+        "option": g.option,
+        "variant": g.variant,
+        "measured": g.measured_text,
+        "limit": g.limit_text,
+        "p_value": g.p_value,
+        "passed": g.passed,
+        "note": g.note,
+        "described": g.describe(),
+    }
+
+
+def _write_frame(path: Path, frame: pl.DataFrame, provenance: Mapping[str, Any]) -> None:
+    metadata = {PROVENANCE_KEY: json.dumps(provenance, default=str).encode("utf-8")}
+    atomic_write_parquet(path, frame.to_arrow().replace_schema_metadata(metadata))
+
+
+@under_lock
+def gate_run(
+    out_dir: Path,
+    gates: Gates,
+    *,
+    score: str | None = None,
+    baseline: str | None = None,
+    allow_incomplete: bool = False,
+    options: StatOptions = DEFAULT_OPTIONS,
+) -> RegressionReport:
+    """Gate each variant of run ``out_dir`` against its baseline variant (default: the first
+    configured), write ``gate.parquet`` and ``gate.md`` into ``out_dir``.
+
+    With ``score`` the run is scored afresh in memory; without it its stored scores are used.
+    """
+    facts = read_run_facts(out_dir)
+    require_complete(facts, "gated", allow_incomplete=allow_incomplete)
+    scored = scored_results(out_dir, score)
+    variants = variant_order(scored.results, facts)
+    base = baseline_of(baseline, variants)
+    options = _for_gates(options, gates)
+    report = gate_variants(
+        scored.results, base, gates, variants=variants, options=options,
+        pairwise=_pairwise(out_dir),
+    )  # fmt: skip
+    prov = _run_provenance(facts, scored.scorer)
+    _write_metrics(
+        RunDir(out_dir).gate_parquet,
+        report,
+        {"run": prov, "baseline_variant": base, "gates": gates.as_dict()},
+    )
+    markdown = regression_markdown(
+        report,
+        prov,
+        prov,
+        score_label(scored.scorer),
+        examples=regressed_rows(scored.results, scored.results, report.metrics),
+        report_path=_report_path(out_dir),
+        confidence=options.confidence,
+        title=f"Gate: variants against {base}",
+    )
+    atomic_write_text(RunDir(out_dir).gate_md, markdown)
+    return report
+
+
+def _report_path(out_dir: Path) -> Path | None:
+    path = RunDir(out_dir).report_html
+    return path if path.exists() else None
+
+
+def _pairwise(out_dir: Path) -> pl.DataFrame | None:
+    path = RunDir(out_dir).pairwise
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def _scored_alike(base_dir: Path, cand_dir: Path, score: str | None) -> tuple[Scored, Scored]:
+    base, cand = scored_results(base_dir, score), scored_results(cand_dir, score)
+    if base.scorer == cand.scorer:
+        return base, cand
+    # One run was never scored (e.g. its reports were not built): score it as the other was.
+    if cand.scorer is None and base.scorer is not None:
+        return base, _rescored(cand, base.scorer)
+    if base.scorer is None and cand.scorer is not None:
+        return _rescored(base, cand.scorer), cand
+    raise ConfigError(
+        f"the runs were scored differently ({base.scorer} in {base_dir}, {cand.scorer} in "
+        f"{cand_dir}); pass --score to score both alike"
+    )
+
+
+def _rescored(scored: Scored, spec: str) -> Scored:
+    return Scored(score_results(scored.results, parse_scorer(spec)), spec, scored.notes)
+
+
+def _write_metrics(path: Path, report: RegressionReport, provenance: Mapping[str, Any]) -> None:
+    metadata = {PROVENANCE_KEY: json.dumps(provenance, default=str).encode("utf-8")}
+    atomic_write_parquet(path, report.metrics.to_arrow().replace_schema_metadata(metadata))
+
+
+def _run_provenance(facts: RunFacts, scorer: str | None) -> dict[str, Any]:
+    return {
+        "out_dir": str(facts.out_dir),
+        "run_id": facts.run_id,
+        "status": facts.status,
+        "deployment": facts.deployment,
+        "dataset_fingerprint": facts.dataset_fingerprint,
+        "finished_at": facts.finished_at,
+        "versions": dict(facts.versions),
+        "scorer": scorer,
+    }
+
+
+# ------------------------------------------------------------------------------ markdown

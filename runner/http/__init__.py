@@ -1,0 +1,38 @@
+"""One attempt on the wire: the invoke client (JSON or SSE), the transport under it, and
+the decision whether a failed attempt is worth another (retry, backoff, Retry-After)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.http._client import InvokeClient
+    from runner.http._retry import Decision, RetryPolicy, decide, is_throttled
+
+# Names load on first use: the door costs nothing until a name is taken through it.
+_EXPORTS = {
+    "Decision": "runner.http._retry",
+    "InvokeClient": "runner.http._client",
+    "RetryPolicy": "runner.http._retry",
+    "decide": "runner.http._retry",
+    "is_throttled": "runner.http._retry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "Decision",
+    "InvokeClient",
+    "RetryPolicy",
+    "decide",
+    "is_throttled",
+]

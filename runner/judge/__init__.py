@@ -1,0 +1,58 @@
+"""Judge deployments as graders: the judge calls of a run, the published answer formats
+read, pointwise scores and pairwise verdicts written beside the results."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.judge._judge import (
+        JudgeOptions,
+        JudgeReport,
+        KindReport,
+        judge_agreement,
+        judge_run,
+        pending_calls,
+    )
+    from runner.judge._pairwise import PAIRWISE_METRICS, pairwise_metrics
+    from runner.judge._parse import JudgeSpec, compile_pattern, parse_scale
+
+# Names load on first use: the door costs nothing until a name is taken through it.
+_EXPORTS = {
+    "JudgeOptions": "runner.judge._judge",
+    "JudgeReport": "runner.judge._judge",
+    "JudgeSpec": "runner.judge._parse",
+    "KindReport": "runner.judge._judge",
+    "PAIRWISE_METRICS": "runner.judge._pairwise",
+    "compile_pattern": "runner.judge._parse",
+    "judge_agreement": "runner.judge._judge",
+    "judge_run": "runner.judge._judge",
+    "pairwise_metrics": "runner.judge._pairwise",
+    "parse_scale": "runner.judge._parse",
+    "pending_calls": "runner.judge._judge",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "PAIRWISE_METRICS",
+    "JudgeOptions",
+    "JudgeReport",
+    "JudgeSpec",
+    "KindReport",
+    "compile_pattern",
+    "judge_agreement",
+    "judge_run",
+    "pairwise_metrics",
+    "parse_scale",
+    "pending_calls",
+]

@@ -1,0 +1,86 @@
+"""The reports of a run, rendered: the Parquet summaries, report.html, the console table
+and the sentences that say what the numbers mean. Imports no sending code."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.report._console import pairwise_sentence, summary_table
+    from runner.report._html import baseline_section, with_baseline_section
+    from runner.report._inputs import (
+        JUDGE_KEY,
+        RunFacts,
+        Scored,
+        baseline_of,
+        read_run_facts,
+        scored_results,
+        stored_scorer,
+        variant_order,
+    )
+    from runner.report._report import PROVENANCE_KEY, ReportPaths, build_reports
+    from runner.report._wording import (
+        format_p,
+        score_label,
+        score_sentence,
+        test_name,
+        verdict_lines,
+    )
+
+# Names load on first use: the door costs nothing until a name is taken through it.
+_EXPORTS = {
+    "JUDGE_KEY": "runner.report._inputs",
+    "PROVENANCE_KEY": "runner.report._report",
+    "ReportPaths": "runner.report._report",
+    "RunFacts": "runner.report._inputs",
+    "Scored": "runner.report._inputs",
+    "baseline_of": "runner.report._inputs",
+    "baseline_section": "runner.report._html",
+    "build_reports": "runner.report._report",
+    "format_p": "runner.report._wording",
+    "pairwise_sentence": "runner.report._console",
+    "read_run_facts": "runner.report._inputs",
+    "score_label": "runner.report._wording",
+    "score_sentence": "runner.report._wording",
+    "scored_results": "runner.report._inputs",
+    "stored_scorer": "runner.report._inputs",
+    "summary_table": "runner.report._console",
+    "test_name": "runner.report._wording",
+    "variant_order": "runner.report._inputs",
+    "verdict_lines": "runner.report._wording",
+    "with_baseline_section": "runner.report._html",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "JUDGE_KEY",
+    "PROVENANCE_KEY",
+    "ReportPaths",
+    "RunFacts",
+    "Scored",
+    "baseline_of",
+    "baseline_section",
+    "build_reports",
+    "format_p",
+    "pairwise_sentence",
+    "read_run_facts",
+    "score_label",
+    "score_sentence",
+    "scored_results",
+    "stored_scorer",
+    "summary_table",
+    "test_name",
+    "variant_order",
+    "verdict_lines",
+    "with_baseline_section",
+]

@@ -1,0 +1,58 @@
+"""One sending session: every check before the first request, the pipeline of rows ×
+variants × repeats through bounded workers, its limits and breaker, progress, the commit."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.run._counters import Counters
+    from runner.run._job import RunResult, arun_job, run_job
+    from runner.run._preflight import (
+        check_resume,
+        check_segments,
+        fingerprint_of,
+        plan_run,
+        resolve_api_key,
+    )
+    from runner.run._progress import Display, auto_display
+
+# Names load on first use: the door costs nothing until a name is taken through it.
+_EXPORTS = {
+    "Counters": "runner.run._counters",
+    "Display": "runner.run._progress",
+    "RunResult": "runner.run._job",
+    "arun_job": "runner.run._job",
+    "auto_display": "runner.run._progress",
+    "check_resume": "runner.run._preflight",
+    "check_segments": "runner.run._preflight",
+    "fingerprint_of": "runner.run._preflight",
+    "plan_run": "runner.run._preflight",
+    "resolve_api_key": "runner.run._preflight",
+    "run_job": "runner.run._job",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "Counters",
+    "Display",
+    "RunResult",
+    "arun_job",
+    "auto_display",
+    "check_resume",
+    "check_segments",
+    "fingerprint_of",
+    "plan_run",
+    "resolve_api_key",
+    "run_job",
+]

@@ -1,0 +1,33 @@
+"""Past one machine: shards merged into one run, and shards run as Ray tasks."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.scale._merge import merge_shards
+    from runner.scale._ray import RayOptions, run_on_ray
+
+# Names load on first use: the door costs nothing until a name is taken through it.
+_EXPORTS = {
+    "RayOptions": "runner.scale._ray",
+    "merge_shards": "runner.scale._merge",
+    "run_on_ray": "runner.scale._ray",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "RayOptions",
+    "merge_shards",
+    "run_on_ray",
+]

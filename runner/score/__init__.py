@@ -1,0 +1,45 @@
+"""Deterministic scorers: built-in polars expressions and module:function."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.score._scoring import (
+        SCORE_COLUMN,
+        SCORE_ERROR_COLUMN,
+        Scorer,
+        missing_expected,
+        parse_scorer,
+        score_results,
+    )
+
+# Names load on first use: the door costs nothing until a name is taken through it.
+_EXPORTS = {
+    "SCORE_COLUMN": "runner.score._scoring",
+    "SCORE_ERROR_COLUMN": "runner.score._scoring",
+    "Scorer": "runner.score._scoring",
+    "missing_expected": "runner.score._scoring",
+    "parse_scorer": "runner.score._scoring",
+    "score_results": "runner.score._scoring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "SCORE_COLUMN",
+    "SCORE_ERROR_COLUMN",
+    "Scorer",
+    "missing_expected",
+    "parse_scorer",
+    "score_results",
+]

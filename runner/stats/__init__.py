@@ -1,0 +1,92 @@
+"""Pure statistics over results: intervals, exact and paired tests, the per-variant
+summary, the paired comparison, segments, the side-by-side table."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.stats._frames import (
+        DEFAULT_OPTIONS,
+        ENGINE,
+        Results,
+        StatOptions,
+        lazy_results,
+        scores_are_binary,
+        variants_of,
+    )
+    from runner.stats._paired import (
+        compare_variants,
+        metrics_frame,
+        paired_metrics,
+        pairs_of,
+        score_verdict,
+    )
+    from runner.stats._segments import comparison_by_segment, summary_by_segment
+    from runner.stats._side_by_side import (
+        bucketed_side_by_side,
+        in_side_by_side_order,
+        side_by_side_flagged,
+    )
+    from runner.stats._stats import mcnemar_exact, wilson_interval
+    from runner.stats._summary import latency_boxes, summarize
+
+# Names load on first use: the door costs nothing until a name is taken through it.
+_EXPORTS = {
+    "DEFAULT_OPTIONS": "runner.stats._frames",
+    "ENGINE": "runner.stats._frames",
+    "Results": "runner.stats._frames",
+    "StatOptions": "runner.stats._frames",
+    "bucketed_side_by_side": "runner.stats._side_by_side",
+    "compare_variants": "runner.stats._paired",
+    "comparison_by_segment": "runner.stats._segments",
+    "in_side_by_side_order": "runner.stats._side_by_side",
+    "latency_boxes": "runner.stats._summary",
+    "lazy_results": "runner.stats._frames",
+    "mcnemar_exact": "runner.stats._stats",
+    "metrics_frame": "runner.stats._paired",
+    "paired_metrics": "runner.stats._paired",
+    "pairs_of": "runner.stats._paired",
+    "score_verdict": "runner.stats._paired",
+    "scores_are_binary": "runner.stats._frames",
+    "side_by_side_flagged": "runner.stats._side_by_side",
+    "summarize": "runner.stats._summary",
+    "summary_by_segment": "runner.stats._segments",
+    "variants_of": "runner.stats._frames",
+    "wilson_interval": "runner.stats._stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "ENGINE",
+    "Results",
+    "StatOptions",
+    "bucketed_side_by_side",
+    "compare_variants",
+    "comparison_by_segment",
+    "in_side_by_side_order",
+    "latency_boxes",
+    "lazy_results",
+    "mcnemar_exact",
+    "metrics_frame",
+    "paired_metrics",
+    "pairs_of",
+    "score_verdict",
+    "scores_are_binary",
+    "side_by_side_flagged",
+    "summarize",
+    "summary_by_segment",
+    "variants_of",
+    "wilson_interval",
+]

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 from runner.config_checks import is_loopback_host, known_keys
 from runner.errors import ConfigError
 from runner.records import JsonScalar
-from runner.store import SHARDS_DIR, shard_dir_name
 
 DEFAULT_BASE_URL: Final = "https://api.fetchhive.com/v1"
 API_KEY_ENV: Final = "FETCH_HIVE_API_KEY"
@@ -34,13 +33,11 @@ __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
-    "SHARDS_DIR",
     "RunConfig",
     "check_base_url",
     "check_metadata",
     "is_loopback_url",
     "parse_tag",
-    "shard_dir_name",
 ]
 
 #: Field metadata marking what a run computes: these fields make up its config fingerprint,
@@ -304,14 +301,6 @@ class RunConfig:
         """The fields that define what the run computes; they form its config fingerprint."""
         full = self.to_dict()
         return {f.name: full[f.name] for f in dataclasses.fields(self) if f.metadata.get("work")}
-
-    @property
-    def run_dir(self) -> Path:
-        """This session's directory: ``out_dir``, or for a shard ``out_dir/shards/shard-I-of-N``,
-        so each shard keeps its own journal and manifest and resumes on its own."""
-        if self.shard is None:
-            return self.out_dir
-        return self.out_dir / SHARDS_DIR / shard_dir_name(*self.shard)
 
     @property
     def baseline_variant(self) -> str:

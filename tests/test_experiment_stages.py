@@ -200,8 +200,8 @@ def test_a_signal_while_exporting_marks_the_stage_and_leaves_no_target(
     dataset: Path, tmp_path: Path, sim: SimulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In process: the export stage is stopped by a SIGTERM that arrives while it writes."""
-    from runner.experiment import Hooks, experiment_from_params, run_experiment
     import runner.export as export  # the door the export stage takes it from
+    from runner.experiment import Hooks, experiment_from_params, run_experiment
 
     real = export.export_run
 

@@ -187,7 +187,7 @@ def test_a_pairwise_judge_finds_the_seeded_wins_and_losses_with_two_calls_per_di
 def test_a_position_biased_judge_yields_only_ties_and_no_consistency(
     sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
-    from runner.judge._pairwise import pairwise_metrics
+    from runner.stats._judged import pairwise_metrics
 
     out = tmp_path / "out"
     assert run(sim, dataset, out, "--pairwise-judge", "grader:biased").exit_code == 0

@@ -19,15 +19,10 @@ from runner.cli import main
 from runner.errors import ConfigError, GateFailed
 from runner.gates._gates import DEFAULT_JUDGE_CONSISTENCY, Gates, RegressionReport
 from runner.gates._pairing import gate_variants
-from runner.judge._pairwise import (
-    pairwise_calls,
-    pairwise_metrics,
-    pairwise_pairs,
-    position_bias_warning,
-    write_pairwise,
-)
+from runner.judge._pairwise import pairwise_calls, pairwise_pairs, write_pairwise
 from runner.judge._parse import compile_pattern
 from runner.stats import _stats as stats
+from runner.stats._judged import pairwise_metrics, position_bias_warning
 from runner.store._rundir import RunDir
 
 Judge = Callable[[str, str], str | None]

@@ -30,6 +30,7 @@ from runner.run._job import run_job
 from runner.scale._merge import merge_shards
 from runner.simulator import SimulatorConfig, SimulatorServer
 from runner.store._results import MANIFEST, RESULTS, read_manifest, read_results
+from runner.store._rundir import RunDir
 
 #: Permanent 422s on a few keys, so statuses and error types are compared too.
 SIM = SimulatorConfig(seed=1, permanent={"http_422": 0.05})
@@ -148,7 +149,7 @@ def assert_nothing_merged(out: Path) -> None:
 def test_a_shard_writes_its_own_directory(dataset: Path, tmp_path: Path) -> None:
     """``--shard 1/3 --out OUT`` is ``OUT/shards/shard-001-of-003``, and says so."""
     config = shard_config(dataset, tmp_path / "out", "http://127.0.0.1:9/v1", shard=(1, 3))
-    assert config.run_dir == tmp_path / "out" / "shards" / "shard-001-of-003"
+    assert RunDir.of(config).root == tmp_path / "out" / "shards" / "shard-001-of-003"
 
 
 def test_a_shards_resume_starts_it_when_it_has_not_started(

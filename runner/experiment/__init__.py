@@ -153,10 +153,12 @@ def continue_experiment(out: Path, lock_fd: int, hooks: Hooks) -> ExperimentResu
     return run_stages(experiment, api_key_from_env(), hooks, lock_fd=lock_fd)
 
 
-def __getattr__(name: str) -> Any:
-    """``run_demo`` loads the simulator (aiohttp) only when the demo runs."""
-    if name == "run_demo":
-        from runner.experiment._demo import run_demo
+if not TYPE_CHECKING:  # type checkers see the names imported above, nothing else
 
-        return run_demo
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        """``run_demo`` loads the simulator (aiohttp) only when the demo runs."""
+        if name == "run_demo":
+            from runner.experiment._demo import run_demo
+
+            return run_demo
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

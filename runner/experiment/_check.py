@@ -53,13 +53,13 @@ def _check_export(experiment: Experiment) -> None:
     assert to is not None
     if to.suffix.lower().lstrip(".") not in EXTENSIONS:
         raise ConfigError(f"--export {to}: name a .parquet, .csv or .jsonl file")
-    rundir = RunDir(config.run_dir)
+    rundir = RunDir.of(config)
     resumed = config.resume and rundir.has_manifest()
     if resumed and rundir.read_manifest().stages.get(Stage.EXPORT.value) == "done":
         return  # exported by an earlier session: the target is ours
     dataset = open_dataset(config)
     check_export_target(
-        config.run_dir, to, dataset_files=list(dataset.files), overwrite=experiment.export.overwrite
+        rundir.root, to, dataset_files=list(dataset.files), overwrite=experiment.export.overwrite
     )
     check_export_columns(
         dataset.columns,
@@ -108,7 +108,7 @@ def plan_experiment(experiment: Experiment, api_key: str | None) -> ExperimentPl
     from runner.run import plan_run
 
     config = experiment.config
-    rundir = RunDir(config.run_dir)
+    rundir = RunDir.of(config)
     resuming = config.resume and rundir.has_manifest()
     manifest = rundir.read_manifest() if resuming else None
     check_experiment(experiment)

@@ -21,7 +21,7 @@ from typing import Any, Final, Literal
 from runner.config import RunConfig, parse_tag
 from runner.errors import ConfigError, RunnerError
 from runner.gates import Gates
-from runner.store import DEFAULT_MEMORY, MemoryPlan, RunStatus
+from runner.store import DEFAULT_MEMORY, MemoryPlan, RunDir, RunStatus
 
 #: From this many calls on, the end of a run happens in a fresh process (the memory plan of
 #: large runs: at 1,000,000 rows × 2 the whole run stays at 297 MB, BENCHMARKS.md issue 11).
@@ -113,7 +113,7 @@ class Experiment:
 
     @property
     def out_dir(self) -> Path:
-        return self.config.run_dir
+        return RunDir.of(self.config).root
 
     @property
     def scorer(self) -> str | None:

@@ -192,7 +192,7 @@ def _add_pairwise(rows: list[dict[str, Any]], pairwise: pl.DataFrame | None) -> 
     """Put each variant's pairwise-judge metrics into its row (for ``--min-win-rate``)."""
     if pairwise is None:
         return
-    from runner.judge import pairwise_metrics
+    from runner.stats import pairwise_metrics
 
     by_variant = {m["variant"]: m for m in pairwise_metrics(pairwise).iter_rows(named=True)}
     for row in rows:
@@ -254,7 +254,7 @@ def _report(
     verdicts = [all(g.passed for g in checked if g.variant == label) for label in labels]
     metrics = metrics_frame(rows, HEAD)
     if any("pairwise_win_rate" in row for row in rows):
-        from runner.judge import PAIRWISE_METRICS
+        from runner.stats import PAIRWISE_METRICS
 
         extra = {k: v for k, v in PAIRWISE_METRICS.items() if k != "variant"}
         metrics = metrics.with_columns(

@@ -11,11 +11,9 @@ if TYPE_CHECKING:
         JudgeOptions,
         JudgeReport,
         KindReport,
-        judge_agreement,
         judge_run,
         pending_calls,
     )
-    from runner.judge._pairwise import PAIRWISE_METRICS, pairwise_metrics
     from runner.judge._parse import JudgeSpec, compile_pattern, parse_scale
 
 # Names load on first use: the door costs nothing until a name is taken through it.
@@ -24,35 +22,31 @@ _EXPORTS = {
     "JudgeReport": "runner.judge._judge",
     "JudgeSpec": "runner.judge._parse",
     "KindReport": "runner.judge._judge",
-    "PAIRWISE_METRICS": "runner.judge._pairwise",
     "compile_pattern": "runner.judge._parse",
-    "judge_agreement": "runner.judge._judge",
     "judge_run": "runner.judge._judge",
-    "pairwise_metrics": "runner.judge._pairwise",
     "parse_scale": "runner.judge._parse",
     "pending_calls": "runner.judge._judge",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # type checkers see the names imported above, nothing else
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
 __all__ = [
-    "PAIRWISE_METRICS",
     "JudgeOptions",
     "JudgeReport",
     "JudgeSpec",
     "KindReport",
     "compile_pattern",
-    "judge_agreement",
     "judge_run",
-    "pairwise_metrics",
     "parse_scale",
     "pending_calls",
 ]

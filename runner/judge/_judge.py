@@ -44,9 +44,8 @@ from runner.judge._pairwise import (
 )
 from runner.judge._parse import JudgeSpec, parse_score, scale_hint
 from runner.records import STATUS_OK
-from runner.report import JUDGE_KEY
 from runner.run import Display, RunResult, run_job
-from runner.store import Manifest, RunDir, RunStatus, atomic_path, atomic_write_parquet
+from runner.store import JUDGE_KEY, Manifest, RunDir, RunStatus, atomic_path, atomic_write_parquet
 
 Kind = Literal["pointwise", "pairwise"]
 
@@ -436,39 +435,11 @@ def _reason_of(error: str) -> str:
     return re.sub(r"[-+]?\d+(\.\d+)?", "N", error)[:80]
 
 
-def judge_agreement(results: pl.DataFrame, deterministic: str, judge: str) -> pl.DataFrame:
-    """Per variant: how often the judge (score >= 0.5) agrees with a 0/1 deterministic score,
-    and Cohen's kappa, over rows scored by both."""
-    rows: list[dict[str, Any]] = []
-    both = results.filter(pl.col(deterministic).is_not_null() & pl.col(judge).is_not_null())
-    for (variant,), group in both.group_by("variant", maintain_order=True):
-        det = (group[deterministic] >= 0.5).to_list()
-        jud = (group[judge] >= 0.5).to_list()
-        rows.append({"variant": variant, **_kappa(det, jud)})
-    return pl.DataFrame(
-        rows,
-        schema={"variant": pl.String, "judge_rows": pl.Int64, "judge_agreement": pl.Float64,
-                "judge_kappa": pl.Float64},
-    )  # fmt: skip
-
-
-def _kappa(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
-    n = len(a)
-    if n == 0:
-        return {"judge_rows": 0, "judge_agreement": None, "judge_kappa": None}
-    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
-    pa_, pb = sum(a) / n, sum(b) / n
-    expected = pa_ * pb + (1 - pa_) * (1 - pb)
-    kappa = None if expected == 1 else (observed - expected) / (1 - expected)
-    return {"judge_rows": n, "judge_agreement": observed, "judge_kappa": kappa}
-
-
 __all__ = [
     "INHERITED",
     "JudgeOptions",
     "JudgeReport",
     "KindReport",
-    "judge_agreement",
     "judge_pass_config",
     "judge_run",
 ]

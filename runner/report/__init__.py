@@ -10,7 +10,6 @@ if TYPE_CHECKING:
     from runner.report._console import pairwise_sentence, summary_table
     from runner.report._html import baseline_section, with_baseline_section
     from runner.report._inputs import (
-        JUDGE_KEY,
         RunFacts,
         Scored,
         baseline_of,
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 # Names load on first use: the door costs nothing until a name is taken through it.
 _EXPORTS = {
-    "JUDGE_KEY": "runner.report._inputs",
     "PROVENANCE_KEY": "runner.report._report",
     "ReportPaths": "runner.report._report",
     "RunFacts": "runner.report._inputs",
@@ -53,17 +51,18 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # type checkers see the names imported above, nothing else
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
 __all__ = [
-    "JUDGE_KEY",
     "PROVENANCE_KEY",
     "ReportPaths",
     "RunFacts",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -28,12 +28,16 @@ from runner.score import (
     parse_scorer,
     score_results,
 )
-from runner.store import DEFAULT_MEMORY, MemoryPlan, RunDir, atomic_path, read_results, scan_scored
-
-#: Parquet key-value metadata: the scorer spec behind the ``score`` column.
-SCORER_KEY: Final = b"runner.score"
-#: Parquet key-value metadata of ``judgements.parquet``: its judge (``judge grader:v1``).
-JUDGE_KEY: Final = b"runner.judge"
+from runner.store import (
+    DEFAULT_MEMORY,
+    JUDGE_KEY,
+    SCORER_KEY,
+    MemoryPlan,
+    RunDir,
+    atomic_path,
+    read_results,
+    scan_scored,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,8 +193,7 @@ def _with_judges(
     """What the judges said, next to the rest: the pairwise result in the comparison; a
     second (judge) score, its agreement with the deterministic one and judge errors in the
     summary."""
-    from runner import judge
-    from runner.judge import pairwise_metrics
+    from runner.stats import judge_agreement, pairwise_metrics
 
     names = results.collect_schema().names()
     if "judge_error" in names:
@@ -209,7 +208,7 @@ def _with_judges(
         )
         summary = summary.join(judged.collect(), on="variant", how="left", maintain_order="left")
         both = results.select("variant", "score", "judge_score").collect()
-        agreement = judge.judge_agreement(both, "score", "judge_score")
+        agreement = judge_agreement(both, "score", "judge_score")
         summary = summary.join(agreement, on="variant", how="left", maintain_order="left")
     if rundir.pairwise.exists() and comparison.height:
         metrics = pairwise_metrics(pl.read_parquet(rundir.pairwise))

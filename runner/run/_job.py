@@ -202,7 +202,7 @@ def _open(
     key = resolve_api_key(config, api_key)
     dataset = open_dataset(config)
     check_segments(config, dataset)
-    rundir = RunDir(config.run_dir)
+    rundir = RunDir.of(config)
     refuse_early(config, rundir)
     sample = sample_of(config, dataset)
     rundir.create()

@@ -214,7 +214,7 @@ def plan_run(config: RunConfig, api_key: str | None) -> Plan:
     resolve_api_key(config, api_key)
     dataset = open_dataset(config)
     check_segments(config, dataset)
-    rundir = RunDir(config.run_dir)
+    rundir = RunDir.of(config)
     refuse_early(config, rundir)
     done = DoneKeys(np.empty(0, dtype=np.uint64))
     if is_resuming(config, rundir):

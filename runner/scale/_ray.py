@@ -183,7 +183,7 @@ def _follow(
     resume_command: str | None,
 ) -> Counters:
     """Show whole-job progress, read from the shard journals, until every task has ended."""
-    progress = JournalProgress([RunDir(c.run_dir).journal for c in configs])
+    progress = JournalProgress([RunDir.of(c).journal for c in configs])
     counters = Counters(total=max(0, total - progress.baseline()))
     counters.concurrency = sum(c.concurrency for c in configs)
     display.start(counters)

@@ -16,6 +16,13 @@ if TYPE_CHECKING:
         scores_are_binary,
         variants_of,
     )
+    from runner.stats._judged import (
+        PAIRWISE_METRICS,
+        POSITION_BIAS_BELOW,
+        judge_agreement,
+        pairwise_metrics,
+        position_bias_warning,
+    )
     from runner.stats._paired import (
         compare_variants,
         metrics_frame,
@@ -34,6 +41,11 @@ if TYPE_CHECKING:
 
 # Names load on first use: the door costs nothing until a name is taken through it.
 _EXPORTS = {
+    "PAIRWISE_METRICS": "runner.stats._judged",
+    "POSITION_BIAS_BELOW": "runner.stats._judged",
+    "judge_agreement": "runner.stats._judged",
+    "pairwise_metrics": "runner.stats._judged",
+    "position_bias_warning": "runner.stats._judged",
     "DEFAULT_OPTIONS": "runner.stats._frames",
     "ENGINE": "runner.stats._frames",
     "Results": "runner.stats._frames",
@@ -58,30 +70,37 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # type checkers see the names imported above, nothing else
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
 __all__ = [
     "DEFAULT_OPTIONS",
     "ENGINE",
+    "PAIRWISE_METRICS",
+    "POSITION_BIAS_BELOW",
     "Results",
     "StatOptions",
     "bucketed_side_by_side",
     "compare_variants",
     "comparison_by_segment",
     "in_side_by_side_order",
+    "judge_agreement",
     "latency_boxes",
     "lazy_results",
     "mcnemar_exact",
     "metrics_frame",
     "paired_metrics",
     "pairs_of",
+    "pairwise_metrics",
+    "position_bias_warning",
     "score_verdict",
     "scores_are_binary",
     "side_by_side_flagged",

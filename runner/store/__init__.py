@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from runner.store._provenance import package_versions
     from runner.store._results import iter_scored_batches, read_results, scan_scored
     from runner.store._rundir import (
+        JUDGE_KEY,
+        SCORER_KEY,
         SHARDS_DIR,
         Fingerprint,
         Manifest,
@@ -62,6 +64,8 @@ if TYPE_CHECKING:
 
 # Names load on first use: the door costs nothing until a name is taken through it.
 _EXPORTS = {
+    "JUDGE_KEY": "runner.store._rundir",
+    "SCORER_KEY": "runner.store._rundir",
     "BucketWriters": "runner.store._buckets",
     "DEFAULT_MEMORY": "runner.store._memory",
     "DoneKeys": "runner.store._journal",
@@ -111,19 +115,23 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # type checkers see the names imported above, nothing else
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
 __all__ = [
     "DEFAULT_MEMORY",
     "FINISHING",
+    "JUDGE_KEY",
     "MISSING",
+    "SCORER_KEY",
     "SHARDS_DIR",
     "BucketWriters",
     "DoneKeys",

@@ -37,7 +37,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from runner.config import RunConfig
 
 from runner.errors import ResultsDirError, RunDirLocked
 from runner.store._fsutil import atomic_write_json
@@ -51,6 +54,10 @@ MANIFEST: Final = "manifest.json"
 JOURNAL: Final = "journal.jsonl"
 REJECTED: Final = "journal.rejected.jsonl"
 RESULTS: Final = "results.parquet"
+#: Parquet key-value metadata of ``scores.parquet``: the scorer spec behind ``score``.
+SCORER_KEY: Final = b"runner.score"
+#: Parquet key-value metadata of ``judgements.parquet``: its judge (``judge grader:v1``).
+JUDGE_KEY: Final = b"runner.judge"
 
 
 class RunStatus(enum.StrEnum):
@@ -211,6 +218,13 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.root)!r})"
+
+    @classmethod
+    def of(cls, config: RunConfig) -> RunDir:
+        """A session's directory: ``out_dir``, or for a shard ``out_dir/shards/shard-I-of-N``,
+        so each shard keeps its own journal and manifest and resumes on its own."""
+        root = cls(config.out_dir)
+        return root if config.shard is None else root.shard(*config.shard)
 
     # -- paths ------------------------------------------------------------------------------
 

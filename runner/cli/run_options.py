@@ -16,7 +16,7 @@ import click
 
 from runner.cli.reports import baseline_option, score_option
 from runner.config import BASE_URL_ENV, DEFAULT_BASE_URL, RunConfig
-from runner.experiment._model import FRESH_PROCESS_FROM
+from runner.experiment import FRESH_PROCESS_FROM
 
 F = TypeVar("F", bound=Callable[..., Any])
 

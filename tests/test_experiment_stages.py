@@ -525,3 +525,41 @@ def test_the_console_names_each_phase_and_shows_the_judge_beside_the_score(
     assert "agrees" in result.output  # the judge's column beside the deterministic score
     summary = pl.read_parquet(RunDir(out).summary)
     assert summary["judge_score_mean"].is_not_null().all()
+
+
+def test_a_judge_that_answers_nothing_readable_for_30_percent_exits_4_with_every_report(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """A scripted API: the dataset's deployment answers, the judge answers a score for 7 rows
+    in 10 and a paragraph with no verdict for the rest."""
+    import httpx
+
+    from runner.config import RunConfig
+    from runner.errors import ErrorBudgetExceeded
+    from runner.experiment import Experiment, JudgePlan, run_experiment
+
+    def api(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["deployment"] != "grader":
+            return httpx.Response(200, json={"response": "billing"})
+        row = int(body["metadata"]["row_id"][1:])
+        text = "I would rather not say." if row % 10 < 3 else "Fine work. Rating: [[0.8]]"
+        return httpx.Response(200, json={"response": text})
+
+    config = RunConfig(dataset=(str(dataset),), out_dir=tmp_path / "out", deployment="d",
+                       variants=("a",), base_url="http://127.0.0.1:9/v1")  # fmt: skip
+    result = run_experiment(
+        Experiment(config, judges=JudgePlan(judge="grader:v1")),
+        api_key="fhk_test",
+        transport=httpx.MockTransport(api),
+    )
+    assert result.exit_code == 4 and isinstance(result.error, ErrorBudgetExceeded)
+    message = str(result.error)
+    assert "pointwise judge: 6 of 20 judgements are errors (30.0%" in message
+    assert "every report is written" in message and "I would rather not say." in message
+    assert (tmp_path / "out" / "report.html").exists()
+    assert manifest(tmp_path / "out")["gate"] == {
+        "verdict": "over-budget",
+        "baseline": None,
+        "accepted": False,
+    }

@@ -563,3 +563,19 @@ def test_a_judge_that_answers_nothing_readable_for_30_percent_exits_4_with_every
         "baseline": None,
         "accepted": False,
     }
+
+
+def test_a_position_biased_judge_is_named_in_the_console_and_fails_its_gate(
+    dataset: Path, tmp_path: Path
+) -> None:
+    biased = SimulatorConfig(
+        variants={"candidate": VariantProfile(wrong_rate=0.5)},
+        judges={"grader": "biased:mtbench"},
+    )
+    with SimulatorServer(biased) as server:
+        result = invoke(run_args(server.base_url, dataset, tmp_path / "out", "--expected-column",
+                                 "expected", "--pairwise-judge", "grader:v1",
+                                 "--min-win-rate", "0.1"))  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "Warning: the judge prefers a position" in result.output
+    assert "--min-judge-consistency" in result.output

@@ -17,6 +17,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from runner.stats import position_bias_warning
 from runner.terminal import terminal_safe
 
 #: Error types shown per variant, and how much of each example message.
@@ -119,9 +120,14 @@ def pairwise_sentence(row: Mapping[str, Any], alpha: float = 0.05) -> str:
             text += f" (95 % CI {low * 100:.1f}–{high * 100:.1f})"
     if p is not None:
         text += ", sign test " + ("p < 0.001" if p < 0.001 else f"p = {p:.3f}")
+    if row.get("pairwise_unread"):
+        text += f"; {row['pairwise_unread']} pairs left out (no verdict read)"
     consistency = row.get("judge_position_consistency")
     if consistency is not None:
         text += f"; consistent in both orders in {consistency * 100:.1f} %"
+    warning = position_bias_warning(consistency)
+    if warning is not None:
+        text += f". Warning: {warning}"
     return text
 
 

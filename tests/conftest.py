@@ -1,16 +1,26 @@
-"""Shared fixtures: tiny datasets, the fake API (tests/fakes.py), run configs."""
+"""Shared fixtures: tiny datasets, the fake API (tests/fakes.py), run configs, the simulator,
+the runner as a real process and a small real disk. Plain helpers live in tests/support.py.
+
+A test file that needs a differently configured simulator overrides ``sim_config``; one that
+needs several servers asks ``make_sim`` for each.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 from fakes import FakeApi
+from support import MakeSim, SmallDisk, StartRunner
 
 from runner.config import RunConfig
+from runner.simulator import SimulatorConfig, SimulatorServer
 
 
 @pytest.fixture
@@ -52,3 +62,95 @@ def make_config(tmp_path: Path, tickets_csv: Path) -> Callable[..., RunConfig]:
         return RunConfig(**values)
 
     return make
+
+
+@pytest.fixture
+def make_sim() -> Iterator[MakeSim]:
+    """Start simulators configured by keyword (``SimulatorConfig`` fields); stopped after."""
+    servers: list[SimulatorServer] = []
+
+    def start(**fields: Any) -> SimulatorServer:
+        server = SimulatorServer(SimulatorConfig(**fields)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def sim_config() -> SimulatorConfig:
+    """The ``sim`` fixture's configuration: override it in a file that needs another."""
+    return SimulatorConfig()
+
+
+@pytest.fixture
+def sim(sim_config: SimulatorConfig) -> Iterator[SimulatorServer]:
+    """A simulator on 127.0.0.1 configured by ``sim_config``."""
+    with SimulatorServer(sim_config) as server:
+        yield server
+
+
+@pytest.fixture
+def runner_process(tmp_path: Path) -> Iterator[StartRunner]:
+    """Start ``python -m runner ARGS`` as a real process; any still running at the end is killed.
+
+    Its output goes to ``tmp_path/NAME.out`` and ``NAME.err``. The environment is this one
+    without ``FETCH_HIVE_BASE_URL``, and with ``FETCH_HIVE_API_KEY`` only if ``key`` is given.
+    """
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        args: list[str], *, name: str = "runner", key: str | None = None, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FETCH_HIVE_")}
+        if key is not None:
+            env["FETCH_HIVE_API_KEY"] = key
+        # The child keeps its own copies of the descriptors; ours are closed at once.
+        with (
+            open(tmp_path / f"{name}.out", "wb") as out,
+            open(tmp_path / f"{name}.err", "wb") as err,
+        ):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "runner", *args], env=env, stdout=out, stderr=err, cwd=cwd
+            )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """Mount a real tmpfs of ``size`` (e.g. "1m", ``read_only=True`` for "ro") under
+    ``tmp_path``; skips where mounting is not permitted, and unmounts after the test."""
+    mounts: list[Path] = []
+
+    def mount(size: str, *, read_only: bool = False) -> Path:
+        disk = tmp_path / f"disk{len(mounts) or ''}"
+        disk.mkdir()
+        options = f"ro,size={size}" if read_only else f"size={size}"
+        try:
+            done = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)], capture_output=True
+            )
+        except OSError as exc:
+            pytest.skip(f"mount is not available here: {exc}")
+        if done.returncode != 0:
+            pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.decode().strip()}")
+        mounts.append(disk)
+        return disk
+
+    yield mount
+    busy = []
+    for disk in mounts:
+        if subprocess.run(["umount", str(disk)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(disk)], check=True)  # never leave a mount
+            busy.append(disk)
+    if busy:
+        pytest.fail(f"{busy} still busy at the end: a file on it was left open")

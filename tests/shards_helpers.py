@@ -1,4 +1,4 @@
-"""Helpers for the shard and Ray tests (imported, not a pytest conftest): a ticket dataset, CLI
+"""Helpers for the shard and Ray tests (imported, not a pytest conftest): CLI
 arguments against a simulator, and the check that a merged run equals a single run."""
 
 from __future__ import annotations
@@ -8,10 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
-from click.testing import CliRunner, Result
 from polars.testing import assert_frame_equal
 
-from runner.cli import main
 from runner.records import KEY_COLUMNS
 from runner.report._report import build_reports
 from runner.store._results import read_manifest, read_results
@@ -23,21 +21,6 @@ SAME_COLUMNS = (
     "error_type", "http_status", "inputs", "expected", "total_tokens",
 )  # fmt: skip
 
-TOPICS = ("refund for invoice", "password reset", "app crash on start", "package delivery")
-LABELS = ("billing", "account", "technical", "shipping")
-
-
-def write_tickets(path: Path, rows: int) -> Path:
-    """``rows`` support tickets as JSONL: id, ticket text, expected label."""
-    pl.DataFrame(
-        {
-            "id": [str(i) for i in range(rows)],
-            "ticket": [f"{TOPICS[i % 4]} #{i}" for i in range(rows)],
-            "expected": [LABELS[i % 4] for i in range(rows)],
-        }
-    ).write_ndjson(path)
-    return path
-
 
 def run_args(base_url: str, dataset: Path, out: Path, *extra: str) -> list[str]:
     """A sharded run's command. The simulator seeds permanent 422s on about 5 % of the calls
@@ -48,11 +31,6 @@ def run_args(base_url: str, dataset: Path, out: Path, *extra: str) -> list[str]:
         "--variant", "candidate", "--expected-column", "expected", "--base-url", base_url,
         "--out", str(out), "--max-error-rate", "1", *extra,
     ]  # fmt: skip
-
-
-def invoke(args: list[str]) -> Result:
-    env = {"FETCH_HIVE_API_KEY": "", "FETCH_HIVE_BASE_URL": ""}
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:

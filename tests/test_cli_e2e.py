@@ -7,11 +7,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from support import cli, write_tickets
 
-from runner.cli import main
 from runner.simulator import SimulatorConfig, SimulatorServer
 from runner.store._results import read_manifest, read_results
+
+pytestmark = pytest.mark.e2e
 
 TRANSIENT_MIX = {"http_502": 0.12, "http_429": 0.05, "http_500": 0.05, "http_503_html": 0.04,
                  "reset": 0.04}  # fmt: skip
@@ -20,23 +21,7 @@ STREAM_MIX = {"http_502": 0.1, "stream_error": 0.1, "truncate": 0.1}
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "tickets.jsonl"
-    topics = ["refund for invoice", "password reset", "app crash on start", "package delivery"]
-    pl.DataFrame(
-        {
-            "id": [str(i) for i in range(120)],
-            "ticket": [f"{topics[i % 4]} #{i}" for i in range(120)],
-            "expected": [
-                ["billing", "account", "technical", "shipping"][i % 4] for i in range(120)
-            ],
-        }
-    ).write_ndjson(path)
-    return path
-
-
-def invoke(args: list[str], env: dict[str, str] | None = None) -> Result:
-    env = {"FETCH_HIVE_API_KEY": "", "FETCH_HIVE_BASE_URL": "", **(env or {})}
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+    return write_tickets(tmp_path / "tickets.jsonl", 120)
 
 
 @pytest.fixture
@@ -71,7 +56,7 @@ def assert_retries_match_faults(results: pl.DataFrame, sim: SimulatorServer) -> 
 def test_transient_faults_on_30_percent_all_end_ok(
     faulty_sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
-    result = invoke(run_args(faulty_sim, dataset, tmp_path / "out"))
+    result = cli(*run_args(faulty_sim, dataset, tmp_path / "out"))
     assert result.exit_code == 0, result.output
     results = read_results(tmp_path / "out")
     assert results.height == 240
@@ -85,7 +70,7 @@ def test_transient_faults_on_30_percent_all_end_ok(
 
 def test_streaming_faults_mid_stream_are_retried(dataset: Path, tmp_path: Path) -> None:
     with SimulatorServer(SimulatorConfig(seed=5, faults=STREAM_MIX, latency_ms=2)) as sim:
-        result = invoke(run_args(sim, dataset, tmp_path / "out", "--stream"))
+        result = cli(*run_args(sim, dataset, tmp_path / "out", "--stream"))
         assert result.exit_code == 0, result.output
         results = read_results(tmp_path / "out")
         faulted = assert_retries_match_faults(results, sim)
@@ -102,7 +87,7 @@ def test_permanent_errors_are_recorded_as_rows(dataset: Path, tmp_path: Path) ->
     budget, so the run completes with exit 4 (a 404 would stop it: see test_fail_fast)."""
     config = SimulatorConfig(seed=1, permanent={"http_422": 0.1})
     with SimulatorServer(config) as sim:
-        result = invoke(run_args(sim, dataset, tmp_path / "out"))
+        result = cli(*run_args(sim, dataset, tmp_path / "out"))
     assert result.exit_code == 4, result.output
     results = read_results(tmp_path / "out")
     errors = results.filter(pl.col("status") == "error")
@@ -116,8 +101,8 @@ def test_permanent_errors_are_recorded_as_rows(dataset: Path, tmp_path: Path) ->
 
 def test_auth_failure_aborts_with_exit_3(dataset: Path, tmp_path: Path) -> None:
     with SimulatorServer(SimulatorConfig(api_key="fhk_right")) as sim:
-        result = invoke(run_args(sim, dataset, tmp_path / "out"),
-                        env={"FETCH_HIVE_API_KEY": "fhk_wrong"})  # fmt: skip
+        result = cli(*run_args(sim, dataset, tmp_path / "out"),
+                      env={"FETCH_HIVE_API_KEY": "fhk_wrong"})  # fmt: skip
         sent = sim.stats.requests
     assert result.exit_code == 3
     assert "FETCH_HIVE_API_KEY" in result.output
@@ -127,7 +112,7 @@ def test_auth_failure_aborts_with_exit_3(dataset: Path, tmp_path: Path) -> None:
 
 def test_daily_cap_aborts_with_exit_3(dataset: Path, tmp_path: Path) -> None:
     with SimulatorServer(SimulatorConfig(daily_limit=50)) as sim:
-        result = invoke(run_args(sim, dataset, tmp_path / "out"))
+        result = cli(*run_args(sim, dataset, tmp_path / "out"))
         sent = sim.stats.requests
     assert result.exit_code == 3
     assert "daily" in result.output
@@ -137,10 +122,10 @@ def test_daily_cap_aborts_with_exit_3(dataset: Path, tmp_path: Path) -> None:
 def test_resume_after_abort_sends_only_what_is_missing(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     with SimulatorServer(SimulatorConfig(daily_limit=150)) as sim:
-        assert invoke(run_args(sim, dataset, out)).exit_code == 3
+        assert cli(*run_args(sim, dataset, out)).exit_code == 3
         first = read_results(out).height
         sim.reset_stats()  # the cap resets at midnight
-        result = invoke(run_args(sim, dataset, out, "--resume"))
+        result = cli(*run_args(sim, dataset, out, "--resume"))
         assert result.exit_code == 0, result.output
         assert sim.stats.requests == 240 - first
     results = read_results(out)
@@ -152,17 +137,17 @@ def test_retry_errors_resends_only_errors(dataset: Path, tmp_path: Path) -> None
     out = tmp_path / "out"
     flaky = SimulatorConfig(seed=2, faults={"http_502": 0.3}, max_faults_per_key=99)
     with SimulatorServer(flaky) as sim:
-        first = invoke(run_args(sim, dataset, out, "--max-attempts", "1"))
+        first = cli(*run_args(sim, dataset, out, "--max-attempts", "1"))
         assert first.exit_code == 4, first.output  # 30 % error rows: over the budget
     errors = read_results(out).filter(pl.col("status") == "error").height
     assert errors > 20
     with SimulatorServer(SimulatorConfig()) as sim:
-        plain = invoke(
-            run_args(sim, dataset, out, "--max-attempts", "1", "--resume", "--max-error-rate", "1")
+        plain = cli(
+            *run_args(sim, dataset, out, "--max-attempts", "1", "--resume", "--max-error-rate", "1")
         )
         assert plain.exit_code == 0
         assert sim.stats.requests == 0  # errors are final outcomes unless asked
-        result = invoke(run_args(sim, dataset, out, "--resume", "--retry-errors"))
+        result = cli(*run_args(sim, dataset, out, "--resume", "--retry-errors"))
         assert result.exit_code == 0, result.output
         assert sim.stats.requests == errors
     results = read_results(out)

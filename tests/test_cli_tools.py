@@ -12,18 +12,14 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from support import cli
 
-from runner.cli import main
 from runner.simulator import reference_answer
 from runner.store._rundir import RunDir
 
+pytestmark = pytest.mark.e2e
+
 AUTH = {"Authorization": "Bearer fhk_test"}
-
-
-def invoke(args: list[str]) -> Result:
-    env = {"FETCH_HIVE_API_KEY": "", "FETCH_HIVE_BASE_URL": ""}
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
 
 
 # --- runner demo ------------------------------------------------------------------------
@@ -36,7 +32,7 @@ def test_demo_runs_both_variants_over_the_packaged_sample(
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-    result = invoke(["demo", "--out", "out", "--rows", "12"])
+    result = cli("demo", "--out", "out", "--rows", "12")
     assert result.exit_code == 0, result.output
     out = workdir / "out"
     manifest = RunDir(out).read_manifest()
@@ -55,7 +51,7 @@ def test_demo_judges_the_candidate_pairwise_and_prints_the_verdict(tmp_path: Pat
     """The simulator's pairwise judge prefers the right label: the candidate's wrong answers
     are losses, and the verdict is printed in words."""
     out = tmp_path / "demo"
-    result = invoke(["demo", "--out", str(out), "--rows", "40"])
+    result = cli("demo", "--out", str(out), "--rows", "40")
     assert result.exit_code == 0, result.output
     pairwise = pl.read_parquet(RunDir(out).pairwise)
     assert pairwise.height == 40 and set(pairwise["variant"]) == {"candidate"}
@@ -71,9 +67,9 @@ def test_demo_judges_the_candidate_pairwise_and_prints_the_verdict(tmp_path: Pat
 def test_demo_replaces_an_earlier_demo(tmp_path: Path) -> None:
     """A second demo into the same --out starts over instead of refusing the directory."""
     out = tmp_path / "demo"
-    assert invoke(["demo", "--out", str(out), "--rows", "3"]).exit_code == 0
+    assert cli("demo", "--out", str(out), "--rows", "3").exit_code == 0
     (out / "stale-marker").write_text("from the first demo")
-    second = invoke(["demo", "--out", str(out), "--rows", "5"])
+    second = cli("demo", "--out", str(out), "--rows", "5")
     assert second.exit_code == 0, second.output
     assert not (out / "stale-marker").exists()
     assert pl.read_parquet(RunDir(out).results).height == 10
@@ -84,7 +80,7 @@ def test_demo_refuses_a_directory_that_is_not_a_demo(tmp_path: Path) -> None:
     out = tmp_path / "precious"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    result = invoke(["demo", "--out", str(out), "--rows", "3"])
+    result = cli("demo", "--out", str(out), "--rows", "3")
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
         f"error: {out} is not empty and not an earlier demo; choose another --out"
@@ -126,7 +122,7 @@ def test_simulate_serves_until_sigterm(tmp_path: Path) -> None:
 
 def test_simulate_refuses_a_non_loopback_host() -> None:
     """Asked to listen on every interface, it exits 2 with one line and never binds."""
-    result = invoke(["simulate", "--host", "0.0.0.0", "--port", "0"])
+    result = cli("simulate", "--host", "0.0.0.0", "--port", "0")
     assert result.exit_code == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and "loopback" in line and "'0.0.0.0'" in line
@@ -136,7 +132,7 @@ def test_simulate_names_an_unknown_key_of_its_config_file(tmp_path: Path) -> Non
     """A typo in the --config file is exit 2 and one line naming the key."""
     config = tmp_path / "sim.json"
     config.write_text(json.dumps({"seed": 1, "latncy_ms": 5}))
-    result = invoke(["simulate", "--config", str(config), "--port", "0"])
+    result = cli("simulate", "--config", str(config), "--port", "0")
     assert result.exit_code == 2
     [line] = result.stderr.strip().splitlines()
     assert "latncy_ms" in line and line.startswith("error: ")

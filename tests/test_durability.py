@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import polars as pl
 import pytest
+from support import StartRunner, write_rows
 
 from runner.simulator import SimulatorConfig, SimulatorServer
 from runner.store._results import JOURNAL, read_manifest, read_results
+
+pytestmark = pytest.mark.e2e
 
 CANARY = "fhk_CANARY_7f3a9c_do_not_leak"
 ROWS = 300
@@ -23,31 +23,12 @@ CONCURRENCY = 8
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "rows.parquet"
-    pl.DataFrame(
-        {
-            "id": [f"r{i}" for i in range(ROWS)],
-            "ticket": [f"refund please {i}" for i in range(ROWS)],
-        }
-    ).write_parquet(path)
-    return path
+    return write_rows(tmp_path / "rows.parquet", ROWS, column="ticket", text="refund please")
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorConfig(latency_ms=15, api_key=CANARY)) as server:
-        yield server
-
-
-def start(args: list[str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "FETCH_HIVE_API_KEY": CANARY}
-    env.pop("FETCH_HIVE_BASE_URL", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner", *args],
-        env=env,
-        stdout=open(tmp_path / f"{name}.out", "wb"),
-        stderr=open(tmp_path / f"{name}.err", "wb"),
-    )
+def sim_config() -> SimulatorConfig:
+    return SimulatorConfig(latency_ms=15, api_key=CANARY)
 
 
 def run_args(sim: SimulatorServer, dataset: Path, out: Path, *extra: str) -> list[str]:
@@ -73,17 +54,17 @@ def finish(proc: subprocess.Popen[bytes]) -> int:
 
 
 def test_sigkill_then_resume_loses_nothing_and_repeats_only_in_flight(
-    sim: SimulatorServer, dataset: Path, tmp_path: Path
+    runner_process: StartRunner, sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    proc = start(run_args(sim, dataset, out), tmp_path, "first")
+    proc = runner_process(run_args(sim, dataset, out), name="first", key=CANARY)
     wait_for_lines(out / JOURNAL, 150, proc)
     proc.send_signal(signal.SIGKILL)
     assert finish(proc) == -signal.SIGKILL
     committed = (out / JOURNAL).read_bytes().count(b"\n")
     assert read_manifest(out)["status"] == "running"  # it never got to say anything else
 
-    resumed = start(run_args(sim, dataset, out, "--resume"), tmp_path, "resume")
+    resumed = runner_process(run_args(sim, dataset, out, "--resume"), name="resume", key=CANARY)
     assert finish(resumed) == 0, (tmp_path / "resume.err").read_text()
 
     results = read_results(out)
@@ -99,10 +80,10 @@ def test_sigkill_then_resume_loses_nothing_and_repeats_only_in_flight(
 
 
 def test_sigint_commits_marks_interrupted_and_resume_completes(
-    sim: SimulatorServer, dataset: Path, tmp_path: Path
+    runner_process: StartRunner, sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    proc = start(run_args(sim, dataset, out), tmp_path, "first")
+    proc = runner_process(run_args(sim, dataset, out), name="first", key=CANARY)
     wait_for_lines(out / JOURNAL, 100, proc)
     proc.send_signal(signal.SIGINT)
     assert finish(proc) == 130
@@ -116,7 +97,7 @@ def test_sigint_commits_marks_interrupted_and_resume_completes(
     command = resume_line.split("Resume with:", 1)[1].strip().split()
     assert command[0] == "runner" and command[-1] == "--resume"
 
-    resumed = start(command[1:], tmp_path, "resume")
+    resumed = runner_process(command[1:], name="resume", key=CANARY)
     assert finish(resumed) == 0, (tmp_path / "resume.err").read_text()
     results = read_results(out)
     assert results.height == ROWS * 2
@@ -126,10 +107,10 @@ def test_sigint_commits_marks_interrupted_and_resume_completes(
 
 
 def test_sigterm_is_handled_like_ctrl_c(
-    sim: SimulatorServer, dataset: Path, tmp_path: Path
+    runner_process: StartRunner, sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    proc = start(run_args(sim, dataset, out), tmp_path, "first")
+    proc = runner_process(run_args(sim, dataset, out), name="first", key=CANARY)
     wait_for_lines(out / JOURNAL, 50, proc)
     proc.send_signal(signal.SIGTERM)
     assert finish(proc) == 130
@@ -143,7 +124,9 @@ def all_text(*paths: Path) -> Iterator[tuple[Path, bytes]]:
             yield path, path.read_bytes()
 
 
-def test_the_api_key_never_leaks(dataset: Path, tmp_path: Path) -> None:
+def test_the_api_key_never_leaks(
+    runner_process: StartRunner, dataset: Path, tmp_path: Path
+) -> None:
     """Through faults, permanent errors, an abort and a resume, the key is nowhere written."""
     out = tmp_path / "out"
     faults = SimulatorConfig(
@@ -151,12 +134,16 @@ def test_the_api_key_never_leaks(dataset: Path, tmp_path: Path) -> None:
         permanent={"http_422": 0.05}, daily_limit=400,
     )  # fmt: skip
     with SimulatorServer(faults) as server:
-        first = start(run_args(server, dataset, out), tmp_path, "first")
+        first = runner_process(run_args(server, dataset, out), name="first", key=CANARY)
         assert finish(first) == 3  # the daily cap
-        second = start(run_args(server, dataset, out, "--resume"), tmp_path, "second")
+        second = runner_process(
+            run_args(server, dataset, out, "--resume"), name="second", key=CANARY
+        )
         assert finish(second) == 3
     with SimulatorServer(SimulatorConfig(api_key="fhk_other")) as server:
-        refused = start(run_args(server, dataset, out, "--resume"), tmp_path, "refused")
+        refused = runner_process(
+            run_args(server, dataset, out, "--resume"), name="refused", key=CANARY
+        )
         assert finish(refused) == 3  # 401
     assert read_results(out).height > 0
     leaks = [str(p) for p, data in all_text(out, *tmp_path.glob("*.out"), *tmp_path.glob("*.err"))

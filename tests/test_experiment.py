@@ -4,16 +4,15 @@ complete run in a folder of runs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from reports_helpers import answers, frame, write_run
+from support import cli
 
-from runner.cli import main
 from runner.errors import ConfigError
 from runner.experiment import (
     KEYS,
@@ -28,10 +27,7 @@ from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 from runner.store._results import read_results
 from runner.store._rundir import RunDir
 
-
-def invoke(args: list[str]) -> Result:
-    env = {"FETCH_HIVE_API_KEY": "", "FETCH_HIVE_BASE_URL": ""}
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
@@ -52,9 +48,8 @@ def dataset(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorConfig(seed=5)) as server:
-        yield server
+def sim_config() -> SimulatorConfig:
+    return SimulatorConfig(seed=5)
 
 
 def write_toml(path: Path, text: str) -> Path:
@@ -99,15 +94,15 @@ def comparable(out: Path) -> tuple[pl.DataFrame, dict[str, object]]:
 def test_a_run_from_an_experiment_file_equals_the_same_options_on_the_command_line(
     tmp_path: Path, dataset: Path, sim: SimulatorServer
 ) -> None:
-    by_flags = invoke([
+    by_flags = cli(
         "run", str(dataset), "-d", "support-reply", "-v", "baseline", "-v", "candidate",
         "--expected-column", "expected", "--metadata-column", "plan", "--concurrency", "4",
         "--score", "exact", "--base-url", sim.base_url, "--experiment", "nightly",
         "--tag", "team=support", "--out", str(tmp_path / "flags"),
-    ])  # fmt: skip
+    )  # fmt: skip
     assert by_flags.exit_code == 0, by_flags.output
     config = job_file(tmp_path / "eval.toml", dataset, sim.base_url)
-    by_file = invoke(["run", "--config", str(config), "--out", str(tmp_path / "file")])
+    by_file = cli("run", "--config", str(config), "--out", str(tmp_path / "file"))
     assert by_file.exit_code == 0, by_file.output
     flags_answers, flags_config = comparable(tmp_path / "flags")
     file_answers, file_config = comparable(tmp_path / "file")
@@ -121,9 +116,9 @@ def test_an_option_on_the_command_line_overrides_the_file(
     tmp_path: Path, dataset: Path, sim: SimulatorServer
 ) -> None:
     config = job_file(tmp_path / "eval.toml", dataset, sim.base_url, limit="10")
-    result = invoke(
-        ["run", "--config", str(config), "--limit", "3", "-v", "baseline",
-         "--out", str(tmp_path / "out")]
+    result = cli(
+        "run", "--config", str(config), "--limit", "3", "-v", "baseline",
+         "--out", str(tmp_path / "out")
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     manifest = RunDir(tmp_path / "out").read_manifest()
@@ -140,7 +135,7 @@ def test_an_unknown_key_exits_2_naming_the_key_the_file_and_the_line(
         tmp_path / "eval.toml",
         f'dataset = "{dataset}"\ndeployment = "d"\n\n# limits\nconcurency = 8\n',
     )
-    result = invoke(["run", "--config", str(config)])
+    result = cli("run", "--config", str(config))
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"error: {config}, line 5: unknown key 'concurency' (did you mean 'concurrency'?)"
@@ -149,7 +144,7 @@ def test_an_unknown_key_exits_2_naming_the_key_the_file_and_the_line(
 
 def test_a_value_of_the_wrong_type_exits_2_naming_the_key_and_the_line(tmp_path: Path) -> None:
     config = write_toml(tmp_path / "eval.toml", 'deployment = "d"\nconcurrency = "8"\n')
-    result = invoke(["run", "--config", str(config)])
+    result = cli("run", "--config", str(config))
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         f"error: {config}, line 2: concurrency must be an integer, got string '8'"
@@ -169,7 +164,7 @@ def test_a_choice_outside_its_list_is_refused() -> None:
 
 def test_broken_toml_is_one_line_naming_the_file(tmp_path: Path) -> None:
     config = write_toml(tmp_path / "eval.toml", 'deployment = "d\n')
-    result = invoke(["run", "--config", str(config)])
+    result = cli("run", "--config", str(config))
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {config}: not valid TOML: ")
     assert "Traceback" not in result.output
@@ -238,10 +233,10 @@ def test_the_starter_file_names_only_known_keys() -> None:
 
 def test_init_writes_the_starter_and_will_not_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "eval.toml"
-    assert invoke(["init", str(target)]).exit_code == 0
+    assert cli("init", str(target)).exit_code == 0
     assert target.read_text(encoding="utf-8") == STARTER
     target.write_text("mine")
-    again = invoke(["init", str(target)])
+    again = cli("init", str(target))
     assert again.exit_code == 2 and target.read_text() == "mine"
     assert again.stderr.strip() == f"error: {target} exists; pass --force to replace it"
 
@@ -253,9 +248,9 @@ def test_rerun_reproduces_the_configuration(
     tmp_path: Path, dataset: Path, sim: SimulatorServer
 ) -> None:
     config = job_file(tmp_path / "eval.toml", dataset, sim.base_url, max_error_rate_increase="5")
-    first = invoke(["run", "--config", str(config), "--out", str(tmp_path / "first")])
+    first = cli("run", "--config", str(config), "--out", str(tmp_path / "first"))
     assert first.exit_code == 0, first.output
-    again = invoke(["rerun", str(tmp_path / "first"), "--out", str(tmp_path / "again")])
+    again = cli("rerun", str(tmp_path / "first"), "--out", str(tmp_path / "again"))
     assert again.exit_code == 0, again.output
     first_answers, first_config = comparable(tmp_path / "first")
     again_answers, again_config = comparable(tmp_path / "again")
@@ -275,7 +270,7 @@ def test_rerun_reproduces_the_configuration(
 
 def test_rerun_of_a_directory_that_is_no_run_exits_2(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    result = invoke(["rerun", str(tmp_path / "empty")])
+    result = cli("rerun", str(tmp_path / "empty"))
     assert result.exit_code == 2
     assert "Traceback" not in result.output
 
@@ -312,8 +307,8 @@ def test_the_latest_complete_run_is_picked_by_its_finishing_time(nights: Path) -
 def test_compare_against_a_folder_picks_the_latest_complete_run_and_says_which(
     nights: Path,
 ) -> None:
-    result = invoke(
-        ["compare", str(nights), str(nights / "d-thu"), "--score", "exact", "--max-score-drop", "5"]
+    result = cli(
+        "compare", str(nights), str(nights / "d-thu"), "--score", "exact", "--max-score-drop", "5"
     )
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith(f"baseline: {nights / 'a-tue'} (finished 2024-05-28 02:10")
@@ -325,7 +320,7 @@ def test_compare_against_a_folder_with_no_other_complete_run_exits_1(tmp_path: P
     """No baseline: the gates were not applied, which fails the check (see test_nightly)."""
     folder = tmp_path / "nightly"
     only = _run_at(folder, "only", "2024-05-28T02:10:00+00:00")
-    result = invoke(["compare", str(folder), str(only)])
+    result = cli("compare", str(folder), str(only))
     assert result.exit_code == 1
     assert f"no baseline: {folder} holds no eligible run other than {only}" in result.stderr
 
@@ -336,9 +331,9 @@ def test_compare_against_a_folder_with_no_other_complete_run_exits_1(tmp_path: P
 def _night(tmp_path: Path, config: Path, name: str, wrong_rate: float) -> Result:
     profile = VariantProfile(wrong_rate=wrong_rate)
     with SimulatorServer(SimulatorConfig(seed=1, variants={"support": profile})) as server:
-        return invoke(
-            ["run", "--config", str(config), "--base-url", server.base_url,
-             "--out", str(tmp_path / "nightly" / name)]
+        return cli(
+            "run", "--config", str(config), "--base-url", server.base_url,
+             "--out", str(tmp_path / "nightly" / name)
         )  # fmt: skip
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from support import cli
 
-from runner.cli import main
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 from runner.store._results import scan_scored
 from runner.store._rundir import RunDir
+
+pytestmark = pytest.mark.e2e
 
 ROWS = 20
 #: The runner's console script in this environment (not ``-m runner``: a test below puts a
@@ -75,10 +76,6 @@ def run_args(url: str, dataset: Path, out: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def invoke(args: list[str]) -> Result:
-    return CliRunner().invoke(main, args, env={"FETCH_HIVE_API_KEY": ""})
-
-
 def judge_requests(server: SimulatorServer, deployment: str = "grader") -> int:
     return sum(
         1 for r in server.stats.received if r.body and r.body.get("deployment") == deployment
@@ -127,10 +124,10 @@ def test_a_signal_while_judging_commits_marks_the_stage_and_the_resume_pays_litt
                               "--grace-period", "5"), tmp_path)  # fmt: skip
         wait_for(lambda: judge_requests(server) >= 4, "judge calls in flight")
         # The run holds OUT while it judges: nothing else may take it.
-        report = invoke(["report", str(out)])
+        report = cli("report", str(out))
         assert report.exit_code == 2, report.output
         assert f"pid {proc.pid}" in report.output
-        again = invoke(run_args(server.base_url, dataset, out, "--resume"))
+        again = cli(*run_args(server.base_url, dataset, out, "--resume"))
         assert again.exit_code == 2 and "in use by another runner" in again.output
         proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
@@ -236,11 +233,11 @@ def test_a_typo_in_the_judge_then_the_corrected_judge_on_resume_judges_everythin
     known = {"support-reply": ("baseline", "candidate")}
     server = simulator(deployments=known)
     try:
-        typo = invoke(run_args(server.base_url, dataset, out, "--judge", "grder:v1"))
+        typo = cli(*run_args(server.base_url, dataset, out, "--judge", "grder:v1"))
         assert typo.exit_code == 3, typo.output
         assert manifest(out)["stage"] == "judge" and manifest(out)["status"] == "aborted"
         server.reset_stats()
-        fixed = invoke(run_args(server.base_url, dataset, out, "--judge", "grader:v1", "--resume"))
+        fixed = cli(*run_args(server.base_url, dataset, out, "--judge", "grader:v1", "--resume"))
         assert fixed.exit_code == 0, fixed.output
         assert judge_requests(server, "grder") == 0
         assert judge_requests(server) == 2 * ROWS
@@ -254,10 +251,10 @@ def test_failed_judge_calls_are_sent_again_by_judge_retry_errors(
     dataset: Path, tmp_path: Path, sim: SimulatorServer
 ) -> None:
     out = tmp_path / "out"
-    assert invoke(run_args(sim.base_url, dataset, out, "--max-attempts", "1")).exit_code == 0
+    assert cli(*run_args(sim.base_url, dataset, out, "--max-attempts", "1")).exit_code == 0
     flaky = simulator(faults={"http_502": 0.5}, max_faults_per_key=99, seed=3)
     try:
-        first = invoke(["judge", str(out), "--judge", "grader:v1", "--base-url", flaky.base_url])
+        first = cli("judge", str(out), "--judge", "grader:v1", "--base-url", flaky.base_url)
     finally:
         flaky.stop()
     assert first.exit_code == 4, first.output  # judge errors over --max-judge-error-rate
@@ -265,8 +262,8 @@ def test_failed_judge_calls_are_sent_again_by_judge_retry_errors(
     failed = scan_scored(out).collect()["judge_error"].drop_nulls().len()
     assert failed > 5
     sim.reset_stats()
-    again = invoke(["judge", str(out), "--judge", "grader:v1", "--retry-errors",
-                    "--base-url", sim.base_url])  # fmt: skip
+    again = cli("judge", str(out), "--judge", "grader:v1", "--retry-errors",
+                 "--base-url", sim.base_url)  # fmt: skip
     assert again.exit_code == 0, again.output
     assert judge_requests(sim) == failed
     scored = scan_scored(out).collect()
@@ -277,7 +274,7 @@ def test_a_sample_with_a_judge_judges_every_sampled_output(
     dataset: Path, tmp_path: Path, sim: SimulatorServer
 ) -> None:
     out = tmp_path / "out"
-    result = invoke(run_args(sim.base_url, dataset, out, "--sample", "10", "--judge", "grader:v1"))
+    result = cli(*run_args(sim.base_url, dataset, out, "--sample", "10", "--judge", "grader:v1"))
     assert result.exit_code == 0, result.output
     assert judge_requests(sim) == 10 * 2
     assert pl.read_parquet(RunDir(out).judgements).height == 10 * 2
@@ -290,13 +287,13 @@ def test_segments_with_both_judges_work_end_to_end_and_a_plain_resume_keeps_ever
     args = run_args(sim.base_url, dataset, out, "--metadata-column", "region",
                     "--segment-column", "region", "--judge", "grader:v1",
                     "--pairwise-judge", "grader:v2")  # fmt: skip
-    result = invoke(args)
+    result = cli(*args)
     assert result.exit_code == 0, result.output
     assert RunDir(out).summary_by_segment.exists() and RunDir(out).pairwise.exists()
     before = scan_scored(out).collect()
     assert {"score", "score_reason", "judge_error"} <= set(before.columns)
     sim.reset_stats()
-    resumed = invoke([*args, "--resume"])
+    resumed = cli(*args, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert sim.stats.requests == 0
     after = scan_scored(out).collect()
@@ -308,8 +305,8 @@ def test_judge_calls_carry_what_they_judge_in_their_metadata(
 ) -> None:
     out = tmp_path / "out"
     assert (
-        invoke(
-            run_args(
+        cli(
+            *run_args(
                 sim.base_url,
                 dataset,
                 out,
@@ -332,7 +329,7 @@ def test_judge_calls_carry_what_they_judge_in_their_metadata(
         assert metadata["judged_variant"] in ("baseline", "candidate")
         assert metadata["experiment"] == "nightly" and metadata["team"] == "support"
         assert metadata["run_id"] == manifest(out)["run_id"]
-    pairwise = invoke(["judge", str(out), "--pairwise-judge", "grader:v2"])
+    pairwise = cli("judge", str(out), "--pairwise-judge", "grader:v2")
     assert pairwise.exit_code == 0, pairwise.output
     orders = [r.metadata for r in sim.stats.received if r.body["variant"] == "v2"]
     assert orders and all(m is not None and m["row_id"] in ids for m in orders)
@@ -427,7 +424,7 @@ def test_a_corrupt_parquet_page_is_bad_input_not_a_bug(
     raw[middle : middle + 4096] = b"\xff" * 4096  # a data page in the middle, not the footer
     path.write_bytes(bytes(raw))
     out = tmp_path / "out"
-    result = invoke(run_args(sim.base_url, path, out))
+    result = cli(*run_args(sim.base_url, path, out))
     assert result.exit_code == 2, result.output
     assert "internal error" not in result.output
     if RunDir(out).has_manifest():
@@ -441,7 +438,7 @@ def test_a_corrupt_parquet_page_is_bad_input_not_a_bug(
 def test_options_that_are_not_finite_are_refused_before_anything_is_sent(
     dataset: Path, tmp_path: Path, sim: SimulatorServer, option: tuple[str, str]
 ) -> None:
-    result = invoke(run_args(sim.base_url, dataset, tmp_path / "out", *option))
+    result = cli(*run_args(sim.base_url, dataset, tmp_path / "out", *option))
     assert result.exit_code == 2, result.output
     assert "finite" in result.output and option[0] in result.output
     assert sim.stats.requests == 0 and not (tmp_path / "out").exists()
@@ -453,7 +450,7 @@ def test_a_toml_inf_is_refused_too(dataset: Path, tmp_path: Path, sim: Simulator
         f'dataset = "{dataset.name}"\ndeployment = "support-reply"\n'
         f'variants = ["baseline"]\nbase_url = "{sim.base_url}"\ntimeout = inf\n'
     )
-    result = invoke(["run", "--config", str(config), "--out", str(tmp_path / "out")])
+    result = cli("run", "--config", str(config), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2 and "--timeout must be a finite number" in result.output
     assert sim.stats.requests == 0
 
@@ -462,8 +459,8 @@ def test_a_bad_judge_pattern_is_refused_before_anything_is_sent(
     dataset: Path, tmp_path: Path, sim: SimulatorServer
 ) -> None:
     for pattern in ("Rating: \\d+", "Rating: ([0-9"):
-        result = invoke(run_args(sim.base_url, dataset, tmp_path / "out", "--judge", "grader:v1",
-                                 "--judge-pattern", pattern))  # fmt: skip
+        result = cli(*run_args(sim.base_url, dataset, tmp_path / "out", "--judge", "grader:v1",
+                              "--judge-pattern", pattern))  # fmt: skip
         assert result.exit_code == 2 and "--judge-pattern" in result.output, result.output
     assert sim.stats.requests == 0
 
@@ -473,14 +470,14 @@ def test_the_dry_run_counts_the_calls_of_every_stage(
 ) -> None:
     out = tmp_path / "out"
     judges = ("--judge", "grader:v1", "--pairwise-judge", "grader:v2")
-    planned = invoke(run_args(sim.base_url, dataset, out, *judges, "--dry-run"))
+    planned = cli(*run_args(sim.base_url, dataset, out, *judges, "--dry-run"))
     assert planned.exit_code == 0, planned.output
     assert f"= {2 * ROWS} calls; {2 * ROWS} would be sent" in planned.output
     assert f"pointwise judge: at most {2 * ROWS} calls" in planned.output
     assert f"pairwise judge: at most {2 * ROWS} calls" in planned.output
     assert "send → judge → report → gate" in planned.output
-    assert invoke(run_args(sim.base_url, dataset, out)).exit_code == 0
-    resumed = invoke(run_args(sim.base_url, dataset, out, *judges, "--resume", "--dry-run"))
+    assert cli(*run_args(sim.base_url, dataset, out)).exit_code == 0
+    resumed = cli(*run_args(sim.base_url, dataset, out, *judges, "--resume", "--dry-run"))
     assert resumed.exit_code == 0, resumed.output
     pairs = pl.read_parquet(RunDir(out).results).pivot("variant", index="row_id", values="output")
     differing = int((pairs["baseline"] != pairs["candidate"]).sum())
@@ -488,7 +485,7 @@ def test_the_dry_run_counts_the_calls_of_every_stage(
     assert f"pairwise judge: {2 * differing} calls would be sent" in resumed.output
     assert "stages: judge → report → gate" in resumed.output
     sim.reset_stats()
-    assert invoke(run_args(sim.base_url, dataset, out, *judges, "--resume")).exit_code == 0
+    assert cli(*run_args(sim.base_url, dataset, out, *judges, "--resume")).exit_code == 0
     assert judge_requests(sim) == 2 * ROWS + 2 * differing
 
 
@@ -516,9 +513,9 @@ def test_the_console_names_each_phase_and_shows_the_judge_beside_the_score(
     dataset: Path, tmp_path: Path, sim: SimulatorServer
 ) -> None:
     out = tmp_path / "out"
-    result = invoke(run_args(sim.base_url, dataset, out, "--expected-column", "expected",
-                             "--score", "exact", "--judge", "grader:v1",
-                             "--pairwise-judge", "grader:v2"))  # fmt: skip
+    result = cli(*run_args(sim.base_url, dataset, out, "--expected-column", "expected",
+                          "--score", "exact", "--judge", "grader:v1",
+                          "--pairwise-judge", "grader:v2"))  # fmt: skip
     assert result.exit_code == 0, result.output
     phases = {line.split(":")[0] for line in result.output.splitlines() if " done, " in line}
     assert phases == {"run", "judge", "pairwise"}
@@ -573,9 +570,9 @@ def test_a_position_biased_judge_is_named_in_the_console_and_fails_its_gate(
         judges={"grader": "biased:mtbench"},
     )
     with SimulatorServer(biased) as server:
-        result = invoke(run_args(server.base_url, dataset, tmp_path / "out", "--expected-column",
-                                 "expected", "--pairwise-judge", "grader:v1",
-                                 "--min-win-rate", "0.1"))  # fmt: skip
+        result = cli(*run_args(server.base_url, dataset, tmp_path / "out", "--expected-column",
+                              "expected", "--pairwise-judge", "grader:v1",
+                              "--min-win-rate", "0.1"))  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "Warning: the judge prefers a position" in result.output
     assert "--min-judge-consistency" in result.output

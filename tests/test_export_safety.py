@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from export_helpers import digest, make_run, tree
 from fakes import ok_response
 from polars.testing import assert_series_equal
+from support import write_rows
 
 import runner
 from runner.cli import main
@@ -38,11 +39,7 @@ ROWS = 10
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "data.csv"
-    pl.DataFrame(
-        {"id": [f"r{i}" for i in range(ROWS)], "question": [f"q{i}" for i in range(ROWS)]}
-    ).write_csv(path)
-    return path
+    return write_rows(tmp_path / "data.csv", ROWS, column="question")
 
 
 @pytest.fixture

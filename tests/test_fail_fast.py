@@ -10,31 +10,28 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import polars as pl
 import pytest
-from click.testing import CliRunner
+import support
+from support import write_rows
 
-from runner.cli import main
 from runner.config import RunConfig
 from runner.errors import RunAborted
 from runner.run._job import run_job
 from runner.simulator import SimulatorConfig, SimulatorServer
 from runner.store._results import read_manifest, read_results
 
+pytestmark = pytest.mark.e2e
+
 ROWS = 120
 
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "rows.csv"
-    pl.DataFrame(
-        {"id": [f"r{i:03d}" for i in range(ROWS)], "text": [f"question {i}" for i in range(ROWS)]}
-    ).write_csv(path)
-    return path
+    return write_rows(tmp_path / "rows.csv", ROWS, column="text")
 
 
 def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), env={"FETCH_HIVE_API_KEY": ""})
+    result = support.cli(*args)
     return result.exit_code, result.output
 
 

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +18,8 @@ import pytest
 from runner.entry import files_open_for_writing
 from runner.simulator import SimulatorConfig, SimulatorServer
 from runner.store._results import read_manifest, read_results
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,9 +140,8 @@ main()
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorConfig(seed=1)) as server:
-        yield server
+def sim_config() -> SimulatorConfig:
+    return SimulatorConfig(seed=1)
 
 
 def test_a_run_ends_at_once_with_every_file_complete(tmp_path: Path, sim: SimulatorServer) -> None:

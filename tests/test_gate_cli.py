@@ -5,17 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from reports_helpers import answers, frame, row, write_run
+from support import cli
 
-from runner.cli import main
 from runner.store._results import read_results
 
 GATE = ["--max-score-drop", "2"]
-
-
-def cli(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], env={"FETCH_HIVE_API_KEY": ""})
 
 
 def _run(

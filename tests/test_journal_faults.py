@@ -10,13 +10,13 @@ import contextlib
 import errno
 import json
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 
 import polars as pl
 import pytest
+from support import SmallDisk
 
 from runner.errors import StorageError
 from runner.records import RESULT_COLUMNS, Outcome
@@ -437,25 +437,9 @@ def test_remove_stale_temps_removes_only_our_own_leftovers(tmp_path: Path) -> No
 
 
 @pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
+def full_disk(small_disk: SmallDisk) -> Path:
     """A 256 KiB tmpfs (needs root and permission to mount)."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-            capture_output=True,
-        )
-    except OSError as exc:
-        pytest.skip(f"mount is not available here: {exc}")
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        if subprocess.run(["umount", str(mount)]).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount)], check=True)  # never leave a mount
-            pytest.fail(f"{mount} was still busy: a file on it was left open")
+    return small_disk("256k")
 
 
 def test_a_journal_on_a_real_full_disk(full_disk: Path) -> None:

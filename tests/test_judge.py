@@ -16,9 +16,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import cli
 
-from runner.cli import main
 from runner.simulator import (
     SimulatorConfig,
     SimulatorServer,
@@ -28,6 +28,8 @@ from runner.simulator import (
 )
 from runner.store._results import read_manifest, read_results
 from runner.store._rundir import RunDir
+
+pytestmark = pytest.mark.e2e
 
 ROWS = 120
 TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]
@@ -68,10 +70,6 @@ def sim_config(**judge_latency: float) -> SimulatorConfig:
 def sim() -> Iterator[SimulatorServer]:
     with SimulatorServer(sim_config()) as server:
         yield server
-
-
-def cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"FETCH_HIVE_API_KEY": ""})
 
 
 def run(sim: SimulatorServer, dataset: Path, out: Path, *extra: str) -> Result:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import cli
 
-from runner.cli import main
 from runner.simulator import (
     FORMAT_SCALES,
     SimulatorConfig,
@@ -24,6 +24,8 @@ from runner.simulator import (
     reference_answer,
 )
 from runner.store._results import read_results
+
+pytestmark = pytest.mark.e2e
 
 ROWS = 60
 TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]
@@ -52,10 +54,6 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tickets = [f"{TOPICS[i % 5]} case {i}" for i in range(ROWS)]
     pl.DataFrame({"id": [f"t{i}" for i in range(ROWS)], "ticket": tickets}).write_csv(path)
     return path
-
-
-def cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"FETCH_HIVE_API_KEY": ""})
 
 
 def run(sim: SimulatorServer, dataset: Path, out: Path, *judge: str) -> Result:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import cli
 
-from runner.cli import main
 from runner.config import RunConfig
 from runner.errors import ConfigError
 from runner.gates._baseline import GateVerdict, compare_with_baseline
@@ -23,13 +23,10 @@ from runner.run._job import run_job
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 from runner.store._rundir import RunDir
 
+pytestmark = pytest.mark.e2e
+
 GATE = ("--score", "exact", "--max-score-drop", "5")
 DEPLOYMENT = "support-reply"
-
-
-def cli(*args: str | Path) -> Result:
-    env = {"FETCH_HIVE_API_KEY": "", "FETCH_HIVE_BASE_URL": ""}
-    return CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
 
 
 @pytest.fixture

@@ -4,17 +4,18 @@ a baseline that is good, and paths that travel."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import cli
 
-from runner.cli import main
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 from runner.store._rundir import RunDir
+
+pytestmark = pytest.mark.e2e
 
 ROWS = 16
 
@@ -40,18 +41,13 @@ def job(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorConfig(seed=1)) as server:
-        yield server
-
-
-def invoke(args: list[str]) -> Result:
-    return CliRunner().invoke(main, args, env={"FETCH_HIVE_API_KEY": ""})
+def sim_config() -> SimulatorConfig:
+    return SimulatorConfig(seed=1)
 
 
 def night(job: Path, url: str, name: str, *extra: str) -> Result:
-    return invoke(["run", "--config", str(job / "nightly.toml"), "--base-url", url,
-                   "--out", str(job / "nights" / name), *extra])  # fmt: skip
+    return cli("run", "--config", str(job / "nightly.toml"), "--base-url", url,
+               "--out", str(job / "nights" / name), *extra)  # fmt: skip
 
 
 def test_a_typo_in_compare_with_exits_2_before_anything_is_sent(
@@ -94,7 +90,7 @@ def test_an_accepted_degraded_night_is_the_next_baseline(job: Path) -> None:
     with SimulatorServer(worse) as bad:
         assert night(job, bad.base_url, "tue").exit_code == 1
         assert night(job, bad.base_url, "wed").exit_code == 1  # still against mon
-        accepted = invoke(["baseline", "accept", str(job / "nights" / "wed")])
+        accepted = cli("baseline", "accept", str(job / "nights" / "wed"))
         assert accepted.exit_code == 0, accepted.output
         thu = night(job, bad.base_url, "thu")
     assert thu.exit_code == 0, thu.output
@@ -107,15 +103,15 @@ def test_the_experiment_file_and_rerun_work_from_any_directory(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    result = invoke(["run", "--config", "../job/nightly.toml", "--base-url", sim.base_url,
-                     "--out", "../job/nights/mon", "--allow-no-baseline"])  # fmt: skip
+    result = cli("run", "--config", "../job/nightly.toml", "--base-url", sim.base_url,
+                 "--out", "../job/nights/mon", "--allow-no-baseline")  # fmt: skip
     assert result.exit_code == 0, result.output
     kept = (job / "nights" / "mon" / "experiment.toml").read_text()
     assert f'"{job / "data.csv"}"' in kept  # absolute: the file runs from anywhere
     other = tmp_path / "other"
     other.mkdir()
     monkeypatch.chdir(other)
-    rerun = invoke(["rerun", str(job / "nights" / "mon"), "--out", str(job / "nights" / "tue")])
+    rerun = cli("rerun", str(job / "nights" / "mon"), "--out", str(job / "nights" / "tue"))
     assert rerun.exit_code == 0, rerun.output
     assert RunDir(job / "nights" / "tue").read_manifest().counts == {"ok": ROWS, "error": 0}
 

@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shards_helpers import assert_same_run, invoke, run_args, write_tickets
+from shards_helpers import assert_same_run, run_args
+from support import cli, write_tickets
 
 from runner.config import RunConfig
 from runner.scale._ray import shard_configs
 from runner.simulator import SimulatorConfig, SimulatorServer
 from runner.store._results import read_manifest
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def test_without_ray_the_executor_says_how_to_install_it(
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees when not installed
     dataset = write_tickets(tmp_path / "tickets.jsonl", 4)
     args = run_args("http://127.0.0.1:9/v1", dataset, tmp_path / "out", "--executor", "ray")
-    result = invoke(args)
+    result = cli(*args)
     assert result.exit_code == 2
     assert "pip install 'runner[ray]'" in result.output
 
@@ -56,10 +59,10 @@ def test_ray_run_equals_a_local_run(local_ray: Any, tmp_path: Path) -> None:
     config = SimulatorConfig(seed=1, latency_ms=5, permanent={"http_422": 0.05})
     with SimulatorServer(config) as sim:
         args = run_args(sim.base_url, dataset, on_ray, "-c", "32")
-        result = invoke([*args, "--executor", "ray", "--ray-tasks", "4"])
+        result = cli(*args, "--executor", "ray", "--ray-tasks", "4")
         assert result.exit_code == 0, result.output
         ray_requests = sim.stats.requests
-        assert invoke(run_args(sim.base_url, dataset, local, "-c", "32")).exit_code == 0
+        assert cli(*run_args(sim.base_url, dataset, local, "-c", "32")).exit_code == 0
     assert ray_requests == 6000
     assert_same_run(on_ray, local)
     manifest = read_manifest(on_ray)
@@ -75,10 +78,10 @@ def test_ray_resume_finishes_only_what_is_missing(local_ray: Any, tmp_path: Path
     args = [*run_args("", dataset, out, "-c", "8"), "--executor", "ray", "--ray-tasks", "2"]
     with SimulatorServer(SimulatorConfig(daily_limit=250)) as sim:
         args[args.index("--base-url") + 1] = sim.base_url
-        first = invoke(args)
+        first = cli(*args)
         assert first.exit_code == 3, first.output
         sim.reset_stats()  # the cap resets at midnight
-        second = invoke([*args, "--resume"])
+        second = cli(*args, "--resume")
         assert second.exit_code == 0, second.output
         resent = sim.stats.requests
     manifest = read_manifest(out)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import cli
 
-from runner.cli import main
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile, is_wrong
 from runner.stats import _stats as stats
+
+pytestmark = pytest.mark.e2e
 
 ROWS = 40
 WRONG_RATE = 0.1
@@ -45,10 +47,6 @@ def dataset(tmp_path: Path) -> Path:
         }
     ).write_csv(path)
     return path
-
-
-def cli(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], env={"FETCH_HIVE_API_KEY": ""})
 
 
 def _simulator(seed: int, candidate_wrong: float) -> SimulatorServer:

@@ -7,9 +7,8 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner, Result
+from support import cli
 
-from runner.cli import main
 from runner.simulator import (
     SimulatorConfig,
     SimulatorServer,
@@ -18,6 +17,8 @@ from runner.simulator import (
     reference_answer,
 )
 from runner.store._results import read_results
+
+pytestmark = pytest.mark.e2e
 
 ROWS = 200
 TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]
@@ -46,10 +47,6 @@ def sim_config(seed: int, baseline_wrong: float, candidate_wrong: float) -> Simu
         },
         faults={"http_502": 0.1},
     )
-
-
-def cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"FETCH_HIVE_API_KEY": ""})
 
 
 def run(sim: SimulatorServer, dataset: Path, out: Path, *variants: str) -> None:

@@ -10,38 +10,32 @@ import contextlib
 import json
 import os
 import stat
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import polars as pl
 import pytest
-from click.testing import CliRunner
+import support
+from support import SmallDisk, write_rows
 
-from runner.cli import main
 from runner.simulator import SimulatorConfig, SimulatorServer
 from runner.store._results import read_manifest, read_results
+
+pytestmark = pytest.mark.e2e
 
 ROWS = 40
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorConfig(latency_ms=1)) as server:
-        yield server
+def sim_config() -> SimulatorConfig:
+    return SimulatorConfig(latency_ms=1)
 
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "rows.csv"
-    pl.DataFrame(
-        {"id": [f"r{i}" for i in range(ROWS)], "q": [f"q{i}" for i in range(ROWS)]}
-    ).write_csv(path)
-    return path
+    return write_rows(tmp_path / "rows.csv", ROWS)
 
 
 def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args), env={"FETCH_HIVE_API_KEY": ""})
+    result = support.cli(*args)
     return result.exit_code, result.output
 
 
@@ -157,37 +151,32 @@ def test_every_file_of_a_run_honours_the_umask(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_a_full_disk_while_writing_reports_keeps_the_run_complete_and_report_finishes_later(
-    sim: SimulatorServer, dataset: Path, tmp_path: Path
+    small_disk: SmallDisk, sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
+    disk = small_disk("8m")
+    out = disk / "out"
+    code, output = run(sim, dataset, out, "--no-report")
+    assert code == 0, output
+    ballast = disk / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT)  # fill the disk to the last byte
     try:
-        out = disk / "out"
-        code, output = run(sim, dataset, out, "--no-report")
-        assert code == 0, output
-        ballast = disk / "ballast"
-        fd = os.open(ballast, os.O_WRONLY | os.O_CREAT)  # fill the disk to the last byte
-        try:
-            for size in (1 << 16, 1):
-                with contextlib.suppress(OSError):
-                    while os.write(fd, b"\0" * size):
-                        pass
-        finally:
-            os.close(fd)
-        sim.reset_stats()
-        code, output = cli("report", str(out))
-        assert code == 5, output
-        assert "No space left on device" in output and "Traceback" not in output
-        assert f"cannot write {out}" in output  # names the report it could not write
-        assert read_manifest(out)["status"] == "complete"
-        ballast.unlink()
-        code, output = cli("report", str(out))
-        assert code == 0, output
-        assert (out / "report.html").exists()
-        assert sim.stats.requests == 0
+        for size in (1 << 16, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * size):
+                    pass
     finally:
-        subprocess.run(["umount", str(disk)], check=True)
+        os.close(fd)
+    sim.reset_stats()
+    code, output = cli("report", str(out))
+    assert code == 5, output
+    assert "No space left on device" in output and "Traceback" not in output
+    assert f"cannot write {out}" in output  # names the report it could not write
+    assert read_manifest(out)["status"] == "complete"
+    ballast.unlink()
+    code, output = cli("report", str(out))
+    assert code == 0, output
+    assert (out / "report.html").exists()
+    assert sim.stats.requests == 0
 
 
 def test_when_the_reports_of_a_run_fail_it_says_the_run_is_complete_and_how_to_finish(

@@ -8,32 +8,25 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
+import support
+from support import SmallDisk, StartRunner, write_rows
 
-from runner.cli import main
 from runner.errors import ResultsDirError
 from runner.simulator import SimulatorConfig, SimulatorServer
 from runner.store._rundir import LOCK_NAME, Manifest, RunDir, RunStatus
+
+pytestmark = pytest.mark.e2e
 
 KEY = "fhk_rundir_test_key_1234"
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorConfig(latency_ms=20, api_key=KEY)) as server:
-        yield server
-
-
-def write_rows(path: Path, n: int) -> Path:
-    pl.DataFrame({"id": [f"r{i}" for i in range(n)], "q": [f"q {i}" for i in range(n)]}).write_csv(
-        path
-    )
-    return path
+def sim_config() -> SimulatorConfig:
+    return SimulatorConfig(latency_ms=20, api_key=KEY)
 
 
 def args(sim: SimulatorServer, dataset: Path, out: Path, *extra: str) -> list[str]:
@@ -44,18 +37,8 @@ def args(sim: SimulatorServer, dataset: Path, out: Path, *extra: str) -> list[st
 
 
 def cli(argv: list[str], key: str = KEY) -> tuple[int, str]:
-    result = CliRunner().invoke(main, argv, env={"FETCH_HIVE_API_KEY": key})
+    result = support.cli(*argv, env={"FETCH_HIVE_API_KEY": key})
     return result.exit_code, result.output
-
-
-def spawn(argv: list[str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "FETCH_HIVE_API_KEY": KEY}
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner", *argv],
-        env=env,
-        stdout=open(tmp_path / f"{name}.out", "wb"),
-        stderr=open(tmp_path / f"{name}.err", "wb"),
-    )
 
 
 # ---------------------------------------------------------------------------- the lock
@@ -85,14 +68,17 @@ def test_the_lock_file_does_not_make_out_non_empty(tmp_path: Path) -> None:
 
 
 def test_two_fresh_runs_on_one_empty_out_never_both_run(
-    sim: SimulatorServer, tmp_path: Path
+    runner_process: StartRunner, sim: SimulatorServer, tmp_path: Path
 ) -> None:
     dataset = write_rows(tmp_path / "rows.csv", 30)
     for attempt in range(4):
         out = tmp_path / f"out{attempt}"
         out.mkdir()
         sim.reset_stats()
-        procs = [spawn(args(sim, dataset, out), tmp_path, f"p{attempt}{i}") for i in range(2)]
+        procs = [
+            runner_process(args(sim, dataset, out), name=f"p{attempt}{i}", key=KEY)
+            for i in range(2)
+        ]
         codes = sorted(p.wait(timeout=120) for p in procs)
         assert codes == [0, 2], codes
         run_ids = {json.loads(line)["run_id"] for line in (out / "journal.jsonl").open()}
@@ -101,11 +87,11 @@ def test_two_fresh_runs_on_one_empty_out_never_both_run(
 
 
 def test_two_resumes_after_a_kill_never_send_a_call_twice(
-    sim: SimulatorServer, tmp_path: Path
+    runner_process: StartRunner, sim: SimulatorServer, tmp_path: Path
 ) -> None:
     dataset = write_rows(tmp_path / "rows.csv", 400)
     out = tmp_path / "out"
-    first = spawn(args(sim, dataset, out), tmp_path, "first")
+    first = runner_process(args(sim, dataset, out), name="first", key=KEY)
     journal = out / "journal.jsonl"
     deadline = time.monotonic() + 60
     while not (journal.exists() and journal.read_bytes().count(b"\n") >= 80):
@@ -115,7 +101,10 @@ def test_two_resumes_after_a_kill_never_send_a_call_twice(
     first.wait(timeout=30)
     committed = journal.read_bytes().count(b"\n")
     sim.reset_stats()
-    resumes = [spawn([*args(sim, dataset, out), "--resume"], tmp_path, f"r{i}") for i in range(2)]
+    resumes = [
+        runner_process([*args(sim, dataset, out), "--resume"], name=f"r{i}", key=KEY)
+        for i in range(2)
+    ]
     codes = sorted(p.wait(timeout=120) for p in resumes)
     assert codes == [0, 2], codes
     refused = [p for p in (tmp_path / "r0.err", tmp_path / "r1.err") if b"in use" in p.read_bytes()]
@@ -142,19 +131,14 @@ def test_a_parent_that_is_a_file_is_bad_input_with_nothing_sent(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs needs root")
 def test_a_read_only_out_is_bad_input_with_nothing_sent(
-    sim: SimulatorServer, tmp_path: Path
+    small_disk: SmallDisk, sim: SimulatorServer, tmp_path: Path
 ) -> None:
     dataset = write_rows(tmp_path / "rows.csv", 5)
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)], check=True)
-    try:
-        code, output = cli(args(sim, dataset, mount / "out"))
-        assert code == 2, output
-        assert "Read-only file system" in output
-        assert sim.stats.requests == 0
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
+    mount = small_disk("64k", read_only=True)
+    code, output = cli(args(sim, dataset, mount / "out"))
+    assert code == 2, output
+    assert "Read-only file system" in output
+    assert sim.stats.requests == 0
 
 
 def test_a_key_with_a_trailing_newline_works(sim: SimulatorServer, tmp_path: Path) -> None:

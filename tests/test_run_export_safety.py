@@ -4,37 +4,28 @@ a column clash (issue 21, through the experiment's checks)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import cli, write_rows
 
-from runner.cli import main
-from runner.simulator import SimulatorConfig, SimulatorServer
+from runner.simulator import SimulatorServer
+
+pytestmark = pytest.mark.e2e
 
 ROWS = 12
 
 
-@pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorConfig()) as server:
-        yield server
-
-
 def dataset(tmp_path: Path, **extra: list[str]) -> Path:
-    path = tmp_path / "data.csv"
-    pl.DataFrame(
-        {"id": [f"r{i}" for i in range(ROWS)], "text": [f"row {i}" for i in range(ROWS)], **extra}
-    ).write_csv(path)
-    return path
+    return write_rows(tmp_path / "data.csv", ROWS, column="text", text="row", **extra)
 
 
 def run(url: str, data: Path, out: Path, *extra: str) -> Result:
     args = ["run", str(data), "-d", "support-reply", "-v", "baseline", "-v", "candidate",
             "--base-url", url, "--out", str(out), *extra]  # fmt: skip
-    return CliRunner().invoke(main, args, env={"FETCH_HIVE_API_KEY": ""})
+    return cli(*args)
 
 
 def digest(path: Path) -> str:

@@ -15,14 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shards_helpers import (
-    assert_same_run,
-    invoke,
-    journal_lines,
-    run_args,
-    wait_for,
-    write_tickets,
-)
+from shards_helpers import assert_same_run, journal_lines, run_args, wait_for
+from support import cli, write_tickets
 
 from runner.config import RunConfig
 from runner.errors import ResultsDirError, RunAborted
@@ -31,6 +25,8 @@ from runner.scale._merge import merge_shards
 from runner.simulator import SimulatorConfig, SimulatorServer
 from runner.store._results import MANIFEST, RESULTS, read_manifest, read_results
 from runner.store._rundir import RunDir
+
+pytestmark = pytest.mark.e2e
 
 #: Permanent 422s on a few keys, so statuses and error types are compared too.
 SIM = SimulatorConfig(seed=1, permanent={"http_422": 0.05})
@@ -93,9 +89,9 @@ def test_three_shard_processes_one_killed_and_resumed_merge_into_the_single_run(
         # Each call was sent once, but those in flight at the kill (at most its concurrency).
         assert 960 <= sim.stats.requests <= 960 + 4
 
-        merged = invoke(["merge", str(out)])
+        merged = cli("merge", str(out))
         assert merged.exit_code == 0, merged.output
-        assert invoke(run_args(sim.base_url, dataset, single, "-c", "12")).exit_code == 0
+        assert cli(*run_args(sim.base_url, dataset, single, "-c", "12")).exit_code == 0
     assert_same_run(out, single)
     assert (out / "report.html").exists()
 
@@ -126,9 +122,8 @@ def shard_config(dataset: Path, out: Path, base_url: str, **overrides: Any) -> R
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SIM) as server:
-        yield server
+def sim_config() -> SimulatorConfig:
+    return SIM
 
 
 @pytest.fixture
@@ -189,7 +184,7 @@ def test_merge_writes_one_run(shards: Path, dataset: Path, tmp_path: Path, sim: 
 def test_merge_refuses_a_missing_shard(shards: Path) -> None:
     lost = read_manifest(shard_dir(shards, 1))["planned"]
     shutil.rmtree(shard_dir(shards, 1))
-    result = invoke(["merge", str(shards)])
+    result = cli("merge", str(shards))
     assert result.exit_code == 1
     assert "shard(s) 1 of 3 missing" in result.output
     assert f"{lost} of the run's 120 calls are in no shard" in result.output
@@ -204,7 +199,7 @@ def test_merge_refuses_a_key_in_two_shards(shards: Path, dataset: Path, sim: Any
     config = shard_config(dataset, shards, sim.base_url, shard=(2, 3), resume=True)
     run_job(config, api_key=None, handle_signals=False)
     key = json.loads(line)
-    result = invoke(["merge", str(shards)])
+    result = cli("merge", str(shards))
     assert result.exit_code == 1
     assert "shard 2 of 3" in result.output
     assert "1 result(s) duplicate keys of shard 0" in result.output
@@ -223,7 +218,7 @@ def test_merge_refuses_an_incomplete_shard(dataset: Path, tmp_path: Path) -> Non
                 run_job(config, api_key=None, handle_signals=False)
             except RunAborted:
                 assert index == 1
-    result = invoke(["merge", str(out)])
+    result = cli("merge", str(out))
     assert result.exit_code == 1
     assert "shard 1 of 3" in result.output
     assert "is aborted: 10 calls done so far" in result.output
@@ -235,7 +230,7 @@ def test_merge_refuses_shards_of_different_runs(shards: Path, dataset: Path, sim
     shutil.rmtree(shard_dir(shards, 2))
     other = shard_config(dataset, shards, sim.base_url, shard=(2, 3), tags={"team": "other"})
     run_job(other, api_key=None, handle_signals=False)
-    result = invoke(["merge", str(shards)])
+    result = cli("merge", str(shards))
     assert result.exit_code == 1
     assert "shard 2 of 3" in result.output
     assert "ran with another configuration: tags: {} → {'team': 'other'}" in result.output
@@ -245,6 +240,6 @@ def test_merge_refuses_shards_of_different_runs(shards: Path, dataset: Path, sim
 def test_a_merged_run_cannot_be_resumed_as_one(shards: Path, dataset: Path, sim: Any) -> None:
     """Its results came from the shards' journals; resuming means resuming a shard."""
     merge_shards(shards)
-    result = invoke(run_args(sim.base_url, dataset, shards, "--resume"))
+    result = cli(*run_args(sim.base_url, dataset, shards, "--resume"))
     assert result.exit_code == 2
     assert "merged by `runner merge`" in result.output

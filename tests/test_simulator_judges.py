@@ -18,6 +18,8 @@ from runner.cli import main
 from runner.judge._parse import parse_score, parse_winner
 from runner.simulator import SimulatorConfig, SimulatorServer
 
+pytestmark = pytest.mark.e2e
+
 AUTH = {"Authorization": "Bearer fhk_test"}
 TICKET = "Please refund my last invoice"  # the reference label is billing
 

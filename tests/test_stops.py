@@ -6,27 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import polars as pl
 import pytest
+from support import SmallDisk, StartRunner, write_rows
 
 from runner.simulator import SimulatorConfig, SimulatorServer
 from runner.store._results import read_manifest, read_results
 
-
-def start(args: list[str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "FETCH_HIVE_BASE_URL"}
-    env.pop("FETCH_HIVE_API_KEY", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner", *args],
-        env=env,
-        stdout=open(tmp_path / f"{name}.out", "wb"),
-        stderr=open(tmp_path / f"{name}.err", "wb"),
-    )
+pytestmark = pytest.mark.e2e
 
 
 def run_args(base_url: str, dataset: Path, out: Path, *extra: str) -> list[str]:
@@ -34,13 +23,6 @@ def run_args(base_url: str, dataset: Path, out: Path, *extra: str) -> list[str]:
         "run", str(dataset), "-d", "support-reply", "-v", "a", "--base-url", base_url,
         "--out", str(out), "--concurrency", "8", *extra,
     ]  # fmt: skip
-
-
-def rows(path: Path, n: int, text: str = "question") -> Path:
-    pl.DataFrame(
-        {"id": [f"r{i}" for i in range(n)], "q": [f"{text} {i}" for i in range(n)]}
-    ).write_csv(path)
-    return path
 
 
 def lines(path: Path) -> int:
@@ -56,14 +38,15 @@ def wait_until(condition: object, proc: subprocess.Popen[bytes], what: str) -> N
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer(SimulatorConfig(latency_ms=30)) as server:
-        yield server
+def sim_config() -> SimulatorConfig:
+    return SimulatorConfig(latency_ms=30)
 
 
-def test_sighup_is_handled_like_sigterm(sim: SimulatorServer, tmp_path: Path) -> None:
-    dataset, out = rows(tmp_path / "rows.csv", 400), tmp_path / "out"
-    proc = start(run_args(sim.base_url, dataset, out), tmp_path, "run")
+def test_sighup_is_handled_like_sigterm(
+    runner_process: StartRunner, sim: SimulatorServer, tmp_path: Path
+) -> None:
+    dataset, out = write_rows(tmp_path / "rows.csv", 400), tmp_path / "out"
+    proc = runner_process(run_args(sim.base_url, dataset, out), name="run")
     wait_until(lambda: lines(out / "journal.jsonl") >= 40, proc, "40 outcomes")
     proc.send_signal(signal.SIGHUP)
     assert proc.wait(timeout=60) == 130
@@ -72,11 +55,14 @@ def test_sighup_is_handled_like_sigterm(sim: SimulatorServer, tmp_path: Path) ->
 
 
 def test_a_second_ctrl_c_quits_at_once_and_leaves_the_manifest_interrupted(
+    runner_process: StartRunner,
     tmp_path: Path,
 ) -> None:
     with SimulatorServer(SimulatorConfig(latency_ms=3000)) as slow:
-        dataset, out = rows(tmp_path / "rows.csv", 100), tmp_path / "out"
-        proc = start(run_args(slow.base_url, dataset, out, "--grace-period", "60"), tmp_path, "run")
+        dataset, out = write_rows(tmp_path / "rows.csv", 100), tmp_path / "out"
+        proc = runner_process(
+            run_args(slow.base_url, dataset, out, "--grace-period", "60"), name="run"
+        )
         wait_until(lambda: slow.stats.in_flight >= 8, proc, "8 requests in flight")
         proc.send_signal(signal.SIGINT)
         wait_until(lambda: b"stopping" in (tmp_path / "run.err").read_bytes(), proc, "stopping")
@@ -87,12 +73,12 @@ def test_a_second_ctrl_c_quits_at_once_and_leaves_the_manifest_interrupted(
 
 
 def test_ctrl_c_while_the_dataset_is_checked_exits_130_with_nothing_written(
-    sim: SimulatorServer, tmp_path: Path
+    runner_process: StartRunner, sim: SimulatorServer, tmp_path: Path
 ) -> None:
     dataset = tmp_path / "big.csv"
-    rows(dataset, 2_000_000)  # about a second to check: a wide window
+    write_rows(dataset, 2_000_000)  # about a second to check: a wide window
     out = tmp_path / "out"
-    proc = start(run_args(sim.base_url, dataset, out), tmp_path, "run")
+    proc = runner_process(run_args(sim.base_url, dataset, out), name="run")
 
     def reading() -> bool:
         fds = Path(f"/proc/{proc.pid}/fd")
@@ -113,34 +99,29 @@ def test_ctrl_c_while_the_dataset_is_checked_exits_130_with_nothing_written(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_a_full_disk_stops_the_run_and_a_resume_after_freeing_space_completes(
-    sim: SimulatorServer, tmp_path: Path
+    small_disk: SmallDisk, runner_process: StartRunner, sim: SimulatorServer, tmp_path: Path
 ) -> None:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
-    try:
-        dataset, out = (
-            rows(tmp_path / "rows.csv", 3000, "a question long enough " * 4),
-            disk / "out",
-        )
-        first = start(run_args(sim.base_url, dataset, out), tmp_path, "first")
-        assert first.wait(timeout=120) == 5
-        err = (tmp_path / "first.err").read_text()
-        assert "No space left on device" in err and "Traceback" not in err
-        assert "Resume with:" in err
-        manifest = read_manifest(out)
-        assert manifest["status"] == "interrupted"
-        assert "No space left on device" in manifest["reason"]
-        committed = lines(out / "journal.jsonl")
-        assert 0 < committed < 3000
+    disk = small_disk("1m")
+    dataset, out = (
+        write_rows(tmp_path / "rows.csv", 3000, text="a question long enough " * 4),
+        disk / "out",
+    )
+    first = runner_process(run_args(sim.base_url, dataset, out), name="first")
+    assert first.wait(timeout=120) == 5
+    err = (tmp_path / "first.err").read_text()
+    assert "No space left on device" in err and "Traceback" not in err
+    assert "Resume with:" in err
+    manifest = read_manifest(out)
+    assert manifest["status"] == "interrupted"
+    assert "No space left on device" in manifest["reason"]
+    committed = lines(out / "journal.jsonl")
+    assert 0 < committed < 3000
 
-        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
-        sim.reset_stats()
-        resumed = start(run_args(sim.base_url, dataset, out, "--resume"), tmp_path, "resume")
-        assert resumed.wait(timeout=120) == 0, (tmp_path / "resume.err").read_text()
-        assert sim.stats.requests == 3000 - committed  # nothing committed is sent again
-        results = read_results(out)
-        assert results.height == 3000 and set(results["status"]) == {"ok"}
-        assert read_manifest(out)["status"] == "complete"
-    finally:
-        subprocess.run(["umount", str(disk)], check=True)
+    subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+    sim.reset_stats()
+    resumed = runner_process(run_args(sim.base_url, dataset, out, "--resume"), name="resume")
+    assert resumed.wait(timeout=120) == 0, (tmp_path / "resume.err").read_text()
+    assert sim.stats.requests == 3000 - committed  # nothing committed is sent again
+    results = read_results(out)
+    assert results.height == 3000 and set(results["status"]) == {"ok"}
+    assert read_manifest(out)["status"] == "complete"

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import cli
 
-from runner.cli import main
 from runner.run._preflight import choose_sample
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 from runner.store._results import read_results
+
+pytestmark = pytest.mark.e2e
 
 ROWS = 200
 
@@ -29,10 +31,6 @@ def dataset(tmp_path: Path) -> Path:
         }
     ).write_parquet(path)
     return path
-
-
-def cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), env={"FETCH_HIVE_API_KEY": ""})
 
 
 def run(url: str, dataset: Path, out: Path, *extra: str) -> Result:

@@ -418,11 +418,15 @@ def served(script: Callable[[anyio.abc.SocketStream], Awaitable[None]]) -> Calla
 
     def call(*, stream: bool = False, timeout: float = 5.0) -> Answer:
         async def main() -> Answer | AttemptError:
+            async def closing(conn: anyio.abc.SocketStream) -> None:
+                async with conn:  # closed even when the script is cancelled mid-answer
+                    await script(conn)
+
             listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
             port = listener.extra(anyio.abc.SocketAttribute.local_port)
             url = f"http://127.0.0.1:{port}/v1"
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(listener.serve, script)
+            async with listener, anyio.create_task_group() as tg:
+                tg.start_soon(listener.serve, closing)
                 try:
                     async with InvokeClient(url, KEY, timeout=timeout) as client:
                         return await client.invoke(BODY, stream=stream)

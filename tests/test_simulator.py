@@ -610,3 +610,5 @@ def test_serve_forever_serves_until_sigterm() -> None:
     finally:
         process.kill()
         process.wait()
+        if process.stdout:
+            process.stdout.close()

@@ -10,8 +10,10 @@ from runner.errors import RunInterrupted, RunnerError
 from runner.experiment._model import Experiment, JudgePlan, Stage
 
 if TYPE_CHECKING:
+    from runner.config import RunConfig
     from runner.experiment._stages import _Run
     from runner.judge import JudgeOptions, JudgeReport
+    from runner.run import RunResult
 
 
 def judge_options(
@@ -52,8 +54,12 @@ def check_judges(experiment: Experiment) -> None:
 
 
 def judge(run: _Run) -> str:
-    """Judge the run; the report is kept on ``run`` for the budget and the console."""
+    """Judge the run; the report is kept on ``run`` for the budget and the console.
+
+    Each judging pass is sent here, as a session of its own with the run's hooks: the
+    experiment composes the stages, the judge package only says what to send."""
     from runner.judge import judge_run
+    from runner.run import run_job
 
     experiment = run.experiment
     options = judge_options(
@@ -72,16 +78,19 @@ def judge(run: _Run) -> str:
         if run.hooks.quit_now is not None:
             run.hooks.quit_now()
 
-    try:
-        report = judge_run(
-            run.rundir.root,
-            options,
+    def send(config: RunConfig, kind: str) -> RunResult:
+        return run_job(
+            config,
             api_key=run.api_key,
             display=run.hooks.display,
             transport=run.hooks.transport,
             handle_signals=run.hooks.handle_signals,
             quit_now=quit_now,
+            phase="judge" if kind == "pointwise" else "pairwise",
         )
+
+    try:
+        report = judge_run(run.rundir.root, options, send=send)
     except RunInterrupted as exc:
         raise run.interrupted(Stage.JUDGE, "a signal") from exc
     run.judged = report

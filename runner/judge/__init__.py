@@ -15,6 +15,7 @@ if TYPE_CHECKING:
         pending_calls,
     )
     from runner.judge._parse import JudgeSpec, compile_pattern, parse_scale
+    from runner.judge._passes import SendPass
 
 # Names load on first use: the door costs nothing until a name is taken through it.
 _EXPORTS = {
@@ -22,6 +23,7 @@ _EXPORTS = {
     "JudgeReport": "runner.judge._judge",
     "JudgeSpec": "runner.judge._parse",
     "KindReport": "runner.judge._judge",
+    "SendPass": "runner.judge._passes",
     "compile_pattern": "runner.judge._parse",
     "judge_run": "runner.judge._judge",
     "parse_scale": "runner.judge._parse",
@@ -45,6 +47,7 @@ __all__ = [
     "JudgeReport",
     "JudgeSpec",
     "KindReport",
+    "SendPass",
     "compile_pattern",
     "judge_run",
     "parse_scale",

@@ -13,8 +13,9 @@ from runner.config import RunConfig
 from runner.errors import RunDirLocked, RunInterrupted
 from runner.run._job import run_job
 from runner.store._finishing import FINISHING, finish_deferred
+from runner.store._manifest import RunStatus
 from runner.store._results import read_results
-from runner.store._rundir import RunDir, RunStatus
+from runner.store._rundir import RunDir
 
 CALLS = 40  # tickets_csv: 20 rows x 2 variants
 

@@ -13,7 +13,8 @@ import polars as pl
 from fakes import FakeApi, ok_response
 
 from runner.config import RunConfig
-from runner.run._job import RunResult, arun_job, run_job
+from runner.run._job import arun_job, run_job
+from runner.run._session import RunResult
 
 MakeConfig = Callable[..., RunConfig]
 

@@ -17,7 +17,8 @@ from support import SmallDisk, StartRunner, write_rows
 
 from runner.errors import ResultsDirError
 from runner.simulator import SimulatorConfig, SimulatorServer
-from runner.store._rundir import LOCK_NAME, Manifest, RunDir, RunStatus
+from runner.store._manifest import Manifest, RunStatus
+from runner.store._rundir import LOCK_NAME, RunDir
 
 pytestmark = pytest.mark.e2e
 

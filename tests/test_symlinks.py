@@ -16,8 +16,10 @@ from export_helpers import digest, make_run
 from runner.cli import main
 from runner.errors import ResultsDirError
 from runner.store._fsutil import atomic_write_json, atomic_write_text
-from runner.store._journal import Journal, cut_torn_tail, recover_journal
-from runner.store._rundir import JOURNAL, LOCK_NAME, MANIFEST, REJECTED, RunDir
+from runner.store._journal import Journal, cut_torn_tail
+from runner.store._manifest import MANIFEST
+from runner.store._recovery import recover_journal
+from runner.store._rundir import JOURNAL, LOCK_NAME, REJECTED, RunDir
 
 #: The victim's bytes: a last line without its newline, which a journal repair would cut.
 VICTIM = b'{"precious": 1}\n{"precious": 2}\nno newline at the end'

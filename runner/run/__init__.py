@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from runner.run._counters import Counters
-    from runner.run._job import RunResult, arun_job, run_job
+    from runner.run._job import arun_job, run_job
     from runner.run._preflight import (
         check_resume,
         check_segments,
@@ -17,12 +17,13 @@ if TYPE_CHECKING:
         resolve_api_key,
     )
     from runner.run._progress import Display, auto_display
+    from runner.run._session import RunResult
 
 # Names load on first use: the door costs nothing until a name is taken through it.
 _EXPORTS = {
     "Counters": "runner.run._counters",
     "Display": "runner.run._progress",
-    "RunResult": "runner.run._job",
+    "RunResult": "runner.run._session",
     "arun_job": "runner.run._job",
     "auto_display": "runner.run._progress",
     "check_resume": "runner.run._preflight",

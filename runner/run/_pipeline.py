@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -27,7 +26,7 @@ from runner.run._breaker import Breaker, threshold_for
 from runner.run._call_queue import CallQueue
 from runner.run._limits import Limits, Ticket
 from runner.run._progress import Counters
-from runner.store import DoneKeys, Journal, key_frame, shard_of
+from runner.store import DoneKeys, Journal, key_frame, now_iso, shard_of
 
 # Module-level encoder: json.dumps with options builds a new encoder on every call.
 _INPUTS_JSON = json.JSONEncoder(ensure_ascii=False)
@@ -65,10 +64,6 @@ def expected_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 class _Abandoned(Exception):

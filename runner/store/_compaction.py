@@ -4,7 +4,7 @@ A journal of up to ``one_piece_bytes`` of its :class:`~runner.store._memory.Memo
 in one piece. A larger one is sorted in runs of ``run_rows`` outcomes in a ``.compact-*``
 scratch directory, merged ``fan_in`` runs at a time, so memory stays about the same whatever the
 size of the journal (in one piece, two million outcomes took 3.5 GB). Like every reader of the
-journal it assumes :func:`runner.store._journal.recover_journal` ran first.
+journal it assumes :func:`runner.store._recovery.recover_journal` ran first.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from typing import Final
 
 from runner.errors import RunInterrupted
 from runner.store._compaction import compact
-from runner.store._rundir import RunDir, RunStatus, now_iso
+from runner.store._manifest import RunStatus, now_iso
+from runner.store._rundir import RunDir
 
 #: The manifest's reason while a complete session's journal waits for :func:`finish_deferred`.
 FINISHING: Final = "every call has an outcome; compacting the journal"

@@ -1,4 +1,5 @@
-"""The journal ``OUT/journal.jsonl``: one JSON line per finished call, and its recovery.
+"""The journal ``OUT/journal.jsonl``: one JSON line per finished call, written and read
+(its repair is :mod:`runner.store._recovery`).
 
 An outcome counts as done once its journal line is written: one ``write`` to a file opened
 ``O_APPEND`` (completed if the kernel takes only part of it), so it is in the kernel's page
@@ -6,11 +7,11 @@ cache and a ``kill -9`` cannot take it back. A background flush calls ``fsync`` 
 seconds against power loss.
 
 A crash or a full disk can leave a torn last line, and a damaged disk a bad line anywhere.
-:func:`recover_journal` is the one repair, run once before anything reads the journal: it cuts
-a torn tail and sets bad lines aside in ``journal.rejected.jsonl``. The readers here and in
-:mod:`runner.store._compaction` assume it ran; they skip an unterminated last line (never a
-committed
-outcome) and turn any other unreadable line into :class:`~runner.errors.StorageError`.
+:func:`runner.store._recovery.recover_journal` is the one repair, run once before anything
+reads the journal: it cuts a torn tail and sets bad lines aside in ``journal.rejected.jsonl``.
+The readers here and in :mod:`runner.store._compaction` assume it ran; they skip an
+unterminated last line (never a committed outcome) and turn any other unreadable line into
+:class:`~runner.errors.StorageError`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import io
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -27,8 +27,6 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 import polars as pl
-import pyarrow as pa
-import pyarrow.json as pa_json
 
 from runner.errors import StorageError
 from runner.records import (
@@ -39,19 +37,15 @@ from runner.records import (
     JsonScalar,
     Outcome,
 )
-from runner.store._fsutil import atomic_path, describe_os_error, open_no_follow
+from runner.store._fsutil import describe_os_error, open_no_follow
 from runner.store._memory import DEFAULT_MEMORY, MemoryPlan
-from runner.store._rundir import REJECTED, RunDir
+from runner.store._rundir import RunDir
 
 TIMESTAMPS: Final = ("started_at", "finished_at")
 #: For the rare record orjson refuses even with its strings scrubbed (an integer past 64 bits).
 _FALLBACK_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-#: The columns a line cannot do without, and the type each must have in the JSON itself.
-_REQUIRED: Final = (*KEY_COLUMNS, "status")
-_REQUIRED_ARROW: Final = pa.schema([RESULT_SCHEMA.field(name) for name in _REQUIRED])
-_STRICT_KEYS: Final = pa_json.ParseOptions(
-    explicit_schema=_REQUIRED_ARROW, unexpected_field_behavior="ignore"
-)
+#: The columns a line cannot do without.
+REQUIRED: Final = (*KEY_COLUMNS, "status")
 
 
 def _schema() -> dict[str, pl.DataType]:
@@ -61,7 +55,7 @@ def _schema() -> dict[str, pl.DataType]:
     return schema
 
 
-_SCHEMA: Final = _schema()
+SCHEMA: Final = _schema()
 
 
 def encode_line(outcome: Outcome) -> bytes:
@@ -101,7 +95,7 @@ def journal_fragment(name: str, value: JsonScalar) -> bytes:
 
 def journal_schema() -> dict[str, pl.DataType]:
     """The polars schema of a journal line (timestamps still ISO strings)."""
-    return dict(_SCHEMA)
+    return dict(SCHEMA)
 
 
 def key_frame(
@@ -191,54 +185,6 @@ class Journal:
         return StorageError(f"cannot write {self.path}: {describe_os_error(exc)}")
 
 
-@dataclass(frozen=True)
-class JournalRecovery:
-    """What :func:`recover_journal` repaired; nothing when the journal was clean."""
-
-    path: Path
-    torn_bytes: int = 0
-    rejected_lines: tuple[int, ...] = ()  # 1-based, in the journal as it was
-    rejected_path: Path | None = None
-
-    def messages(self) -> list[str]:
-        """One line for a person per fact repaired."""
-        name = self.path.name
-        said = []
-        if self.torn_bytes:
-            said.append(
-                f"{name}: its last line was cut short by a crash ({self.torn_bytes} "
-                f"byte{'s' if self.torn_bytes != 1 else ''} removed); its call will be sent again"
-            )
-        where = self.rejected_path.name if self.rejected_path else REJECTED
-        said += [
-            f"{name}: line {n} was damaged; set aside in {where}, its call will be sent again"
-            for n in self.rejected_lines
-        ]
-        return said
-
-
-def recover_journal(path: Path, *, memory: MemoryPlan = DEFAULT_MEMORY) -> JournalRecovery:
-    """Cut a torn last line, and set every bad line aside in ``journal.rejected.jsonl``.
-
-    A bad line is one that is not a JSON object, lacks ``row_id``/``variant``/``repeat``/
-    ``status`` or has one of the wrong JSON type, or that polars cannot read with
-    :func:`journal_schema` (timestamps included). Bad lines are appended to the rejected file
-    as ``{"line": N, "text": raw}``, then the journal is rewritten without them atomically.
-    Idempotent; a clean journal is read once, a ``memory.piece_bytes`` piece at a time, and
-    not rewritten.
-    """
-    try:
-        torn = cut_torn_tail(path)
-        size = memory.piece_bytes
-        bad = _bad_line_numbers(path, size) if path.exists() else []
-        rejected = RunDir(path.parent).rejected if bad else None
-        if rejected is not None:
-            _set_aside(path, rejected, frozenset(bad), size)
-    except OSError as exc:
-        raise StorageError(f"cannot recover {path}: {describe_os_error(exc)}") from exc
-    return JournalRecovery(path, torn, tuple(bad), rejected)
-
-
 def cut_torn_tail(path: Path) -> int:
     """Cut a torn last line (from a crash mid-write); return the bytes removed."""
     try:
@@ -290,7 +236,7 @@ def parse_piece(piece: bytes, schema: dict[str, pl.DataType]) -> pl.DataFrame:
 
 def scan_journal(path: Path) -> pl.LazyFrame:
     """The journal as a lazy frame with the results schema (timestamps parsed)."""
-    return parse_timestamps(pl.scan_ndjson(path, schema=_SCHEMA))
+    return parse_timestamps(pl.scan_ndjson(path, schema=SCHEMA))
 
 
 def parse_timestamps(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -308,7 +254,7 @@ def read_done_keys(
     Assumes :func:`recover_journal` ran; a line it would have set aside raises StorageError.
     """
     path = RunDir(out_dir).journal
-    schema = {name: _SCHEMA[name] for name in _REQUIRED}
+    schema = {name: SCHEMA[name] for name in REQUIRED}
     hashes = [np.empty(0, dtype=np.uint64)]
     # Piece by piece, only the key columns: the whole journal at once took 1.5 GB for two
     # million outcomes; this holds one piece and 8 bytes a key.
@@ -330,78 +276,3 @@ def read_done_keys(
 def unreadable_journal(path: Path, exc: Exception) -> StorageError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return StorageError(f"cannot read {path}: a line is damaged ({first[:200]})")
-
-
-def _bad_line_numbers(path: Path, size: int) -> list[int]:
-    """1-based numbers of the lines that are not valid journal lines (memory: one piece)."""
-    bad: list[int] = []
-    first = 1
-    for piece in journal_pieces(path, size):
-        lines = _lines(piece)
-        if not _valid(lines):
-            bad += _bisect_bad(lines, first)
-        first += len(lines)
-    return bad
-
-
-def _bisect_bad(lines: list[bytes], first: int) -> list[int]:
-    """The bad lines among ``lines`` (numbered from ``first``), halving to find them."""
-    if len(lines) == 1:
-        return [] if _valid(lines) else [first]
-    half = len(lines) // 2
-    found = []
-    for part, start in ((lines[:half], first), (lines[half:], first + half)):
-        if not _valid(part):
-            found += _bisect_bad(part, start)
-    return found
-
-
-def _valid(lines: list[bytes]) -> bool:
-    """Whether every one of ``lines`` is a valid journal line."""
-    piece = b"".join(lines)
-    # Small blocks parse in parallel; no line may be longer than a block.
-    blocks = pa_json.ReadOptions(block_size=max(1 << 16, max(map(len, lines)) + 1))
-    try:
-        frame = parse_piece(piece, _SCHEMA)
-        strict = pa_json.read_json(
-            io.BytesIO(piece), read_options=blocks, parse_options=_STRICT_KEYS
-        )
-    except (pl.exceptions.PolarsError, pa.ArrowException):
-        return False
-    if frame.height != len(lines) or strict.num_rows != len(lines):  # blank lines are skipped
-        return False
-    if frame.select(_REQUIRED).null_count().sum_horizontal().item():
-        return False
-    parsed = frame.select(
-        pl.col(name).str.to_datetime(time_unit="us", time_zone="UTC", strict=False).is_null()
-        & pl.col(name).is_not_null()
-        for name in TIMESTAMPS
-    )
-    return not parsed.sum().sum_horizontal().item()
-
-
-def _set_aside(path: Path, rejected: Path, bad: frozenset[int], size: int) -> None:
-    """Append the ``bad`` lines to ``rejected`` and rewrite the journal without them.
-
-    The rejected file is on disk before the new journal replaces the old one: a crash in
-    between can repeat a rejected line there, never lose one.
-    """
-    appended = open_no_follow(rejected, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    with os.fdopen(appended, "ab") as out, atomic_path(path) as tmp, open(tmp, "wb") as keep:
-        number = 0
-        for piece in journal_pieces(path, size):
-            for line in _lines(piece):
-                number += 1
-                if number not in bad:
-                    keep.write(line)
-                    continue
-                text = line[:-1].decode("utf-8", errors="replace")
-                record = json.dumps({"line": number, "text": text}, ensure_ascii=False)
-                out.write((record + "\n").encode("utf-8"))
-        out.flush()
-        os.fsync(out.fileno())
-
-
-def _lines(piece: bytes) -> list[bytes]:
-    """The lines of a piece, each with its ``\\n`` (split on ``\\n`` only, as polars does)."""
-    return [line + b"\n" for line in piece.split(b"\n")[:-1]]

@@ -10,7 +10,7 @@ Layout of a run directory ``OUT``::
 
 This module is the door to all three: it re-exports the journal and compaction names the rest
 of the runner uses, and :func:`read_manifest` gives the manifest as plain JSON (for tools and
-tests; the runner itself reads the typed :class:`runner.store._rundir.Manifest`).
+tests; the runner itself reads the typed :class:`runner.store._manifest.Manifest`).
 """
 
 from __future__ import annotations
@@ -29,17 +29,17 @@ from runner.store._fsutil import describe_os_error
 from runner.store._journal import (
     DoneKeys,
     Journal,
-    JournalRecovery,
     cut_torn_tail,
     journal_schema,
     key_frame,
     key_hashes,
     read_done_keys,
-    recover_journal,
     scan_journal,
 )
-from runner.store._rundir import JOURNAL, MANIFEST, REJECTED, RESULTS, RunDir
-from runner.store._rundir import read_manifest_json as read_manifest
+from runner.store._manifest import MANIFEST
+from runner.store._manifest import read_manifest_json as read_manifest
+from runner.store._recovery import JournalRecovery, recover_journal
+from runner.store._rundir import JOURNAL, REJECTED, RESULTS, RunDir
 
 __all__ = [
     "JOURNAL",

@@ -12,15 +12,9 @@ import pytest
 from reports_helpers import answers, frame, write_run
 
 from runner.errors import ConfigError
-from runner.gates._baseline import (
-    Candidate,
-    GateVerdict,
-    accept_baseline,
-    pick_baseline,
-    record_gate_verdict,
-    resolve_baseline,
-)
-from runner.report._html import with_baseline_section
+from runner.gates._baseline import Candidate, pick_baseline, resolve_baseline
+from runner.gates._verdict import GateVerdict, accept_baseline, record_gate_verdict
+from runner.report._baseline_section import with_baseline_section
 from runner.store._rundir import RunDir
 
 TONIGHT = datetime(2024, 6, 1, 2, 0, tzinfo=UTC)

@@ -43,10 +43,9 @@ from runner.report import (
     read_run_facts,
     score_label,
     scored_results,
-    variant_order,
 )
 from runner.score import parse_scorer, score_results
-from runner.stats import DEFAULT_OPTIONS, StatOptions
+from runner.stats import DEFAULT_OPTIONS, StatOptions, variant_order
 from runner.store import RunDir, atomic_write_parquet, atomic_write_text, under_lock
 
 COMPLETE: Final = "complete"
@@ -239,7 +238,7 @@ def gate_run(
     facts = read_run_facts(out_dir)
     require_complete(facts, "gated", allow_incomplete=allow_incomplete)
     scored = scored_results(out_dir, score)
-    variants = variant_order(scored.results, facts)
+    variants = variant_order(scored.results, facts.variants)
     base = baseline_of(baseline, variants)
     options = _for_gates(options, gates)
     report = gate_variants(

@@ -7,8 +7,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from runner.report._baseline_section import baseline_section, with_baseline_section
     from runner.report._console import pairwise_sentence, summary_table
-    from runner.report._html import baseline_section, with_baseline_section
     from runner.report._inputs import (
         RunFacts,
         Scored,
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
         read_run_facts,
         scored_results,
         stored_scorer,
-        variant_order,
     )
     from runner.report._report import PROVENANCE_KEY, ReportPaths, build_reports
     from runner.report._wording import (
@@ -34,7 +33,7 @@ _EXPORTS = {
     "RunFacts": "runner.report._inputs",
     "Scored": "runner.report._inputs",
     "baseline_of": "runner.report._inputs",
-    "baseline_section": "runner.report._html",
+    "baseline_section": "runner.report._baseline_section",
     "build_reports": "runner.report._report",
     "format_p": "runner.report._wording",
     "pairwise_sentence": "runner.report._console",
@@ -45,9 +44,8 @@ _EXPORTS = {
     "stored_scorer": "runner.report._inputs",
     "summary_table": "runner.report._console",
     "test_name": "runner.report._wording",
-    "variant_order": "runner.report._inputs",
     "verdict_lines": "runner.report._wording",
-    "with_baseline_section": "runner.report._html",
+    "with_baseline_section": "runner.report._baseline_section",
 }
 
 
@@ -79,7 +77,6 @@ __all__ = [
     "stored_scorer",
     "summary_table",
     "test_name",
-    "variant_order",
     "verdict_lines",
     "with_baseline_section",
 ]

@@ -224,13 +224,6 @@ def _stored_scorer(path: Path) -> str | None:
     return raw.decode("utf-8") if raw else None
 
 
-def variant_order(results: pl.DataFrame | pl.LazyFrame, facts: RunFacts) -> list[str]:
-    """The run's ``--variant`` order, then any other variant found in the results."""
-    present = compare.variants_of(results)
-    configured = list(facts.variants)
-    return [v for v in configured if v in present] + [v for v in present if v not in configured]
-
-
 def baseline_of(baseline: str | None, variants: Sequence[str]) -> str:
     """``baseline`` checked against ``variants``, or the first variant when it is None."""
     if not variants:

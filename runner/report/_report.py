@@ -40,7 +40,6 @@ from runner.report._inputs import (
     plain_field,
     read_run_facts,
     score_file,
-    variant_order,
 )
 from runner.report._wording import score_label, verdict_lines
 from runner.stats import DEFAULT_OPTIONS, StatOptions, bucketed_side_by_side
@@ -139,7 +138,7 @@ def build_reports(
     rundir = RunDir(out_dir)
     scorer, notes = score_file(out_dir, score, memory=memory)
     results = compare.lazy_results(scan_scored(out_dir))
-    variants = variant_order(results, facts)
+    variants = compare.variant_order(results, facts.variants)
     base = baseline_of(baseline, variants)
     prov = _provenance(facts, variants, base, scorer)
     several = len(variants) > 1

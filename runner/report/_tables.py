@@ -25,6 +25,15 @@ def notes_list(notes: Sequence[str]) -> str:
     return '<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>"
 
 
+def plain(value: object) -> str:
+    """A provenance value as text: ``–`` for none, a list joined by commas."""
+    if value is None:
+        return "–"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
 def pct(value: float) -> str:
     return f"{value * 100:.1f} %"
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         StatOptions,
         lazy_results,
         scores_are_binary,
+        variant_order,
         variants_of,
     )
     from runner.stats._judged import (
@@ -65,6 +66,7 @@ _EXPORTS = {
     "side_by_side_flagged": "runner.stats._side_by_side",
     "summarize": "runner.stats._summary",
     "summary_by_segment": "runner.stats._segments",
+    "variant_order": "runner.stats._frames",
     "variants_of": "runner.stats._frames",
     "wilson_interval": "runner.stats._stats",
 }
@@ -106,6 +108,7 @@ __all__ = [
     "side_by_side_flagged",
     "summarize",
     "summary_by_segment",
+    "variant_order",
     "variants_of",
     "wilson_interval",
 ]

@@ -67,8 +67,14 @@ def variants_of(results: Results) -> list[str]:
 
 
 def variant_order(results: Results, variants: Sequence[str] | None) -> list[str]:
-    """``variants`` when given, else the variants of ``results`` in order of appearance."""
-    return list(variants) if variants is not None else variants_of(results)
+    """The variants to report, in order: those of ``variants`` (a run's ``--variant`` order)
+    found in ``results``, then any other variant of ``results`` in order of appearance; with
+    ``variants`` None, the variants of ``results`` in order of appearance."""
+    present = variants_of(results)
+    if variants is None:
+        return present
+    given = list(dict.fromkeys(variants))
+    return [v for v in given if v in present] + [v for v in present if v not in given]
 
 
 def scores_are_binary(results: Results) -> bool:

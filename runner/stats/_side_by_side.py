@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from runner.errors import ConfigError
 from runner.records import STATUS_ERROR
-from runner.stats._frames import ENGINE, PAIR_KEYS, Results, lazy_results, variant_order
+from runner.stats._frames import ENGINE, PAIR_KEYS, Results, lazy_results, variants_of
 from runner.store import (
     DEFAULT_MEMORY,
     BucketWriters,
@@ -70,9 +70,11 @@ def side_by_side_flagged(
 ) -> pl.LazyFrame:
     """The rows of :func:`side_by_side` in the order of the results, with their flags and a
     :data:`SIDE_BY_SIDE_RANK` column; :func:`in_side_by_side_order` puts them in order.
-    ``carry`` names columns of the results kept from each row's first result."""
+    ``carry`` names columns of the results kept from each row's first result. ``variants``
+    are taken as given, present or not: each bucket of :func:`bucketed_side_by_side` must
+    have the same columns."""
     lf = lazy_results(results)
-    order = variant_order(results, variants)
+    order = list(variants) if variants is not None else variants_of(results)
     if baseline not in order:
         raise ConfigError(f"baseline variant {baseline!r} is not in the results ({order})")
     frame = lf.select(*PAIR_KEYS, *carry, "inputs", "expected").unique(

@@ -16,8 +16,9 @@ from support import cli
 
 from runner.config import RunConfig
 from runner.errors import ConfigError
-from runner.gates._baseline import GateVerdict, compare_with_baseline
 from runner.gates._gates import Gates
+from runner.gates._nightly import compare_with_baseline
+from runner.gates._verdict import GateVerdict
 from runner.report._report import build_reports
 from runner.run._job import run_job
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile

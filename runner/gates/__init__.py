@@ -1,5 +1,6 @@
 """Regression gates and baselines: the gates' rules, the pairing of what is gated, the
-comparison of two runs, the nightly baseline pick, the error budget."""
+comparison of two runs, the baseline pick, the verdict a run keeps, the nightly step, the error
+budget."""
 
 from __future__ import annotations
 
@@ -7,31 +8,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runner.gates._baseline import (
-        Candidate,
-        GateVerdict,
-        accept_baseline,
-        compare_with_baseline,
-        pick_baseline,
-        record_gate_verdict,
-        resolve_baseline,
-    )
+    from runner.gates._baseline import Candidate, pick_baseline, resolve_baseline
     from runner.gates._budget import check_error_budget
     from runner.gates._gates import Gates, RegressionReport
+    from runner.gates._nightly import compare_with_baseline
     from runner.gates._regression import gate_run, refresh_report_comparison, write_regression
+    from runner.gates._verdict import GateVerdict, accept_baseline, record_gate_verdict
 
 # Names load on first use: the door costs nothing until a name is taken through it.
 _EXPORTS = {
     "Candidate": "runner.gates._baseline",
-    "GateVerdict": "runner.gates._baseline",
+    "GateVerdict": "runner.gates._verdict",
     "Gates": "runner.gates._gates",
     "RegressionReport": "runner.gates._gates",
-    "accept_baseline": "runner.gates._baseline",
+    "accept_baseline": "runner.gates._verdict",
     "check_error_budget": "runner.gates._budget",
-    "compare_with_baseline": "runner.gates._baseline",
+    "compare_with_baseline": "runner.gates._nightly",
     "gate_run": "runner.gates._regression",
     "pick_baseline": "runner.gates._baseline",
-    "record_gate_verdict": "runner.gates._baseline",
+    "record_gate_verdict": "runner.gates._verdict",
     "refresh_report_comparison": "runner.gates._regression",
     "resolve_baseline": "runner.gates._baseline",
     "write_regression": "runner.gates._regression",

@@ -1,4 +1,4 @@
-"""Which earlier run a nightly run is compared with, and the verdict each run keeps.
+"""Which earlier run a nightly run is compared with.
 
 A nightly job is trusted to turn red on a regression, so its baseline must exist and be good:
 
@@ -7,57 +7,22 @@ A nightly job is trusted to turn red on a regression, so its baseline must exist
   "nothing to compare with".
 * :func:`pick_baseline` — in a folder, the most recent run that is eligible: ``complete``,
   finished before the candidate started, of the candidate's deployment, and that did not fail
-  its own gates (:data:`INELIGIBLE` verdicts, unless ``accepted``). Every newer run passed
-  over is named with the reason (:class:`BaselinePick`).
-* :func:`compare_with_baseline` — the nightly comparison step: pick, compare and gate
-  (``regression.md``, ``regression.parquet``, the comparison in ``report.html``), and return
-  a :class:`BaselineVerdict` the caller records with :func:`record_gate_verdict`.
-* :func:`accept_baseline` — ``runner baseline accept RUN``: make a run eligible although its
-  gate failed (after a deliberate change).
+  its own gates (:data:`~runner.gates._verdict.INELIGIBLE` verdicts, unless ``accepted``).
+  Every newer run passed over is named with the reason (:class:`BaselinePick`).
 
-The verdict a run keeps is ``Manifest.gate``: ``{"verdict": GateVerdict, "baseline": path or
-None, "accepted": bool}``. A run without one (no gates, or made before verdicts were kept) is
-eligible.
+The verdict each run keeps is in :mod:`runner.gates._verdict`; the nightly step that picks,
+compares and gates is :func:`runner.gates._nightly.compare_with_baseline`.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
 
-from runner.errors import ConfigError, GateFailed, ResultsDirError
-from runner.gates._gates import Gates, RegressionReport
-from runner.stats import DEFAULT_OPTIONS, StatOptions
+from runner.errors import ConfigError, ResultsDirError
+from runner.gates._verdict import INELIGIBLE
 from runner.store import Manifest, RunDir, RunStatus
-
-
-class GateVerdict(enum.StrEnum):
-    """A run's own gate verdict, as its manifest keeps it (``Manifest.gate["verdict"]``)."""
-
-    PASS = "pass"
-    """Compared with a baseline; every gate passed."""
-    FAIL = "fail"
-    """A gate failed, or there was no baseline and ``allow_no_baseline`` was not given."""
-    NONE = "none"
-    """No gate was set."""
-    NO_BASELINE = "no-baseline"
-    """No baseline yet, accepted as a first night (``allow_no_baseline``): no gate applied."""
-    OVER_BUDGET = "over-budget"
-    """The run's error rows were over its error budget."""
-
-
-#: Verdicts that keep a run from being a baseline, unless it was accepted.
-INELIGIBLE: Final = frozenset({GateVerdict.FAIL, GateVerdict.OVER_BUDGET})
-
-#: The first line said (and written at the top of regression.md) on an accepted first night.
-NO_BASELINE_YET: Final = "no baseline yet: this run becomes the baseline once its gates pass"
-
-
-# ------------------------------------------------------------------------------ picking
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,151 +252,20 @@ def _notes(baseline: Path, candidate: Candidate) -> tuple[str, ...]:
     return tuple(notes)
 
 
-# ----------------------------------------------------------------------------- verdicts
-
-
-@dataclass(frozen=True, slots=True)
-class BaselineVerdict:
-    """The outcome of the nightly comparison step, for the caller to record and act on."""
-
-    verdict: GateVerdict
-    baseline: Path | None
-    pick: BaselinePick
-    report: RegressionReport | None
-    """The gated comparison; None when there was no baseline."""
-    markdown: Path
-    """The written ``regression.md``."""
-    message: str = ""
-    """Why the verdict is a failure, in one line (empty when it is not)."""
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict is not GateVerdict.FAIL
-
-    def gate_record(self) -> dict[str, Any]:
-        """``Manifest.gate`` of this verdict (:func:`record_gate_verdict` keeps ``accepted``)."""
-        baseline = None if self.baseline is None else str(self.baseline)
-        return {"verdict": self.verdict.value, "baseline": baseline, "accepted": False}
-
-    def raise_if_failed(self) -> None:
-        """:class:`GateFailed` (exit 1) with :attr:`message` when the verdict is a failure."""
-        if not self.passed:
-            raise GateFailed(self.message)
-
-
-def record_gate_verdict(
-    rundir: RunDir, verdict: GateVerdict | str, baseline: Path | None
-) -> Manifest:
-    """Write the run's own gate verdict into its manifest; ``accepted`` is kept as it was.
-
-    Takes no lock: the caller holds ``rundir.locked()`` (a run ending holds it already)."""
-    manifest = rundir.read_manifest()
-    accepted = bool((manifest.gate or {}).get("accepted"))
-    manifest.gate = {
-        "verdict": GateVerdict(verdict).value,
-        "baseline": None if baseline is None else str(baseline),
-        "accepted": accepted,
-    }
-    rundir.write_manifest(manifest)
-    return manifest
-
-
-def accept_baseline(out: Path) -> Manifest:
-    """``runner baseline accept OUT``: mark a complete run as an accepted baseline, whatever
-    its own gate said, under the run's lock. A run that is not complete is refused."""
-    rundir = RunDir(out)
-    if not rundir.has_manifest():
-        raise ConfigError(f"{out} is not a run directory (no manifest.json)")
-    with rundir.locked():
-        manifest = rundir.read_manifest()
-        if manifest.status != RunStatus.COMPLETE:
-            raise ConfigError(
-                f"{out} is not complete (status: {manifest.status.value}); only a complete "
-                "run can be a baseline"
-            )
-        gate = dict(manifest.gate or {"verdict": GateVerdict.NONE.value, "baseline": None})
-        gate["accepted"] = True
-        manifest.gate = gate
-        rundir.write_manifest(manifest)
-    return manifest
-
-
-# --------------------------------------------------------------------- the nightly step
-
-
-def compare_with_baseline(
-    out: Path,
-    compare_with: Path,
-    gates: Gates,
-    *,
-    allow_no_baseline: bool = False,
-    allow_different_deployment: bool = False,
-    variant_map: Mapping[str, str] | None = None,
-    score: str | None = None,
-    allow_incomplete: bool = False,
-    options: StatOptions = DEFAULT_OPTIONS,
-    say: Callable[[str], None] = lambda line: None,
-) -> BaselineVerdict:
-    """Compare run ``out`` with the baseline ``compare_with`` names and gate on the result.
-
-    Writes ``regression.md`` into ``out`` always (a first night too), and when a baseline was
-    found ``regression.parquet``, the regressed rows and the comparison section of ``out``'s
-    ``report.html`` (:func:`runner.gates._regression.write_regression`). Every pick is said, one
-    line
-    per call of ``say``, and written into ``regression.md``.
-
-    Returns the verdict, failed or not; the caller records it (:func:`record_gate_verdict`)
-    and then calls :meth:`BaselineVerdict.raise_if_failed`. Raises :class:`ConfigError` for a
-    baseline that does not exist or calls another deployment, :class:`GateFailed` for an
-    incomplete run (unless ``allow_incomplete``).
-    """
-    from runner.gates._regression import forget_regression, write_no_baseline, write_regression
-
-    pick = resolve_baseline(
-        compare_with, out, allow_different_deployment=allow_different_deployment
-    )
-    markdown = RunDir(out).regression_md
-    if pick.chosen is None:
-        forget_regression(out)  # an earlier comparison's files would tell of another baseline
-        if allow_no_baseline:
-            say(f"no gate was applied: {NO_BASELINE_YET} ({compare_with} holds no eligible run)")
-            for line in pick.lines()[1:]:
-                say(line)
-            write_no_baseline(out, pick, allowed=True)
-            return BaselineVerdict(GateVerdict.NO_BASELINE, None, pick, None, markdown)
-        message = (
-            f"no baseline: {compare_with} holds no eligible run other than {out}, so the gates "
-            "were not applied; pass --allow-no-baseline (experiment key allow_no_baseline = "
-            "true) to accept a first night"
-        )
-        for line in pick.lines():
-            say(line)
-        write_no_baseline(out, pick, allowed=False)
-        return BaselineVerdict(GateVerdict.FAIL, None, pick, None, markdown, message)
-    for line in pick.lines():
-        say(line)
-    report = write_regression(
-        pick.chosen.out_dir,
-        out,
-        out,
-        gates,
-        score=score,
-        variant_map=variant_map,
-        allow_incomplete=allow_incomplete,
-        options=options,
-        picked=pick.lines(),
-    )
-    if not report.gates_set:
-        verdict = GateVerdict.NONE
-    else:
-        verdict = GateVerdict.PASS if report.passed else GateVerdict.FAIL
-    message = "; ".join(g.describe() for g in report.failures)
-    return BaselineVerdict(verdict, pick.chosen.out_dir, pick, report, markdown, message)
-
-
 def latest_eligible_run(folder: Path, candidate: Path | None = None) -> PastRun | None:
     """The run :func:`pick_baseline` chooses in ``folder`` for run ``candidate`` (any run
     finished by now, of any deployment, when ``candidate`` is None or holds no manifest)."""
     if candidate is not None and RunDir(candidate).has_manifest():
         return pick_baseline(folder, Candidate.of_run(candidate)).chosen
     return pick_baseline(folder, Candidate(candidate, datetime.now(UTC), None)).chosen
+
+
+__all__ = [
+    "BaselinePick",
+    "Candidate",
+    "PastRun",
+    "Skipped",
+    "latest_eligible_run",
+    "pick_baseline",
+    "resolve_baseline",
+]

@@ -151,7 +151,7 @@ def no_baseline_markdown(
 ) -> str:
     """``regression.md`` of a night with no baseline; its first line says no gate was
     applied (and, when not ``allowed``, that this is a failure). Ends in a newline."""
-    from runner.gates._baseline import NO_BASELINE_YET
+    from runner.gates._nightly import NO_BASELINE_YET
 
     if allowed:
         head = f"## No gate was applied: {NO_BASELINE_YET}"

@@ -6,7 +6,7 @@
   (``runner gate``, and ``runner run`` with gate options).
 
 A variant on either side without a counterpart fails every gate set (:func:`pair_variants`
-says how to pair it); the rules of each gate are :mod:`runner.gates`'.
+says how to pair it); the rules of each gate are in :mod:`runner.gates._gates`.
 """
 
 from __future__ import annotations

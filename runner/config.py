@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ __all__ = [
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
     "RunConfig",
+    "api_key_from_env",
     "check_base_url",
     "check_metadata",
     "is_loopback_url",
@@ -46,6 +48,12 @@ WORK: Final = {"work": True}
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+
+
+def api_key_from_env() -> str | None:
+    """The API key: ``$FETCH_HIVE_API_KEY`` only, or None when it is unset or empty (the one
+    place the runner reads it; a library caller passes ``api_key=`` instead)."""
+    return os.environ.get(API_KEY_ENV) or None
 
 
 def is_loopback_url(url: str) -> bool:

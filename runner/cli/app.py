@@ -17,13 +17,12 @@ code  meaning
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any, NoReturn
 
 import click
 
-from runner.config import API_KEY_ENV
+from runner.config import api_key_from_env
 from runner.errors import RunInterrupted, RunnerError
 from runner.terminal import terminal_safe
 
@@ -67,7 +66,7 @@ class Commands(click.Group):
 
 
 def _redacted(text: str) -> str:
-    key = (os.environ.get(API_KEY_ENV) or "").strip()
+    key = (api_key_from_env() or "").strip()
     return text.replace(key, "[REDACTED]") if key else text
 
 

@@ -16,7 +16,6 @@ in :class:`RunInterrupted` with the command that resumes it.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+# The experiment's door exports it; the runner reads the key in runner.config alone.
+from runner.config import api_key_from_env as api_key_from_env
 from runner.errors import (
     ErrorBudgetExceeded,
     GateFailed,
@@ -278,13 +279,6 @@ def run_stages(
         if lock_fd is not None:
             stack.enter_context(run.rundir.adopted(lock_fd))
         return run.run()
-
-
-def api_key_from_env() -> str | None:
-    """The API key: ``$FETCH_HIVE_API_KEY`` only (the one place it is read)."""
-    from runner.config import API_KEY_ENV
-
-    return os.environ.get(API_KEY_ENV) or None
 
 
 def flush_std() -> None:

@@ -16,7 +16,6 @@ Ray is imported only here, and only when this executor is chosen.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -24,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
 
-from runner.config import API_KEY_ENV, RunConfig
+from runner.config import RunConfig, api_key_from_env
 from runner.dataset import open_dataset
 from runner.errors import (
     ConfigError,
@@ -37,7 +36,8 @@ from runner.errors import (
 )
 from runner.records import STATUS_OK
 from runner.run import Counters, Display, RunResult, resolve_api_key, run_job
-from runner.scale._merge import find_shard_dirs, merge_shards
+from runner.scale._merge import merge_shards
+from runner.scale._shards import find_shard_dirs
 from runner.store import RunDir, RunStatus, journal_fragment
 
 INSTALL_HINT: Final = "--executor ray needs Ray: pip install 'runner[ray]'"
@@ -108,7 +108,7 @@ def run_shard(values: dict[str, Any]) -> dict[str, Any]:
     config = replace(RunConfig.from_mapping(values), resume=True)
     index = config.shard[0] if config.shard else 0
     try:
-        result = run_job(config, api_key=os.environ.get(API_KEY_ENV))
+        result = run_job(config, api_key=api_key_from_env())
     except RunnerError as exc:
         return {"index": index, "status": "failed", "error": exc}
     return {"index": index, "status": result.status, "counts": result.counts}

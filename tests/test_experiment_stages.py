@@ -340,8 +340,8 @@ def test_a_judge_pass_sets_every_field_of_its_config_on_purpose() -> None:
     import dataclasses
 
     from runner.config import RunConfig
-    from runner.judge._passes import INHERITED, judge_pass_config
     from runner.judge._parse import JudgeSpec
+    from runner.judge._passes import INHERITED, judge_pass_config
 
     parent = RunConfig(
         dataset=("d.csv",), out_dir=Path("out"), deployment="support-reply",

@@ -22,6 +22,7 @@ from runner.errors import StorageError
 from runner.records import RESULT_COLUMNS, Outcome
 from runner.store import _fsutil as fsutil
 from runner.store import _journal as journal
+from runner.store import _recovery as recovery
 from runner.store._fsutil import atomic_write, atomic_write_text, remove_stale_temps
 from runner.store._memory import MemoryPlan
 from runner.store._results import (
@@ -214,13 +215,13 @@ def test_a_clean_journal_is_checked_a_piece_at_a_time_not_line_by_line(
 ) -> None:
     path = write_journal(tmp_path, *(line(f"r{n}") for n in range(100)))
     parsed: list[int] = []
-    real = journal.parse_piece
+    real = recovery.parse_piece
 
     def counting(piece: bytes, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         parsed.append(piece.count(b"\n"))
         return real(piece, schema)
 
-    monkeypatch.setattr(journal, "parse_piece", counting)
+    monkeypatch.setattr(recovery, "parse_piece", counting)
     recover_journal(path, memory=MemoryPlan(piece_bytes=10 * len(line("r0"))))
     assert sum(parsed) == 100 and 10 <= len(parsed) <= 11
 

@@ -82,7 +82,8 @@ def test_two_fresh_runs_on_one_empty_out_never_both_run(
         ]
         codes = sorted(p.wait(timeout=120) for p in procs)
         assert codes == [0, 2], codes
-        run_ids = {json.loads(line)["run_id"] for line in (out / "journal.jsonl").open()}
+        lines = (out / "journal.jsonl").read_text().splitlines()
+        run_ids = {json.loads(line)["run_id"] for line in lines}
         assert len(run_ids) == 1
         assert sim.stats.requests == 30  # every call paid once
 

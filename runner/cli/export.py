@@ -11,15 +11,9 @@ from pathlib import Path
 import click
 
 from runner.cli.app import main
+from runner.cli.run_options import options_of
 
-segment_option = click.option(
-    "--segment-column",
-    "segment_columns",
-    multiple=True,
-    metavar="COL",
-    help="Break the summary and comparison down by this metadata or input column "
-    "(repeatable): summary_by_segment.parquet, comparison_by_segment.parquet and report.html.",
-)
+segment_option = options_of("segment_columns")
 
 
 @main.command()

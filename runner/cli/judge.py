@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from runner.cli.app import main
+from runner.cli.run_options import options_of
 from runner.config import BASE_URL_ENV
 from runner.errors import ConfigError
 
@@ -20,40 +21,8 @@ JUDGE_PARAMS = (
 )  # fmt: skip
 
 
-def judge_options(func: F) -> F:
-    """The judge options, shared by ``run`` and ``judge``."""
-    options = [
-        click.option("--judge", metavar="DEPLOYMENT:VARIANT",
-                     help="Score every ok answer with this judge deployment (pointwise). Its "
-                     "prompt gets input, output, expected and the --judge-var values. Read by "
-                     "default: a JSON object with a numeric score, MT-Bench's [[n]], "
-                     "Prometheus' [RESULT] n, a last line Score: n (or Rating:, Grade:, "
-                     "with /10); the last verdict in the answer counts."),
-        click.option("--pairwise-judge", metavar="DEPLOYMENT:VARIANT",
-                     help="Compare each candidate with the baseline row by row with this judge, "
-                     "in both orders (input, output_a, output_b, expected). Read by default: a "
-                     "JSON winner, MT-Bench's [[A]]/[[B]]/[[C]], Arena-Hard's [[A>>B]] … "
-                     "[[B>>A]], a last line WINNER: A|B|TIE. An unread answer is a judge error, "
-                     "never a tie."),
-        click.option("--judge-var", "judge_vars", multiple=True, metavar="NAME=VALUE",
-                     help="One more prompt input of every judge call (a rubric, say); repeatable."),
-        click.option("--judge-scale", metavar="MIN-MAX",
-                     help="The pointwise judge's scale (e.g. 1-10), mapped onto 0-1 "
-                     "(default: 0-1, or the denominator of a 'Score: 7/10' line)."),
-        click.option("--judge-pattern", metavar="REGEX",
-                     help="Read the pointwise judge's score with REGEX instead: the first group "
-                     "of its last match is the score."),
-        click.option("--pairwise-pattern", metavar="REGEX",
-                     help="Read the pairwise judge's winner with REGEX instead: the first group "
-                     "of its last match is A, B, or a tie word (tie, C, draw, equal, =)."),
-        click.option("--max-judge-error-rate", type=float, metavar="SHARE",
-                     help="Largest share (0-1) of a judge's calls that may fail or answer "
-                     "nothing readable; above it the run exits 4, with every report written "
-                     "(default 0.05)."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        func = option(func)
-    return func
+#: The judge options, shared by ``run`` and ``judge`` (declared in the experiment's table).
+judge_options = options_of(*JUDGE_PARAMS)
 
 
 @main.command()

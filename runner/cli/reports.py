@@ -17,6 +17,7 @@ import click
 
 from runner.cli.app import main
 from runner.cli.export import segment_option
+from runner.cli.run_options import options_of
 from runner.errors import ConfigError, GateFailed
 
 if TYPE_CHECKING:
@@ -25,16 +26,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-score_option = click.option(
-    "--score",
-    metavar="SCORER",
-    help="How outputs are scored against --expected-column: exact, normalized, contains, "
-    "regex:PATTERN, json, number, or module:function (default exact when there is an "
-    "expected column).",
-)
-baseline_option = click.option(
-    "--baseline-variant", help="The variant others are compared with (default: the first)."
-)
+score_option = options_of("score")
+baseline_option = options_of("baseline_variant")
 allow_incomplete_option = click.option(
     "--allow-incomplete",
     is_flag=True,
@@ -54,91 +47,16 @@ GATE_PARAMS = (
 )
 
 
-def gate_options(func: F) -> F:
-    """The gate limits, as options of one command (``compare``, ``gate``, ``run``)."""
-    options = [
-        click.option(
-            "--max-error-rate-increase",
-            type=float,
-            metavar="POINTS",
-            help="Fail if a variant's error rate rises by more than POINTS percentage points.",
-        ),
-        click.option(
-            "--max-p95-latency-increase",
-            type=float,
-            metavar="PERCENT",
-            help="Fail if a variant's p95 latency rises by more than PERCENT %.",
-        ),
-        click.option(
-            "--max-score-drop",
-            type=float,
-            metavar="POINTS",
-            help="Fail if a variant's mean score falls by more than POINTS points (0-100).",
-        ),
-        click.option(
-            "--min-agreement",
-            type=float,
-            metavar="SHARE",
-            help="Fail if fewer than SHARE (0-1) of outputs are identical to the baseline's.",
-        ),
-        click.option(
-            "--require-significance",
-            type=float,
-            metavar="ALPHA",
-            help="Score and error gates fail only when the change is significant at ALPHA "
-            "(by the test the comparison names; intervals are then shown at 1 - ALPHA).",
-        ),
-        click.option(
-            "--min-coverage",
-            type=float,
-            metavar="SHARE",
-            help="Fail if fewer than SHARE (0-1) of the baseline's calls have a partner "
-            "(default 1.0 whenever another gate is set).",
-        ),
-        click.option(
-            "--min-win-rate",
-            type=float,
-            metavar="SHARE",
-            help="Fail if a candidate's pairwise win rate against its baseline (wins plus half "
-            "the ties, over the pairs the pairwise judge gave a verdict) is below SHARE (0-1).",
-        ),
-        click.option(
-            "--min-judge-consistency",
-            type=float,
-            metavar="SHARE",
-            help="Fail if fewer than SHARE (0-1) of the pairs the pairwise judge read in both "
-            "orders got the same verdict in both (default 0.6 whenever --min-win-rate is set).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+#: The gate limits, as options of one command (``compare``, ``gate``, ``run``).
+gate_options = options_of(*GATE_PARAMS)
 
 
 #: The parameters :func:`baseline_options` adds, by name.
 BASELINE_PARAMS = ("allow_no_baseline", "allow_different_deployment")
 
 
-def baseline_options(func: F) -> F:
-    """What a comparison with a baseline (``compare``, ``run --compare-with``) may accept:
-    a night without a baseline, and a baseline of another deployment."""
-    options = [
-        click.option(
-            "--allow-no-baseline",
-            is_flag=True,
-            help="When the folder of runs holds no eligible baseline (a first night, or a "
-            "CI cache miss), pass with no gate applied and say so, instead of failing (exit "
-            "1: the gates were not applied).",
-        ),
-        click.option(
-            "--allow-different-deployment",
-            is_flag=True,
-            help="Compare with a baseline run of another deployment (refused otherwise).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+#: What a comparison with a baseline may accept (``compare``, ``run --compare-with``).
+baseline_options = options_of(*BASELINE_PARAMS)
 
 
 def gates_from_params(params: Mapping[str, Any]) -> Gates:

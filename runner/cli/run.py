@@ -10,10 +10,7 @@ import click
 
 from runner.cli.app import main
 from runner.cli.console import cli_hooks, finish, resume_command
-from runner.cli.export import segment_option
-from runner.cli.judge import judge_options
-from runner.cli.reports import baseline_options, gate_options
-from runner.cli.run_options import executor_options, run_options, stage_options
+from runner.cli.run_options import RUN_PARAMS, options_of
 
 
 class _KeepArgs(click.Command):
@@ -25,13 +22,7 @@ class _KeepArgs(click.Command):
 
 
 @main.command(cls=_KeepArgs)
-@run_options
-@executor_options
-@judge_options
-@gate_options
-@baseline_options
-@segment_option
-@stage_options
+@options_of(*RUN_PARAMS)
 def run(**params: Any) -> None:
     """Invoke every row of DATASET against each --variant and record every outcome; then
     judge, export, report and gate, as the options say. OUT is locked from start to end;

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from runner.experiment._check import ExperimentPlan, check_experiment, plan_experiment
+from runner.experiment._fields import BY_PARAM, FIELDS, FRESH_PROCESS_FROM, Field
 from runner.experiment._file import (
     CLI_ONLY,
     KEY_OF_PARAM,
@@ -46,7 +47,6 @@ from runner.experiment._file import (
     parse_experiment,
 )
 from runner.experiment._model import (
-    FRESH_PROCESS_FROM,
     Experiment,
     ExperimentResult,
     ExportPlan,
@@ -63,7 +63,9 @@ if TYPE_CHECKING:
 from runner.http import RetryPolicy
 
 __all__ = [
+    "BY_PARAM",
     "CLI_ONLY",
+    "FIELDS",
     "FRESH_PROCESS_FROM",
     "KEYS",
     "KEY_OF_PARAM",
@@ -74,6 +76,7 @@ __all__ = [
     "ExperimentPlan",
     "ExperimentResult",
     "ExportPlan",
+    "Field",
     "Hooks",
     "JudgePlan",
     "Key",

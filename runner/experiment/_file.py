@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from runner.errors import ConfigError
+from runner.experiment._fields import FIELDS
 
 # ------------------------------------------------------------------------------- the keys
 
@@ -50,28 +51,12 @@ class Key:
 
 
 def _keys() -> dict[str, Key]:
-    kinds = {
-        "str": ("deployment", "experiment", "id_column", "expected_column", "base_url", "user",
-                "shard", "score", "baseline_variant", "judge", "pairwise_judge", "judge_scale",
-                "judge_pattern", "pairwise_pattern", "ray_address", "export_prefix"),
-        "int": ("concurrency", "repeat", "limit", "sample", "seed", "max_attempts",
-                "max_response_bytes", "ray_tasks", "fresh_process_from"),
-        "float": ("timeout", "rps", "max_outage", "max_error_rate", "grace_period",
-                  "max_error_rate_increase", "max_p95_latency_increase", "max_score_drop",
-                  "min_agreement", "require_significance", "min_coverage", "min_win_rate",
-                  "min_judge_consistency", "max_judge_error_rate"),
-        "bool": ("stream", "adaptive", "no_report", "allow_no_baseline",
-                 "allow_different_deployment", "overwrite", "csv_raw"),
-        "strs": ("dataset", "variants", "input_columns", "metadata_columns", "segment_columns"),
-        "table": ("tags", "judge_vars"),
-    }  # fmt: skip
-    keys = {name: Key(name, kind) for kind, names in kinds.items() for name in names}
-    keys["format"] = Key("input_format", "str", ("auto", "csv", "parquet", "jsonl"))
-    keys["executor"] = Key("executor", "str", ("local", "ray"))
-    keys["out"] = Key("out", "path")
-    keys["export"] = Key("export_to", "path")
-    keys["compare_with"] = Key("compare_with", "path")
-    return keys
+    """The file's keys, derived from the one table of options (:data:`FIELDS`)."""
+    return {
+        field.file_key: Key(field.param, field.kind, field.choices)
+        for field in FIELDS
+        if field.file_key is not None
+    }
 
 
 #: Every key of an experiment file, by name.
@@ -80,7 +65,7 @@ KEYS: Final = _keys()
 KEY_OF_PARAM: Final = {key.param: name for name, key in KEYS.items()}
 
 #: ``run`` parameters that belong to one invocation, never to the experiment: no file key.
-CLI_ONLY: Final = frozenset({"config_file", "dry_run", "resume", "retry_errors", "run_id"})
+CLI_ONLY: Final = frozenset(field.param for field in FIELDS if field.file_key is None)
 
 #: The placeholders ``out`` may hold, filled in when the file is read.
 PLACEHOLDERS: Final = ("date", "time")

@@ -20,12 +20,9 @@ from typing import Any, Final, Literal
 
 from runner.config import RunConfig, parse_tag
 from runner.errors import ConfigError, RunnerError
+from runner.experiment._fields import FRESH_PROCESS_FROM
 from runner.gates import Gates
 from runner.store import DEFAULT_MEMORY, MemoryPlan, RunDir, RunStatus
-
-#: From this many calls on, the end of a run happens in a fresh process (the memory plan of
-#: large runs: at 1,000,000 rows × 2 the whole run stays at 297 MB, BENCHMARKS.md issue 11).
-FRESH_PROCESS_FROM: Final = 200_000
 
 
 class Stage(enum.StrEnum):

@@ -576,3 +576,5 @@ def test_a_position_biased_judge_is_named_in_the_console_and_fails_its_gate(
     assert result.exit_code == 1, result.output
     assert "Warning: the judge prefers a position" in result.output
     assert "--min-judge-consistency" in result.output
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "the judge prefers a position" in html

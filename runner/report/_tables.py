@@ -10,6 +10,7 @@ from typing import Any, Final
 import polars as pl
 
 from runner.report._console import error_line
+from runner.stats import position_bias_warning
 
 MAX_CELL_CHARS: Final = 600
 """A table cell or an output is cut after this many characters."""
@@ -135,10 +136,19 @@ def comparison_table(rows: Sequence[Mapping[str, Any]], label: str) -> str:
         ("Judge: wins / losses / ties", lambda r: None if r.get("pairwise_pairs") is None
          else f"{r['pairwise_wins']} / {r['pairwise_losses']} / {r['pairwise_ties']}"),
         ("Judge win rate [95 % CI]", win_rate),
-        ("Judge consistent in both orders",
-         lambda r: _opt(r.get("judge_position_consistency"), pct)),
+        ("Judge consistent in both orders", _consistency),
+        ("Judge: pairs left out unread", lambda r: _opt(r.get("pairwise_unread"), str)),
     ]  # fmt: skip
     return _human_table(rows, columns)
+
+
+def _consistency(row: Mapping[str, Any]) -> str | None:
+    """The judge's position consistency, with the warning when it prefers a position."""
+    value = row.get("judge_position_consistency")
+    if value is None:
+        return None
+    warning = position_bias_warning(value)
+    return pct(value) + ("" if warning is None else f" ⚠ {warning}")
 
 
 def _signed_points(value: float) -> str:

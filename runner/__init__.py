@@ -17,6 +17,8 @@ The library's one public door; the CLI (``runner.cli``) is a thin shell over it:
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # real types for type checkers; at run time names load on first use
@@ -103,15 +105,24 @@ _EXPORTS = {
 }
 
 
-if not TYPE_CHECKING:  # type checkers see the names imported above, nothing else
+def door_getattr(door: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """The ``__getattr__`` of a package's door (this one and each package's ``__init__``): a
+    name of ``exports`` is imported from its private module on first use, then kept in the
+    door, so a door costs nothing until a name is taken through it."""
 
-    def __getattr__(name: str) -> Any:
-        module = _EXPORTS.get(name)
+    def getattr_(name: str) -> Any:
+        module = exports.get(name)
         if module is None:
-            raise AttributeError(f"module 'runner' has no attribute {name!r}")
+            raise AttributeError(f"module {door!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
+        setattr(sys.modules[door], name, value)
         return value
+
+    return getattr_
+
+
+if not TYPE_CHECKING:  # type checkers see the names imported above, nothing else
+    __getattr__ = door_getattr(__name__, _EXPORTS)
 
 
 __version__ = "0.2.0"

@@ -14,10 +14,8 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Final
 
-#: Signals that stop an experiment the way Ctrl-C does (SIGHUP: the terminal went away).
-STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+from runner.run import STOP_SIGNALS
 
 
 class StageStopped(BaseException):

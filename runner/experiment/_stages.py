@@ -147,7 +147,6 @@ class _Run:
     def run(self) -> ExperimentResult:
         from runner.experiment._send import send
 
-        experiment = self.experiment
         stage = Stage.SEND
         try:
             sent_all = send(self)
@@ -178,7 +177,6 @@ class _Run:
                 self._failed(stage, exc)
                 exc = type(exc)(_with_resume(str(exc), self.hooks.resume_command))
             return self._end(stage, exc)
-        del experiment
         self._mark(Stage.DONE, "done")
         self.result.status = RunStatus.COMPLETE
         return self.result

@@ -3,8 +3,7 @@ variants × repeats through bounded workers, its limits and breaker, progress, t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from runner.run._counters import Counters
@@ -17,13 +16,14 @@ if TYPE_CHECKING:
         resolve_api_key,
     )
     from runner.run._progress import Display, auto_display
-    from runner.run._session import RunResult
+    from runner.run._session import STOP_SIGNALS, RunResult
 
 # Names load on first use: the door costs nothing until a name is taken through it.
 _EXPORTS = {
     "Counters": "runner.run._counters",
     "Display": "runner.run._progress",
     "RunResult": "runner.run._session",
+    "STOP_SIGNALS": "runner.run._session",
     "arun_job": "runner.run._job",
     "auto_display": "runner.run._progress",
     "check_resume": "runner.run._preflight",
@@ -36,17 +36,13 @@ _EXPORTS = {
 
 
 if not TYPE_CHECKING:  # type checkers see the names imported above, nothing else
+    from runner import door_getattr
 
-    def __getattr__(name: str) -> Any:
-        module = _EXPORTS.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
+    __getattr__ = door_getattr(__name__, _EXPORTS)
 
 
 __all__ = [
+    "STOP_SIGNALS",
     "Counters",
     "Display",
     "RunResult",

@@ -3,8 +3,7 @@ summary, the paired comparison, segments, the side-by-side table."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from runner.stats._frames import (
@@ -73,14 +72,9 @@ _EXPORTS = {
 
 
 if not TYPE_CHECKING:  # type checkers see the names imported above, nothing else
+    from runner import door_getattr
 
-    def __getattr__(name: str) -> Any:
-        module = _EXPORTS.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
+    __getattr__ = door_getattr(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -31,9 +34,17 @@ def resume_command_of(args: list[str]) -> str:
     return shlex.join(["runner", *args])
 
 
-def quit_now() -> None:
-    """A second Ctrl-C: the manifest already says ``interrupted``; leave at once."""
-    os._exit(130)
+def quitter(resume: str | None) -> Callable[[], None]:
+    """A second Ctrl-C: the manifest already says ``interrupted``; say how to resume, then
+    leave at once."""
+
+    def quit_now() -> None:
+        if resume:
+            with contextlib.suppress(OSError, ValueError):
+                print(f"interrupted; resume with: {resume}", file=sys.stderr, flush=True)
+        os._exit(130)
+
+    return quit_now
 
 
 def say(line: str) -> None:
@@ -56,7 +67,7 @@ def cli_hooks(resume: str | None) -> Hooks:
         show_reports=print_reports,
         show_gate=show_gate,
         handle_signals=True,
-        quit_now=quit_now,
+        quit_now=quitter(resume),
         resume_command=resume,
         replace_process=True,
     )

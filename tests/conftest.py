@@ -1,6 +1,9 @@
 """Shared fixtures: tiny datasets, the fake API (tests/fakes.py), run configs, the simulator,
 the runner as a real process and a small real disk. Plain helpers live in tests/support.py.
 
+Tests mirror the package tree (``tests/<package>/``); whole runs live in ``tests/e2e/`` and
+carry the ``e2e`` marker, given here by folder, so ``./dev test -m "not e2e"`` is the fast loop.
+
 A test file that needs a differently configured simulator overrides ``sim_config``; one that
 needs several servers asks ``make_sim`` for each.
 """
@@ -16,11 +19,20 @@ from typing import Any
 
 import polars as pl
 import pytest
-from fakes import FakeApi
-from support import MakeSim, SmallDisk, StartRunner
 
 from runner.config import RunConfig
 from runner.simulator import SimulatorConfig, SimulatorServer
+from tests.fakes import FakeApi
+from tests.support import MakeSim, SmallDisk, StartRunner
+
+
+E2E = Path(__file__).parent / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fakes import FakeApi, ok_response
 
 from runner.config import RunConfig
 from runner.run._job import run_job
 from runner.store._rundir import LOCK_NAME
+from tests.fakes import FakeApi, ok_response
 
 Respond = Callable[[dict[str, Any], int], httpx.Response]
 

@@ -18,11 +18,12 @@ type: headers, content decoding, streamed bytes).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final
 
 import aiohttp
 import anyio
@@ -32,8 +33,29 @@ import yarl
 from runner.errors import AttemptError
 
 
-class Transport(Protocol):
-    """Sends the runner's POST; raises :class:`AttemptError` (also while its body is read)."""
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One POST of the runner, as a transport is handed it.
+
+    ``stream``: an event stream is expected (a cut is then ``stream_cut``). ``timeout`` bounds
+    the whole exchange, body included. A body declared over ``max_body`` bytes is handed over
+    unread, for the caller to refuse.
+    """
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    stream: bool
+    timeout: float
+    max_body: int
+
+
+class Transport(abc.ABC):
+    """Sends the runner's POST; raises :class:`AttemptError` (also while its body is read).
+
+    An implementation writes :meth:`send`, which takes the POST as one :class:`Post`, and
+    :meth:`aclose`.
+    """
 
     async def post(
         self,
@@ -47,12 +69,15 @@ class Transport(Protocol):
     ) -> bytes | httpx.Response:
         """POST ``body``: a whole ``200`` body as bytes, or the response to read (any status).
 
-        ``stream``: an event stream is expected (a cut is then ``stream_cut``). ``timeout``
-        bounds the whole exchange, body included. A body declared over ``max_body`` bytes is
-        handed over unread, for the caller to refuse.
+        The arguments are the fields of :class:`Post`.
         """
-        ...
+        return await self.send(Post(url, headers, body, stream, timeout, max_body))
 
+    @abc.abstractmethod
+    async def send(self, post: Post) -> bytes | httpx.Response:
+        """Send ``post``, as :meth:`post` says."""
+
+    @abc.abstractmethod
     async def aclose(self) -> None: ...
 
 
@@ -153,7 +178,7 @@ def _read_at_once(response: aiohttp.ClientResponse, max_body: int) -> bool:
     )
 
 
-class AiohttpTransport:
+class AiohttpTransport(Transport):
     """The default :class:`Transport`: one ``aiohttp.ClientSession`` with ``limit`` connections.
 
     The session is created on first use, inside the running event loop (asyncio only).
@@ -197,30 +222,21 @@ class AiohttpTransport:
             )
         return client_timeout
 
-    async def post(
-        self,
-        url: str,
-        headers: dict[str, str],
-        body: bytes,
-        *,
-        stream: bool,
-        timeout: float,
-        max_body: int,
-    ) -> bytes | httpx.Response:
+    async def send(self, post: Post) -> bytes | httpx.Response:
         """See :meth:`Transport.post`. A small whole body (a JSON answer or error) is read at
         once and the connection goes back to the pool before the caller looks at it."""
-        attempt = _Attempt(stream, time.perf_counter(), timeout)
+        attempt = _Attempt(post.stream, time.perf_counter(), post.timeout)
         session = self._get_session()
         with _mapped_errors(attempt):
             response = await session.request(
                 "POST",
-                self._url(url),
-                headers=headers,
-                data=body,
+                self._url(post.url),
+                headers=post.headers,
+                data=post.body,
                 allow_redirects=False,
-                timeout=self._timeout(timeout),
+                timeout=self._timeout(post.timeout),
             )
-            if not _read_at_once(response, max_body):
+            if not _read_at_once(response, post.max_body):
                 return _to_httpx(response, None, attempt)
             content = await response.read()
             response.release()
@@ -234,7 +250,7 @@ class AiohttpTransport:
             self._session = None
 
 
-class HttpxTransport:
+class HttpxTransport(Transport):
     """A :class:`Transport` over any httpx transport: ``httpx.MockTransport`` and scripted
     answers in tests, httpx's own pool or a proxy in production. The deadline is a cancel
     scope around the request and around each read of its body."""
@@ -242,22 +258,14 @@ class HttpxTransport:
     def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
         self._transport = transport
 
-    async def post(
-        self,
-        url: str,
-        headers: dict[str, str],
-        body: bytes,
-        *,
-        stream: bool,
-        timeout: float,
-        max_body: int,
-    ) -> bytes | httpx.Response:
+    async def send(self, post: Post) -> bytes | httpx.Response:
         """See :meth:`Transport.post` (every answer comes back as an ``httpx.Response``)."""
-        attempt = _Attempt(stream, time.perf_counter(), timeout)
-        deadline = anyio.current_time() + timeout
+        attempt = _Attempt(post.stream, time.perf_counter(), post.timeout)
+        deadline = anyio.current_time() + post.timeout
+        timeouts = dict.fromkeys(("connect", "read", "write", "pool"), post.timeout)
         request = httpx.Request(
-            "POST", url, headers=headers, content=body,
-            extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)},
+            "POST", post.url, headers=post.headers, content=post.body,
+            extensions={"timeout": timeouts},
         )  # fmt: skip
         with _httpx_errors(attempt), anyio.CancelScope(deadline=deadline):
             response = await self._transport.handle_async_request(request)
@@ -273,7 +281,7 @@ class HttpxTransport:
                 stream=_DeadlineStream(response, attempt, deadline),
                 extensions=response.extensions,
             )
-        raise deadline_passed(timeout)  # the scope cancelled the request
+        raise deadline_passed(post.timeout)  # the scope cancelled the request
 
     async def aclose(self) -> None:
         await self._transport.aclose()

@@ -285,7 +285,8 @@ class Pipeline:
 
     # -- outcomes -------------------------------------------------------------------------
 
-    def _base(self, call: Call, timing: _Timing) -> dict[str, Any]:
+    def _base(self, call: Call, timing: _Timing, last: Answer | AttemptError) -> dict[str, Any]:
+        """The fields every outcome has: the call's, and its last attempt's (``last``)."""
         return {
             "run_id": self.run_id,
             "row_id": call.row.row_id,
@@ -293,6 +294,9 @@ class Pipeline:
             "deployment": self.config.deployment,
             "repeat": call.repeat,
             "attempts": timing.sent,
+            "request_id": last.request_id,
+            "http_status": last.http_status,
+            "latency_ms": last.latency_ms,
             "total_ms": (time.perf_counter() - timing.t0) * 1000.0,
             "started_at": timing.started_at,
             "finished_at": now_iso(),
@@ -308,25 +312,19 @@ class Pipeline:
             output=answer.output,
             reasoning=answer.reasoning,
             model=answer.model,
-            request_id=answer.request_id,
-            http_status=answer.http_status,
-            latency_ms=answer.latency_ms,
             ttft_ms=answer.ttft_ms,
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
             total_tokens=answer.total_tokens,
-            **self._base(call, timing),
+            **self._base(call, timing, answer),
         )
 
     def _error_outcome(self, call: Call, error: AttemptError, timing: _Timing) -> Outcome:
         return Outcome(
             status=STATUS_ERROR,
-            request_id=error.request_id,
-            http_status=error.http_status,
             error_type=error.error_type,
             error_message=error.message,
-            latency_ms=error.latency_ms,
-            **self._base(call, timing),
+            **self._base(call, timing, error),
         )
 
 

@@ -25,7 +25,6 @@ from runner.simulator import SimulatorConfig, SimulatorServer
 from tests.fakes import FakeApi
 from tests.support import MakeSim, SmallDisk, StartRunner
 
-
 E2E = Path(__file__).parent / "e2e"
 
 

@@ -3,6 +3,8 @@ accident (unpaired variants, missing calls, unmeasurable values)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 import pytest
 
@@ -13,7 +15,7 @@ from tests.reports_helpers import frame, paired, row, with_scores
 
 
 def _run(
-    scores: list[float | None], latency: float = 100.0, suffix: str = "", variant: str = "v"
+    scores: Sequence[float | None], latency: float = 100.0, suffix: str = "", variant: str = "v"
 ) -> pl.DataFrame:
     rows = []
     for i, score in enumerate(scores):
@@ -161,7 +163,8 @@ def test_a_partial_candidate_fails_the_default_coverage_gate() -> None:
     base, cand = _run([1.0] * 1000), _run([1.0] * 146)
     report = compare_runs(base, cand, Gates(max_score_drop_points=2.0))
     coverage = report.failures[0]
-    assert (coverage.gate, coverage.measured) == ("min_coverage", pytest.approx(0.146))
+    assert coverage.gate == "min_coverage"
+    assert coverage.measured == pytest.approx(0.146)
     assert "146 of 1,000 baseline calls have a partner" in coverage.describe()
 
 

@@ -429,11 +429,12 @@ def served(script: Callable[[anyio.abc.SocketStream], Awaitable[None]]) -> Calla
                 tg.start_soon(listener.serve, closing)
                 try:
                     async with InvokeClient(url, KEY, timeout=timeout) as client:
-                        return await client.invoke(BODY, stream=stream)
+                        result: Answer | AttemptError = await client.invoke(BODY, stream=stream)
                 except AttemptError as error:
-                    return error  # raised below, outside the task group
+                    result = error  # raised below, outside the task group
                 finally:
                     tg.cancel_scope.cancel()
+            return result
 
         result = anyio.run(main)
         if isinstance(result, AttemptError):

@@ -31,7 +31,7 @@ def test_a_fan_in_below_two_is_refused_as_it_would_never_finish_merging() -> Non
 
 def test_fields_are_keywords_only() -> None:
     with pytest.raises(TypeError):
-        MemoryPlan(1024)  # type: ignore[misc]
+        MemoryPlan(1024)  # type: ignore[call-arg]  # positional on purpose: it must be refused
 
 
 def test_every_field_says_what_it_trades() -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 from polars.testing import assert_series_equal
 
 from runner.errors import ConfigError
-from runner.score._scoring import missing_expected, parse_scorer, score_results
+from runner.score._scoring import Scorer, missing_expected, parse_scorer, score_results
 from tests.reports_helpers import frame, row
 
 
@@ -146,7 +147,7 @@ def test_custom_scorer_sees_the_row_with_decoded_inputs(scorer_module: str) -> N
     assert scored["score"].to_list() == [1.0]
 
 
-def _scored(spec: str, *rows: dict) -> list[tuple[float | None, str | None]]:
+def _scored(spec: str, *rows: dict[str, Any]) -> list[tuple[float | None, str | None]]:
     scored = score_results(frame(rows), parse_scorer(spec))
     return list(zip(scored["score"].to_list(), scored["score_error"].to_list(), strict=True))
 
@@ -228,6 +229,7 @@ def test_importing_a_scorer_from_the_working_directory_leaves_sys_path_alone(
     assert _scored_with(scorer) == [1.0]
 
 
-def _scored_with(scorer: object) -> list[float | None]:
-    results = score_results(frame([row("r1", "v", "x")]), scorer)  # type: ignore[arg-type]
-    return results["score"].to_list()
+def _scored_with(scorer: Scorer) -> list[float | None]:
+    results = score_results(frame([row("r1", "v", "x")]), scorer)
+    scores: list[float | None] = results["score"].to_list()
+    return scores

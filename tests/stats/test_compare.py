@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -234,7 +237,9 @@ def test_error_rates_compare_with_mcnemar_on_the_error_indicators() -> None:
     assert comparison["error_p_value"][0] == pytest.approx(10 / 16)
 
 
-def _timed(latencies: list[float], variant: str, tokens: int, outputs: list[str]) -> list[dict]:
+def _timed(
+    latencies: Sequence[float], variant: str, tokens: int, outputs: Sequence[str]
+) -> list[dict[str, Any]]:
     return [
         row(f"r{i}", variant, out, latency_ms=ms, total_tokens=tokens)
         for i, (ms, out) in enumerate(zip(latencies, outputs, strict=True))
@@ -314,21 +319,22 @@ def test_unknown_baseline_is_a_config_error() -> None:
 
 def test_side_by_side_puts_regressions_first() -> None:
     """r2 and r5 regress (wrong answer, error), r3 improves, r4 changes, r1 stays."""
-    cases = {  # row: (base output, base score, cand output, cand score); None = error
-        "r1": ("A", 1.0, "A", 1.0),
-        "r2": ("B", 1.0, "b?", 0.0),
-        "r3": ("c?", 0.0, "C", 1.0),
-        "r4": ("D", 1.0, "D.", 1.0),
-        "r5": ("E", 1.0, None, None),
+    Side = tuple[str | None, float | None]  # (output, score); None = error
+    cases: dict[str, tuple[Side, Side]] = {  # row: (base, cand)
+        "r1": (("A", 1.0), ("A", 1.0)),
+        "r2": (("B", 1.0), ("b?", 0.0)),
+        "r3": (("c?", 0.0), ("C", 1.0)),
+        "r4": (("D", 1.0), ("D.", 1.0)),
+        "r5": (("E", 1.0), (None, None)),
     }
-    rows, scores = [], []
-    for variant, out_i, score_i in (("base", 0, 1), ("cand", 2, 3)):
+    rows: list[dict[str, Any]] = []
+    scores: list[float | None] = []
+    for variant, side in (("base", 0), ("cand", 1)):
         for row_id, case in cases.items():
-            status = "ok" if case[out_i] is not None else "error"
-            rows.append(
-                row(row_id, variant, case[out_i], expected=row_id, status=status, latency_ms=10)
-            )
-            scores.append(case[score_i])
+            output, score = case[side]
+            status = "ok" if output is not None else "error"
+            rows.append(row(row_id, variant, output, expected=row_id, status=status, latency_ms=10))
+            scores.append(score)
     table = side_by_side(with_scores(frame(rows), scores), "base")
     order = ["r2", "r5", "r3", "r4", "r1"]
     expected = pl.DataFrame(
@@ -337,13 +343,13 @@ def test_side_by_side_puts_regressions_first() -> None:
             "repeat": pl.Series([0] * 5, dtype=pl.Int32),
             "inputs": [f'{{"q": "{r}"}}' for r in order],
             "expected": order,
-            "output_base": [cases[r][0] for r in order],
+            "output_base": [cases[r][0][0] for r in order],
             "status_base": ["ok"] * 5,
-            "score_base": [cases[r][1] for r in order],
+            "score_base": [cases[r][0][1] for r in order],
             "latency_ms_base": [10.0] * 5,
-            "output_cand": [cases[r][2] for r in order],
+            "output_cand": [cases[r][1][0] for r in order],
             "status_cand": ["ok", "error", "ok", "ok", "ok"],
-            "score_cand": [cases[r][3] for r in order],
+            "score_cand": [cases[r][1][1] for r in order],
             "latency_ms_cand": [10.0, None, 10.0, 10.0, 10.0],
             "changed": [True, True, True, True, False],
             "regression": [True, True, False, False, False],

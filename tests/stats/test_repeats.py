@@ -3,7 +3,7 @@ test, interval and gate (issue 20, point 3), on hand-built frames."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -22,7 +22,7 @@ Scores = Sequence[Sequence[float | None]]
 
 
 def repeated(
-    arms: dict[str, Scores], *, latency: float = 100.0, segment: bool = False
+    arms: Mapping[str, Scores], *, latency: float = 100.0, segment: bool = False
 ) -> pl.DataFrame:
     """A results frame: per variant, rows r0, r1, … with one call per listed repeat."""
     rows, scores = [], []
@@ -206,8 +206,8 @@ def test_a_row_mean_skips_the_repeats_the_scorer_could_not_score() -> None:
 
 def test_errors_that_come_and_go_across_repeats_use_the_paired_t_test_on_error_shares() -> None:
     base = [[1.0, 1.0, 1.0]] * 6
-    cand = [[None, 1.0, 1.0], [None, None, 1.0], [1.0, 1.0, 1.0], [None, 1.0, 1.0],
-            [1.0, 1.0, 1.0], [None, None, None]]  # fmt: skip
+    cand: Scores = [[None, 1.0, 1.0], [None, None, 1.0], [1.0, 1.0, 1.0], [None, 1.0, 1.0],
+                    [1.0, 1.0, 1.0], [None, None, None]]  # fmt: skip
     comparison = compare_variants(repeated({"base": base, "cand": cand}), "base")
     shares = np.array([1 / 3, 2 / 3, 0.0, 1 / 3, 0.0, 1.0])
     result = comparison.row(0, named=True)

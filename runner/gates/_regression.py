@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from runner.errors import ConfigError, GateFailed
 from runner.gates._baseline import BaselinePick, PastRun, latest_eligible_run
@@ -35,23 +33,23 @@ from runner.gates._markdown import (
     regression_markdown,
 )
 from runner.gates._pairing import compare_runs, gate_variants
-from runner.report import (
-    PROVENANCE_KEY,
-    RunFacts,
-    Scored,
-    baseline_of,
-    read_run_facts,
-    score_label,
-    scored_results,
-)
+from runner.report import Scored, baseline_of, score_label, scored_results
 from runner.score import parse_scorer, score_results
 from runner.stats import DEFAULT_OPTIONS, StatOptions, variant_order
-from runner.store import RunDir, atomic_write_parquet, atomic_write_text, under_lock
+from runner.store import (
+    Provenance,
+    RunDir,
+    atomic_write_parquet,
+    atomic_write_text,
+    read_provenance,
+    under_lock,
+    with_provenance,
+)
 
 COMPLETE: Final = "complete"
 
 
-def require_complete(facts: RunFacts, role: str, *, allow_incomplete: bool) -> None:
+def require_complete(facts: Provenance, role: str, *, allow_incomplete: bool) -> None:
     """Refuse to gate on a run that did not finish: its missing calls would pass unseen."""
     if allow_incomplete or facts.status == COMPLETE:
         return
@@ -98,7 +96,7 @@ def write_regression(
     When ``out_dir`` is the candidate run and holds a ``report.html``, its "Compared with
     the baseline" section is (re)written (:func:`refresh_report_comparison`).
     """
-    base_facts, cand_facts = read_run_facts(base_dir), read_run_facts(cand_dir)
+    base_facts, cand_facts = RunDir(base_dir).provenance(), RunDir(cand_dir).provenance()
     require_complete(base_facts, "baseline", allow_incomplete=allow_incomplete)
     require_complete(cand_facts, "candidate", allow_incomplete=allow_incomplete)
     base, cand = _scored_alike(base_dir, cand_dir, score)
@@ -107,8 +105,8 @@ def write_regression(
         base.results, cand.results, gates, variant_map=variant_map, options=options,
         pairwise=_pairwise(cand_dir),
     )  # fmt: skip
-    base_prov = _run_provenance(base_facts, base.scorer)
-    cand_prov = _run_provenance(cand_facts, cand.scorer)
+    base_prov = base_facts.scored_by(base.scorer).as_dict()
+    cand_prov = cand_facts.scored_by(cand.scorer).as_dict()
     provenance: dict[str, Any] = {
         "baseline": base_prov,
         "candidate": cand_prov,
@@ -163,8 +161,8 @@ def forget_regression(out_dir: Path) -> None:
 
 def write_no_baseline(out_dir: Path, pick: BaselinePick, *, allowed: bool) -> Path:
     """``regression.md`` of a night with no baseline: no gate was applied, said first."""
-    facts = read_run_facts(out_dir)
-    markdown = no_baseline_markdown(pick.lines(), _run_provenance(facts, None), allowed=allowed)
+    facts = RunDir(out_dir).provenance().as_dict()
+    markdown = no_baseline_markdown(pick.lines(), facts, allowed=allowed)
     atomic_write_text(RunDir(out_dir).regression_md, markdown)
     return RunDir(out_dir).regression_md
 
@@ -183,23 +181,17 @@ def refresh_report_comparison(out_dir: Path) -> bool:
     section = None
     metrics_path, rows_path = rundir.regression_parquet, regression_rows_path(out_dir)
     if metrics_path.exists() and rows_path.exists():
-        facts = _metadata(metrics_path)
+        facts = read_provenance(metrics_path)
         if facts.get("gate_results") is not None:  # written by this version
             section = baseline_section(
                 facts, pl.read_parquet(metrics_path), pl.read_parquet(rows_path),
-                _metadata(rows_path),
+                read_provenance(rows_path),
             )  # fmt: skip
     html = rundir.report_html.read_text(encoding="utf-8")
     updated = with_baseline_section(html, section)
     if updated != html:
         atomic_write_text(rundir.report_html, updated)
     return section is not None
-
-
-def _metadata(path: Path) -> dict[str, Any]:
-    raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY)
-    value = json.loads(raw) if raw else {}
-    return value if isinstance(value, dict) else {}
 
 
 def _gate_result(g: GateResult) -> dict[str, Any]:
@@ -216,8 +208,7 @@ def _gate_result(g: GateResult) -> dict[str, Any]:
 
 
 def _write_frame(path: Path, frame: pl.DataFrame, provenance: Mapping[str, Any]) -> None:
-    metadata = {PROVENANCE_KEY: json.dumps(provenance, default=str).encode("utf-8")}
-    atomic_write_parquet(path, frame.to_arrow().replace_schema_metadata(metadata))
+    atomic_write_parquet(path, with_provenance(frame.to_arrow(), provenance))
 
 
 @under_lock
@@ -235,7 +226,7 @@ def gate_run(
 
     With ``score`` the run is scored afresh in memory; without it its stored scores are used.
     """
-    facts = read_run_facts(out_dir)
+    facts = RunDir(out_dir).provenance()
     require_complete(facts, "gated", allow_incomplete=allow_incomplete)
     scored = scored_results(out_dir, score)
     variants = variant_order(scored.results, facts.variants)
@@ -245,7 +236,7 @@ def gate_run(
         scored.results, base, gates, variants=variants, options=options,
         pairwise=_pairwise(out_dir),
     )  # fmt: skip
-    prov = _run_provenance(facts, scored.scorer)
+    prov = facts.scored_by(scored.scorer).as_dict()
     _write_metrics(
         RunDir(out_dir).gate_parquet,
         report,
@@ -295,21 +286,7 @@ def _rescored(scored: Scored, spec: str) -> Scored:
 
 
 def _write_metrics(path: Path, report: RegressionReport, provenance: Mapping[str, Any]) -> None:
-    metadata = {PROVENANCE_KEY: json.dumps(provenance, default=str).encode("utf-8")}
-    atomic_write_parquet(path, report.metrics.to_arrow().replace_schema_metadata(metadata))
-
-
-def _run_provenance(facts: RunFacts, scorer: str | None) -> dict[str, Any]:
-    return {
-        "out_dir": str(facts.out_dir),
-        "run_id": facts.run_id,
-        "status": facts.status,
-        "deployment": facts.deployment,
-        "dataset_fingerprint": facts.dataset_fingerprint,
-        "finished_at": facts.finished_at,
-        "versions": dict(facts.versions),
-        "scorer": scorer,
-    }
+    atomic_write_parquet(path, with_provenance(report.metrics.to_arrow(), provenance))
 
 
 # ------------------------------------------------------------------------------ markdown

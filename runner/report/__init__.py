@@ -9,14 +9,12 @@ if TYPE_CHECKING:
     from runner.report._baseline_section import baseline_section, with_baseline_section
     from runner.report._console import pairwise_sentence, summary_table
     from runner.report._inputs import (
-        RunFacts,
         Scored,
         baseline_of,
-        read_run_facts,
         scored_results,
         stored_scorer,
     )
-    from runner.report._report import PROVENANCE_KEY, ReportPaths, build_reports
+    from runner.report._report import ReportPaths, build_reports
     from runner.report._wording import (
         format_p,
         score_label,
@@ -27,16 +25,13 @@ if TYPE_CHECKING:
 
 # Names load on first use: the door costs nothing until a name is taken through it.
 _EXPORTS = {
-    "PROVENANCE_KEY": "runner.report._report",
     "ReportPaths": "runner.report._report",
-    "RunFacts": "runner.report._inputs",
     "Scored": "runner.report._inputs",
     "baseline_of": "runner.report._inputs",
     "baseline_section": "runner.report._baseline_section",
     "build_reports": "runner.report._report",
     "format_p": "runner.report._wording",
     "pairwise_sentence": "runner.report._console",
-    "read_run_facts": "runner.report._inputs",
     "score_label": "runner.report._wording",
     "score_sentence": "runner.report._wording",
     "scored_results": "runner.report._inputs",
@@ -55,16 +50,13 @@ if not TYPE_CHECKING:  # type checkers see the names imported above, nothing els
 
 
 __all__ = [
-    "PROVENANCE_KEY",
     "ReportPaths",
-    "RunFacts",
     "Scored",
     "baseline_of",
     "baseline_section",
     "build_reports",
     "format_p",
     "pairwise_sentence",
-    "read_run_facts",
     "score_label",
     "score_sentence",
     "scored_results",

@@ -1,5 +1,5 @@
-"""What the reports read from a run directory: its manifest (:func:`read_run_facts`, the one
-place they read it) and its results, scored (:func:`scored_results`, :func:`score_file`).
+"""What the reports read from a run directory: its results, scored (:func:`scored_results`,
+:func:`score_file`). The run's manifest they read as its provenance (``RunDir.provenance``).
 
 Scoring a run writes ``scores.parquet`` a batch at a time, row for row with
 ``results.parquet`` (never rewritten), with the scorer's spec in its Parquet metadata
@@ -8,10 +8,9 @@ Scoring a run writes ``scores.parquet`` a batch at a time, row for row with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -38,42 +37,6 @@ from runner.store import (
     read_results,
     scan_scored,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RunFacts:
-    """What the reports need from a run's manifest."""
-
-    out_dir: Path
-    run_id: str | None
-    status: str | None
-    deployment: str | None
-    variants: tuple[str, ...]
-    repeat: int | None
-    dataset_fingerprint: str | None
-    started_at: str | None
-    finished_at: str | None
-    versions: Mapping[str, Any]
-    config: Mapping[str, Any]
-
-
-def read_run_facts(out_dir: Path) -> RunFacts:
-    """The one place reports read the run's manifest (:class:`ResultsDirError` if unusable)."""
-    manifest = RunDir(out_dir).read_manifest()
-    config = manifest.config
-    return RunFacts(
-        out_dir=out_dir,
-        run_id=manifest.run_id,
-        status=manifest.status.value,
-        deployment=manifest.deployment,
-        variants=tuple(manifest.variants),
-        repeat=config.get("repeat"),
-        dataset_fingerprint=manifest.fingerprint.dataset,
-        started_at=manifest.sessions[0].started_at if manifest.sessions else manifest.created_at,
-        finished_at=manifest.finished_at,
-        versions=manifest.versions,
-        config=config,
-    )
 
 
 @dataclass(frozen=True, slots=True)

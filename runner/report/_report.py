@@ -11,20 +11,18 @@ writes, each atomically::
 
 Gates (``runner compare``, ``runner gate``) live in :mod:`runner.gates._regression`. Every file
 carries the run's provenance (run id, config, dataset fingerprint, versions): the parquet
-files as key-value metadata ``runner.store._provenance``, the HTML and markdown in words. The run's
-manifest is read in one place, :func:`read_run_facts`.
+files as key-value metadata (``runner.store.with_provenance``), the HTML and markdown in words.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Final
 
 import polars as pl
 import pyarrow as pa
@@ -34,18 +32,13 @@ from runner import stats as compare
 from runner import stats as segments
 from runner.errors import StorageError
 from runner.report._html import MAX_CHANGED_ROWS, render_report
-from runner.report._inputs import (
-    RunFacts,
-    baseline_of,
-    plain_field,
-    read_run_facts,
-    score_file,
-)
+from runner.report._inputs import baseline_of, plain_field, score_file
 from runner.report._wording import score_label, verdict_lines
 from runner.stats import DEFAULT_OPTIONS, StatOptions, bucketed_side_by_side
 from runner.store import (
     DEFAULT_MEMORY,
     MemoryPlan,
+    Provenance,
     RunDir,
     atomic_path,
     atomic_write_parquet,
@@ -54,13 +47,8 @@ from runner.store import (
     package_versions,
     scan_scored,
     under_lock,
+    with_provenance,
 )
-
-if TYPE_CHECKING:
-    pass
-
-#: Parquet key-value metadata: the provenance of every report file.
-PROVENANCE_KEY: Final = b"runner.store._provenance"
 
 _REPORT_PACKAGES: Final = ("runner", "polars", "numpy", "scipy")
 
@@ -84,30 +72,6 @@ class ReportPaths:
     """One line each, e.g. ``12 rows have no expected value: not scored``."""
     summary_by_segment: Path | None = None
     comparison_by_segment: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Provenance:
-    """What a report was built from: the run's manifest, the scorer, and when and with what."""
-
-    out_dir: str
-    run_id: str | None
-    status: str | None
-    deployment: str | None
-    variants: tuple[str, ...]
-    baseline: str
-    repeat: int | None
-    dataset_fingerprint: str | None
-    started_at: str | None
-    finished_at: str | None
-    scorer: str | None
-    versions: Mapping[str, Any]
-    config: Mapping[str, Any]
-    report_versions: Mapping[str, str]
-    generated_at: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @under_lock
@@ -134,13 +98,17 @@ def build_reports(
     the size of those pieces (rescoring batches, pairing parts, side-by-side buckets); the
     files are the same under any plan.
     """
-    facts = read_run_facts(out_dir)
     rundir = RunDir(out_dir)
+    facts = rundir.provenance()
     scorer, notes = score_file(out_dir, score, memory=memory)
     results = compare.lazy_results(scan_scored(out_dir))
     variants = compare.variant_order(results, facts.variants)
     base = baseline_of(baseline, variants)
-    prov = _provenance(facts, variants, base, scorer)
+    prov = facts.for_report(
+        variants, base, scorer,
+        report_versions=package_versions(_REPORT_PACKAGES),
+        generated_at=f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
+    )  # fmt: skip
     several = len(variants) > 1
     summary = compare.summarize(results, variants=variants, options=options)
     comparison = (
@@ -269,12 +237,11 @@ def _write_side_by_side(
     table. The changed rows come first in that order, so the ones the HTML shows are the
     first rows written.
     """
-    metadata = {PROVENANCE_KEY: _provenance_json(prov).encode("utf-8")}
     empty = compare.in_side_by_side_order(
         compare.side_by_side_flagged(results.head(0), baseline, variants=variants)
     )
-    schema = pa.schema(
-        [plain_field(f) for f in empty.collect().to_arrow().schema], metadata=metadata
+    schema = with_provenance(
+        pa.schema([plain_field(f) for f in empty.collect().to_arrow().schema]), prov
     )
     shown: list[pl.DataFrame] = []
     target = rundir.side_by_side
@@ -324,40 +291,8 @@ def _segment_reports(
     return summary, comparison
 
 
-def _provenance(
-    facts: RunFacts, variants: Sequence[str], baseline: str, scorer: str | None
-) -> Provenance:
-    return Provenance(
-        out_dir=str(facts.out_dir),
-        run_id=facts.run_id,
-        status=facts.status,
-        deployment=facts.deployment,
-        variants=tuple(variants),
-        baseline=baseline,
-        repeat=facts.repeat,
-        dataset_fingerprint=facts.dataset_fingerprint,
-        started_at=facts.started_at,
-        finished_at=facts.finished_at,
-        scorer=scorer,
-        versions=facts.versions,
-        config=facts.config,
-        report_versions=_report_versions(),
-        generated_at=f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}",
-    )
-
-
-def _report_versions() -> dict[str, str]:
-    return package_versions(_REPORT_PACKAGES)
-
-
 # ------------------------------------------------------------------------------- writing
 
 
-def _provenance_json(prov: Provenance) -> str:
-    return json.dumps(prov.as_dict(), default=str)
-
-
 def _write_frame(path: Path, frame: pl.DataFrame, prov: Provenance) -> None:
-    table = frame.to_arrow()
-    provenance = _provenance_json(prov).encode("utf-8")
-    atomic_write_parquet(path, table.replace_schema_metadata({PROVENANCE_KEY: provenance}))
+    atomic_write_parquet(path, with_provenance(frame.to_arrow(), prov))

@@ -51,7 +51,13 @@ if TYPE_CHECKING:
         now_iso,
     )
     from runner.store._memory import DEFAULT_MEMORY, MemoryPlan
-    from runner.store._provenance import package_versions
+    from runner.store._provenance import (
+        PROVENANCE_KEY,
+        Provenance,
+        package_versions,
+        read_provenance,
+        with_provenance,
+    )
     from runner.store._recovery import recover_journal
     from runner.store._results import iter_scored_batches, read_results, scan_scored
     from runner.store._rundir import (
@@ -103,6 +109,10 @@ _EXPORTS = {
     "key_frame": "runner.store._journal",
     "now_iso": "runner.store._manifest",
     "package_versions": "runner.store._provenance",
+    "PROVENANCE_KEY": "runner.store._provenance",
+    "Provenance": "runner.store._provenance",
+    "read_provenance": "runner.store._provenance",
+    "with_provenance": "runner.store._provenance",
     "read_done_keys": "runner.store._journal",
     "read_results": "runner.store._results",
     "recover_journal": "runner.store._recovery",
@@ -127,6 +137,7 @@ __all__ = [
     "FINISHING",
     "JUDGE_KEY",
     "MISSING",
+    "PROVENANCE_KEY",
     "SCORER_KEY",
     "SHARDS_DIR",
     "BucketWriters",
@@ -136,6 +147,7 @@ __all__ = [
     "Manifest",
     "MemoryPlan",
     "OutcomeJoin",
+    "Provenance",
     "RunDir",
     "RunLock",
     "RunStatus",
@@ -162,6 +174,7 @@ __all__ = [
     "now_iso",
     "package_versions",
     "read_done_keys",
+    "read_provenance",
     "read_results",
     "recover_journal",
     "remove_stale_temps",
@@ -170,5 +183,6 @@ __all__ = [
     "shard_of",
     "under_lock",
     "versions",
+    "with_provenance",
     "work_fingerprint",
 ]

@@ -38,6 +38,7 @@ from runner.errors import ResultsDirError
 from runner.store._fsutil import atomic_write_json, describe_os_error
 from runner.store._lock import RunLock, adopt_lock, hold_lock
 from runner.store._manifest import MANIFEST, Manifest, read_manifest_json
+from runner.store._provenance import Provenance
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -184,6 +185,10 @@ class RunDir:
     def read_manifest(self) -> Manifest:
         """The typed manifest; a ``ResultsDirError`` (exit 2) if it is missing or unreadable."""
         return Manifest.from_json(read_manifest_json(self.root), self.manifest_path)
+
+    def provenance(self) -> Provenance:
+        """What the run's files are made from, by its manifest (:meth:`read_manifest`)."""
+        return Provenance.of(self.read_manifest(), self.root)
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest atomically (a ``StorageError`` if the disk says no)."""

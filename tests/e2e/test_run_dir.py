@@ -206,13 +206,11 @@ def test_reports_carry_the_manifests_dataset_fingerprint(
     reports (and the regression check's "different datasets" warning) see."""
     import pyarrow.parquet as pq
 
-    from runner.report._report import PROVENANCE_KEY
-
     dataset = write_rows(tmp_path / "rows.csv", 5)
     out = tmp_path / "out"
     assert cli(args(sim, dataset, out))[0] == 0
     metadata = pq.read_schema(out / "summary.parquet").metadata or {}
-    provenance = json.loads(metadata[PROVENANCE_KEY])
+    provenance = json.loads(metadata[b"runner.provenance"])
     manifest = RunDir(out).read_manifest()
     assert provenance["dataset_fingerprint"] == manifest.fingerprint.dataset is not None
     assert provenance["status"] == "complete"

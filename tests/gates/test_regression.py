@@ -63,7 +63,7 @@ def test_compare_fails_a_seeded_regression_and_names_gate_value_and_limit(tmp_pa
     )  # fmt: skip
     prov = json.loads(
         (pq.read_schema(tmp_path / "out" / "regression.parquet").metadata or {})[
-            b"runner.store._provenance"
+            b"runner.provenance"
         ]
     )
     assert prov["baseline"]["run_id"] == "r-base"

@@ -102,7 +102,7 @@ def test_report_files_carry_the_run_provenance(run_dir: Path) -> None:
     paths = build_reports(run_dir, score="exact")
     for path in (paths.summary, paths.comparison, paths.side_by_side):
         metadata = pq.read_schema(path).metadata or {}
-        prov = json.loads(metadata[b"runner.store._provenance"])
+        prov = json.loads(metadata[b"runner.provenance"])
         assert (prov["run_id"], prov["dataset_fingerprint"], prov["scorer"]) == (
             "r-test",
             "fp-1",

@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import polars as pl
 
-from runner.judge._parse import Verdict, combine, combine_strength, parse_winner
+from runner.judge._parse import (
+    Preference,
+    Score,
+    Verdict,
+    combine,
+    combine_strength,
+    parse_winner,
+)
 from runner.records import STATUS_OK
 from runner.store import RunDir, atomic_write_parquet
 
@@ -63,6 +70,25 @@ def answers(outcomes: pl.DataFrame) -> list[str | None]:
         out if status == STATUS_OK else None
         for status, out in outcomes.select("status", "output").iter_rows()
     ]
+
+
+def judged_calls(
+    outcomes: pl.DataFrame,
+    parsed: Sequence[Score | Preference | None],
+    columns: Sequence[pl.Series],
+    *,
+    ordered: bool,
+) -> pl.DataFrame:
+    """One line per judge call: its id's parts, ``columns`` (what its answer said, in the
+    order of ``parsed``) and ``judge_error``: why its answer was not read, or why the call
+    failed (where ``parsed`` holds None)."""
+    errors = [
+        (p.error if p is not None else f"judge call failed: {message}")
+        for p, message in zip(parsed, outcomes["error_message"], strict=True)
+    ]
+    return split_ids(outcomes["id"], ordered=ordered).with_columns(
+        *columns, pl.Series("judge_error", errors, dtype=pl.String)
+    )
 
 
 def pairwise_pairs(results: pl.LazyFrame, baseline: str) -> pl.LazyFrame:
@@ -123,16 +149,12 @@ def write_pairwise(
     ``judge_error`` names the orders that failed. ``pattern`` is ``--pairwise-pattern``.
     """
     prefs = [parse_winner(a, pattern) if a is not None else None for a in answers(outcomes)]
-    errors = [
-        (p.error if p is not None else f"judge call failed: {message}")
-        for p, message in zip(prefs, outcomes["error_message"], strict=True)
-    ]
-    judged = split_ids(outcomes["id"], ordered=True).with_columns(
+    read = [
         pl.Series("winner", [p.winner if p else None for p in prefs], dtype=pl.String),
         pl.Series("strength", [p.strength if p else None for p in prefs], dtype=pl.String),
         pl.Series("reason", [p.reason if p else None for p in prefs], dtype=pl.String),
-        pl.Series("judge_error", errors, dtype=pl.String),
-    )
+    ]
+    judged = judged_calls(outcomes, prefs, read, ordered=True)
     per_order = ("winner", "strength", "reason", "judge_error")
     by_order = {
         order: judged.filter(pl.col("order") == order)

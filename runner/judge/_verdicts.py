@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow.parquet as pq
 
-from runner.judge._pairwise import answers, split_ids
+from runner.judge._pairwise import answers, judged_calls
 from runner.judge._parse import parse_score, scale_hint
 from runner.records import STATUS_OK
 from runner.store import JUDGE_KEY, RunDir, atomic_path
@@ -31,15 +31,11 @@ def write_pointwise(
     parsed = [
         parse_score(a, options.scale, options.pattern) if a is not None else None for a in texts
     ]
-    errors = [
-        (p.error if p is not None else f"judge call failed: {msg}")
-        for p, msg in zip(parsed, outcomes["error_message"], strict=True)
-    ]
-    judged = split_ids(outcomes["id"], ordered=False).with_columns(
+    read = [
         pl.Series("judge_score", [p.value if p else None for p in parsed], dtype=pl.Float64),
         pl.Series("judge_reason", [p.reason if p else None for p in parsed], dtype=pl.String),
-        pl.Series("judge_error", errors, dtype=pl.String),
-    )
+    ]
+    judged = judged_calls(outcomes, parsed, read, ordered=False)
     table = judged.select("row_id", "variant", "repeat", "judge_score", "judge_reason",
                           "judge_error").to_arrow()  # fmt: skip
     metadata = {JUDGE_KEY: f"judge {options.pointwise}".encode()}

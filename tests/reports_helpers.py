@@ -73,7 +73,9 @@ def frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
     return out
 
 
-def answers(variant: str, right: int, total: int = 10, latency_ms: float = 100.0) -> list[dict]:
+def answers(
+    variant: str, right: int, total: int = 10, latency_ms: float = 100.0
+) -> list[dict[str, Any]]:
     """Rows r0.. of one variant: the first ``right`` answer "Paris", the others "paris"."""
     return [
         row(

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from runner.config import RunConfig
-from runner.dataset._dataset import Dataset, _fingerprint, detect_format, open_dataset
+from runner.dataset._dataset import Dataset, detect_format, open_dataset
+from runner.dataset._fingerprints import fingerprint
 from runner.errors import ConfigError, InputError
 from runner.records import Row
 
@@ -529,4 +530,4 @@ def test_fingerprint_changes_with_content_and_name(tmp_path: Path) -> None:
 def test_fingerprint_covers_the_format(tmp_path: Path) -> None:
     """The same bytes read as another format are another dataset."""
     path = write_jsonl(tmp_path / "d.txt", [{"id": 1, "q": "x"}])
-    assert _fingerprint([path], "csv") != _fingerprint([path], "jsonl")
+    assert fingerprint([path], "csv") != fingerprint([path], "jsonl")

@@ -255,7 +255,7 @@ def test_rerun_reproduces_the_configuration(
     assert again_config == first_config
     assert again_answers.equals(first_answers)
     kept = {
-        name: load_experiment(RunDir(out).experiment).params
+        name: dict(load_experiment(RunDir(out).experiment).params)
         for name, out in (("first", tmp_path / "first"), ("again", tmp_path / "again"))
     }
     assert kept["again"].pop("out") == tmp_path / "again"

@@ -21,6 +21,7 @@ import pytest
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 from runner.store._results import scan_scored
 from runner.store._rundir import RunDir
+from tests.simulator_helpers import judge_styles
 from tests.support import cli
 
 ROWS = 20
@@ -318,7 +319,7 @@ def test_judge_calls_carry_what_they_judge_in_their_metadata(
         ).exit_code
         == 0
     )
-    judged = [r.metadata for r in sim.stats.received if r.body["deployment"] == "grader"]
+    judged = [r.metadata for r in sim.stats.received if r.body and r.body["deployment"] == "grader"]
     ids = {f"t{i:02d}" for i in range(ROWS)}
     for metadata in judged:
         assert metadata is not None
@@ -329,7 +330,7 @@ def test_judge_calls_carry_what_they_judge_in_their_metadata(
         assert metadata["run_id"] == manifest(out)["run_id"]
     pairwise = cli("judge", str(out), "--pairwise-judge", "grader:v2")
     assert pairwise.exit_code == 0, pairwise.output
-    orders = [r.metadata for r in sim.stats.received if r.body["variant"] == "v2"]
+    orders = [r.metadata for r in sim.stats.received if r.body and r.body["variant"] == "v2"]
     assert orders and all(m is not None and m["row_id"] in ids for m in orders)
     assert {m["order"] for m in orders if m is not None} == {"AB", "BA"}
 
@@ -565,7 +566,7 @@ def test_a_position_biased_judge_is_named_in_the_console_and_fails_its_gate(
 ) -> None:
     biased = SimulatorConfig(
         variants={"candidate": VariantProfile(wrong_rate=0.5)},
-        judges={"grader": "biased:mtbench"},
+        judges=judge_styles({"grader": "biased:mtbench"}),
     )
     with SimulatorServer(biased) as server:
         result = cli(*run_args(server.base_url, dataset, tmp_path / "out", "--expected-column",

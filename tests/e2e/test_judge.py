@@ -84,7 +84,11 @@ def wrong(variant: str, rate: float, dataset: Path) -> list[bool]:
 
 
 def judge_bodies(sim: SimulatorServer, deployment: str = "grader") -> list[dict[str, object]]:
-    return [r.body for r in sim.stats.received if r.body.get("deployment") == deployment]
+    return [
+        r.body
+        for r in sim.stats.received
+        if r.body is not None and r.body.get("deployment") == deployment
+    ]
 
 
 def test_a_pointwise_judge_recovers_the_seeded_wrong_share_exactly(

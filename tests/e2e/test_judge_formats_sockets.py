@@ -23,6 +23,7 @@ from runner.simulator import (
     reference_answer,
 )
 from runner.store._results import read_results
+from tests.simulator_helpers import judge_styles
 from tests.support import cli
 
 ROWS = 60
@@ -36,11 +37,13 @@ def sim() -> Iterator[SimulatorServer]:
     config = SimulatorConfig(
         seed=SEED,
         variants={name: VariantProfile(wrong_rate=rate) for name, rate in WRONG.items()},
-        judges={
-            **{f"grader-{fmt}": fmt for fmt in FORMAT_SCALES},
-            "biased-grader": "biased:mtbench",
-            "garbage-grader": "garbage",
-        },
+        judges=judge_styles(
+            {
+                **{f"grader-{fmt}": fmt for fmt in FORMAT_SCALES},
+                "biased-grader": "biased:mtbench",
+                "garbage-grader": "garbage",
+            }
+        ),
     )
     with SimulatorServer(config) as server:
         yield server

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from runner.errors import ConfigError
 from runner.report._console import summary_table
-from runner.report._report import build_reports
+from runner.report._report import ReportPaths, build_reports
 from runner.report._wording import verdict_lines
 from runner.stats._compare import COMPARISON_SCHEMA
 from runner.store._memory import MemoryPlan
@@ -39,10 +39,17 @@ def run_dir(tmp_path: Path) -> Path:
     return write_run(tmp_path / "run", frame(rows), variants=["base", "cand"])
 
 
+def read_comparison(paths: ReportPaths) -> pl.DataFrame:
+    """comparison.parquet, which a report of two or more variants always writes."""
+    assert paths.comparison is not None
+    return pl.read_parquet(paths.comparison)
+
+
 def test_build_reports_writes_every_report(run_dir: Path) -> None:
     paths = build_reports(run_dir, score="exact")
     for path in (paths.summary, paths.comparison, paths.side_by_side, paths.html):
-        assert path.is_file() and path.parent == run_dir
+        assert path is not None and path.is_file() and path.parent == run_dir
+    assert paths.side_by_side is not None
     assert pl.read_parquet(paths.summary)["variant"].to_list() == ["base", "cand"]
     assert pl.read_parquet(paths.side_by_side).height == 10
 
@@ -84,12 +91,12 @@ def test_unscored_results_still_report(run_dir: Path) -> None:
 
 def test_baseline_defaults_to_the_first_configured_variant(tmp_path: Path) -> None:
     out = write_run(tmp_path / "run", frame(answers("a", 5) + answers("b", 6)), variants=["b", "a"])
-    comparison = pl.read_parquet(build_reports(out).comparison)
+    comparison = read_comparison(build_reports(out))
     assert comparison.select("baseline", "variant").row(0) == ("b", "a")
 
 
 def test_baseline_variant_can_be_chosen(run_dir: Path) -> None:
-    comparison = pl.read_parquet(build_reports(run_dir, baseline="cand").comparison)
+    comparison = read_comparison(build_reports(run_dir, baseline="cand"))
     assert comparison.select("baseline", "variant").row(0) == ("cand", "base")
 
 

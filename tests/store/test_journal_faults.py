@@ -19,7 +19,6 @@ import pytest
 
 from runner.errors import StorageError
 from runner.records import RESULT_COLUMNS, Outcome
-from runner.store import _fsutil as fsutil
 from runner.store import _journal as journal
 from runner.store import _recovery as recovery
 from runner.store._fsutil import atomic_write, atomic_write_text, remove_stale_temps
@@ -215,7 +214,7 @@ def test_a_clean_journal_is_checked_a_piece_at_a_time_not_line_by_line(
 ) -> None:
     path = write_journal(tmp_path, *(line(f"r{n}") for n in range(100)))
     parsed: list[int] = []
-    real = recovery.parse_piece
+    real = journal.parse_piece  # the function recovery imported from the journal
 
     def counting(piece: bytes, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         parsed.append(piece.count(b"\n"))
@@ -287,7 +286,7 @@ def fake_write(
     def write(fd: int, data: bytes) -> int:
         return act(fd, bytes(data)) if fd == fd_of() else real(fd, data)
 
-    monkeypatch.setattr(journal.os, "write", write)
+    monkeypatch.setattr("runner.store._journal.os.write", write)
 
 
 def test_a_short_write_is_completed_into_a_whole_line(
@@ -347,7 +346,7 @@ def test_an_io_error_while_syncing_raises_storage_error(
     def eio(fd: int) -> None:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(journal.os, "fsync", eio)
+    monkeypatch.setattr("runner.store._journal.os.fsync", eio)
     with pytest.raises(StorageError, match=f"cannot write {tmp_path / JOURNAL}: Input/output"):
         writer.sync()
     with pytest.raises(StorageError):
@@ -359,7 +358,7 @@ def test_an_io_error_while_syncing_raises_storage_error(
 
 
 @pytest.fixture
-def umask() -> Iterator[Callable[[int], None]]:
+def umask() -> Iterator[Callable[[int], int]]:
     old = os.umask(0o022)
     os.umask(old)
     yield os.umask
@@ -368,7 +367,7 @@ def umask() -> Iterator[Callable[[int], None]]:
 
 @pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_atomic_files_get_the_mode_the_umask_gives(
-    tmp_path: Path, umask: Callable[[int], None], mask: int, mode: int
+    tmp_path: Path, umask: Callable[[int], int], mask: int, mode: int
 ) -> None:
     umask(mask)
     atomic_write_text(tmp_path / "manifest.json", "{}")
@@ -376,7 +375,7 @@ def test_atomic_files_get_the_mode_the_umask_gives(
 
 
 def test_the_journal_and_atomic_files_share_a_mode_under_umask_022(
-    tmp_path: Path, umask: Callable[[int], None]
+    tmp_path: Path, umask: Callable[[int], int]
 ) -> None:
     umask(0o022)
     Journal(tmp_path / JOURNAL).close()
@@ -408,7 +407,7 @@ def test_a_failing_rename_leaves_the_old_file_and_no_temp(
     def read_only(src: object, dst: object) -> None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(fsutil.os, "replace", read_only)
+    monkeypatch.setattr("runner.store._fsutil.os.replace", read_only)
     with pytest.raises(StorageError, match=r"manifest\.json: Read-only file system"):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"

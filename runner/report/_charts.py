@@ -78,13 +78,23 @@ def _fmt(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 10 or value == int(value) else f"{value:g}"
 
 
+def _middle(index: int) -> float:
+    """The vertical middle of band ``index``."""
+    return _TOP + index * _BAND + _BAND / 2
+
+
 def _label(index: int, name: str) -> str:
-    y = _TOP + index * _BAND + _BAND / 2 + 4
+    """The label of band ``index``: ``name``, cut short, whole in its tooltip."""
     short = name if len(name) <= 22 else name[:21] + "…"
     return (
-        f'<text x="{_LABEL - 8}" y="{y:.1f}" class="label"><title>{escape(name)}</title>'
-        f"{escape(short)}</text>"
+        f'<text x="{_LABEL - 8}" y="{_middle(index) + 4:.1f}" class="label">'
+        f"<title>{escape(name)}</title>{escape(short)}</text>"
     )
+
+
+def _band(index: int, name: str, tip: str, marks: str) -> str:
+    """Band ``index``: its label, and ``marks`` drawn with ``tip`` as their tooltip."""
+    return _label(index, name) + f"<g><title>{escape(tip)}</title>{marks}</g>"
 
 
 def latency_chart(boxes: Sequence[Mapping[str, Any]]) -> str:
@@ -97,20 +107,20 @@ def latency_chart(boxes: Sequence[Mapping[str, Any]]) -> str:
     )
     body = []
     for i, b in enumerate(drawn):
-        top, mid = _TOP + i * _BAND + 7, _TOP + i * _BAND + _BAND / 2
+        top, mid = _TOP + i * _BAND + 7, _middle(i)
         x = {k: scale.x(float(b[k])) for k in ("p5", "q1", "median", "q3", "p95")}
         tip = (
             f"{b['variant']}: p5 {b['p5']:,.0f}, q1 {b['q1']:,.0f}, median {b['median']:,.0f}, "
             f"q3 {b['q3']:,.0f}, p95 {b['p95']:,.0f} ms"
         )
-        body.append(
-            _label(i, str(b["variant"])) + f"<g><title>{escape(tip)}</title>"
+        marks = (
             f'<line x1="{x["p5"]:.1f}" y1="{mid}" x2="{x["p95"]:.1f}" y2="{mid}" class="whisker"/>'
             f'<rect x="{x["q1"]:.1f}" y="{top}" width="{max(x["q3"] - x["q1"], 1):.1f}" '
             f'height="{_BAND - 14}" class="box"/>'
             f'<line x1="{x["median"]:.1f}" y1="{top}" x2="{x["median"]:.1f}" '
-            f'y2="{top + _BAND - 14}" class="median"/></g>'
+            f'y2="{top + _BAND - 14}" class="median"/>'
         )
+        body.append(_band(i, str(b["variant"]), tip, marks))
     return _frame(
         "chart-latency", "Latency of ok calls", len(drawn), body, scale,
         "ms · box: quartiles, line: median, whiskers: p5–p95",
@@ -125,7 +135,7 @@ def score_chart(summary: Sequence[Mapping[str, Any]], label: str) -> str:
     scale = _Scale(0.0, 100.0)
     body = []
     for i, r in enumerate(scored):
-        mid = _TOP + i * _BAND + _BAND / 2
+        mid = _middle(i)
         mean = float(r["score_mean"]) * 100
         low = r.get("score_ci_low")
         high = r.get("score_ci_high")
@@ -137,11 +147,11 @@ def score_chart(summary: Sequence[Mapping[str, Any]], label: str) -> str:
                 f'<line x1="{scale.x(low * 100):.1f}" y1="{mid}" x2="{scale.x(high * 100):.1f}" '
                 f'y2="{mid}" class="ci"/>'
             )
-        body.append(
-            _label(i, str(r["variant"])) + f"<g><title>{escape(tip)}</title>{line}"
-            f'<circle cx="{scale.x(mean):.1f}" cy="{mid}" r="6" class="dot"/>'
-            f'<text x="{scale.x(mean):.1f}" y="{mid - 9}" class="value">{mean:.1f}</text></g>'
+        marks = (
+            f'{line}<circle cx="{scale.x(mean):.1f}" cy="{mid}" r="6" class="dot"/>'
+            f'<text x="{scale.x(mean):.1f}" y="{mid - 9}" class="value">{mean:.1f}</text>'
         )
+        body.append(_band(i, str(r["variant"]), tip, marks))
     return _frame("chart-score", f"{label}: mean and 95 % CI", len(scored), body, scale, "%")
 
 

@@ -35,24 +35,29 @@ def plain(value: object) -> str:
     return str(value)
 
 
-def pct(value: float) -> str:
-    return f"{value * 100:.1f} %"
+Formatter = Callable[[Any], str]
+Column = tuple[str, Callable[[Mapping[str, Any]], str | None]]
 
 
-def _points(value: float) -> str:
-    return f"{value * 100:+.1f} pts"
+def _number(spec: str, *, scale: float = 1.0, unit: str = "") -> Formatter:
+    """A formatter of numbers: ``value * scale`` in the format ``spec``, then ``unit``."""
+
+    def format_number(value: float) -> str:
+        return f"{value * scale:{spec}}{unit}"
+
+    return format_number
 
 
-def _ms(value: float) -> str:
-    return f"{value:,.1f}"
+pct = _number(".1f", scale=100, unit=" %")
+_points = _number("+.1f", scale=100, unit=" pts")
+_signed_points = _number("+.1f", scale=100)
+_ms = _number(",.1f")
+_signed = _number("+,.0f")
+_signed1 = _number("+,.1f")
 
 
 def _p(value: float) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-Formatter = Callable[[Any], str]
-Column = tuple[str, Callable[[Mapping[str, Any]], str | None]]
 
 
 def _human_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
@@ -149,18 +154,6 @@ def _consistency(row: Mapping[str, Any]) -> str | None:
         return None
     warning = position_bias_warning(value)
     return pct(value) + ("" if warning is None else f" ⚠ {warning}")
-
-
-def _signed_points(value: float) -> str:
-    return f"{value * 100:+.1f}"
-
-
-def _signed(value: float) -> str:
-    return f"{value:+,.0f}"
-
-
-def _signed1(value: float) -> str:
-    return f"{value:+,.1f}"
 
 
 def _test(name: str | None) -> str:

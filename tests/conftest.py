@@ -23,6 +23,7 @@ import pytest
 from runner.config import RunConfig
 from runner.simulator import SimulatorConfig, SimulatorServer
 from tests.fakes import FakeApi
+from tests.simulator_helpers import Serve, simulators
 from tests.support import MakeSim, SmallDisk, StartRunner
 
 E2E = Path(__file__).parent / "e2e"
@@ -73,6 +74,13 @@ def make_config(tmp_path: Path, tickets_csv: Path) -> Callable[..., RunConfig]:
         return RunConfig(**values)
 
     return make
+
+
+@pytest.fixture
+def serve(caplog: pytest.LogCaptureFixture) -> Iterator[Serve]:
+    """Start simulators configured by keyword; stop them after the test, which must log no error."""
+    with simulators(caplog) as start:
+        yield start
 
 
 @pytest.fixture

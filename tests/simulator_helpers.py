@@ -13,6 +13,21 @@ from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 
 Serve = Callable[..., SimulatorServer]
 
+#: A support ticket, the inputs of an invoke body.
+TICKET = {"ticket": "My invoice is wrong"}
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    """An invoke body like the runner's, with ``fields`` replaced."""
+    base: dict[str, Any] = {
+        "deployment": "support-reply",
+        "variant": "baseline",
+        "streaming": False,
+        "inputs": TICKET,
+        "metadata": {"experiment": "nightly", "row_id": "17", "repeat": 0},
+    }
+    return base | fields
+
 
 def judge_styles(styles: Mapping[str, str]) -> Mapping[str, VariantProfile]:
     """``SimulatorConfig(judges=...)`` given as style strings (``{"grader": "mtbench"}``), as

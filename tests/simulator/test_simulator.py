@@ -28,29 +28,9 @@ from runner.simulator import (
     reference_answer,
     serve_forever,
 )
-from tests.simulator_helpers import Serve, simulators
+from tests.simulator_helpers import TICKET, Serve, body
 
 AUTH = {"Authorization": "Bearer fhk_test"}
-TICKET = {"ticket": "My invoice is wrong"}
-
-
-@pytest.fixture
-def serve(caplog: pytest.LogCaptureFixture) -> Iterator[Serve]:
-    """Start simulators configured by keyword; stop them after the test, which must log no error."""
-    with simulators(caplog) as start:
-        yield start
-
-
-def body(**fields: Any) -> dict[str, Any]:
-    """An invoke body like the runner's, with ``fields`` replaced."""
-    base: dict[str, Any] = {
-        "deployment": "support-reply",
-        "variant": "baseline",
-        "streaming": False,
-        "inputs": TICKET,
-        "metadata": {"experiment": "nightly", "row_id": "17", "repeat": 0},
-    }
-    return base | fields
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -19,17 +19,10 @@ from runner.errors import AttemptError
 from runner.http._client import InvokeClient
 from runner.http._retry import Decision, decide, is_throttled
 from runner.simulator import SimulatorConfig, SimulatorServer
-from tests.simulator_helpers import Serve, simulators
+from tests.simulator_helpers import Serve, body
 
 AUTH = {"Authorization": "Bearer fhk_test"}
 KEY = "fhk_test"
-
-
-@pytest.fixture
-def serve(caplog: pytest.LogCaptureFixture) -> Iterator[Serve]:
-    """Start simulators configured by keyword; stop them after the test, which must log no error."""
-    with simulators(caplog) as start:
-        yield start
 
 
 @pytest.fixture
@@ -37,17 +30,6 @@ def pool() -> Iterator[ThreadPoolExecutor]:
     """Threads for requests that must stay in flight while the test goes on."""
     with ThreadPoolExecutor(max_workers=4) as executor:
         yield executor
-
-
-def body(**fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "deployment": "support-reply",
-        "variant": "baseline",
-        "streaming": False,
-        "inputs": {"ticket": "My invoice is wrong"},
-        "metadata": {"row_id": "17"},
-    }
-    return base | fields
 
 
 def post(sim: SimulatorServer, payload: dict[str, Any], timeout: float = 10.0) -> httpx.Response:
@@ -65,6 +47,13 @@ def until(condition: Callable[[], bool], what: str, deadline: float = 10.0) -> N
         if time.monotonic() > end:
             pytest.fail(f"timed out waiting until {what}")
         time.sleep(0.005)
+
+
+def held_request(sim: SimulatorServer, pool: ThreadPoolExecutor) -> Future[httpx.Response]:
+    """One request sent on ``pool`` that the simulator holds: in flight, not answered yet."""
+    held = pool.submit(post, sim, body())
+    until(lambda: sim.stats.in_flight == 1, "the request is held")
+    return held
 
 
 def invoke(sim: SimulatorServer, payload: dict[str, Any], timeout: float = 5.0) -> str:
@@ -176,8 +165,7 @@ def test_go_down_drops_an_idle_keep_alive_connection(serve: Serve) -> None:
 
 def test_go_down_cuts_a_request_in_progress(serve: Serve, pool: ThreadPoolExecutor) -> None:
     sim = serve(hang=True)
-    held = pool.submit(post, sim, body())
-    until(lambda: sim.stats.in_flight == 1, "the request is held")
+    held = held_request(sim, pool)
     sim.go_down()
     with pytest.raises(httpx.TransportError):
         held.result()
@@ -220,8 +208,7 @@ def test_a_hung_simulator_answers_nothing_until_the_client_gives_up(serve: Serve
 def test_hang_false_answers_the_held_requests(serve: Serve, pool: ThreadPoolExecutor) -> None:
     sim = serve()
     sim.hang(True)
-    held: Future[httpx.Response] = pool.submit(post, sim, body())
-    until(lambda: sim.stats.in_flight == 1, "the request is held")
+    held = held_request(sim, pool)
     assert not held.done()
     sim.hang(False)
     assert held.result().status_code == 200
@@ -232,8 +219,7 @@ def test_a_simulator_stops_promptly_with_requests_held(
     serve: Serve, pool: ThreadPoolExecutor
 ) -> None:
     sim = serve(hang=True)
-    held = pool.submit(post, sim, body())
-    until(lambda: sim.stats.in_flight == 1, "the request is held")
+    held = held_request(sim, pool)
     sim.stop()
     with pytest.raises(httpx.TransportError):
         held.result()

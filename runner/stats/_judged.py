@@ -11,27 +11,38 @@ import polars as pl
 
 from runner.stats._stats import mcnemar_exact, wilson_interval
 
+#: What a verdict is worth to the candidate: a win 1, a tie ½, a loss 0.
+_POINTS: Final = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+
 
 def pairwise_metrics(pairwise: pl.DataFrame) -> pl.DataFrame:
-    """Per candidate variant: pairwise wins, losses and ties, the win rate (wins plus half the
-    ties, over pairs) with a 95 % Wilson interval, and the two-sided sign test of wins against
-    losses, all over the pairs WITH a verdict (None when the judge read none of the pairs it
-    was asked about); ``pairwise_unread``, the pairs left out (an order's call failed or its
-    answer was not read); and the judge's position consistency (the share of judged pairs,
-    both orders read, whose two orders agree)."""
+    """Per candidate variant: pairwise wins, losses and ties, the win rate with a 95 % Wilson
+    interval, and the two-sided sign test of wins against losses, over the ROWS with a verdict
+    (None when the judge read none of the pairs it was asked about).
+
+    The row is the unit, as in every other comparison: with ``--repeat`` a row's verdicts
+    (one per repeat) count as one, their mean points (win 1, tie ½, loss 0): above ½ the row is
+    a win, below a loss, at ½ a tie; the win rate is the mean of the rows' points. With one
+    repeat that is the plain count of pairs.
+
+    ``pairwise_unread`` counts the pairs left out (an order's call failed or its answer was
+    not read), and the judge's position consistency is the share of judged pairs, both orders
+    read, whose two orders agree: both are about the judge's calls, so they count pairs."""
     rows: list[dict[str, Any]] = []
     for (variant,), group in pairwise.group_by("variant", maintain_order=True):
         read = group.filter(pl.col("verdict").is_not_null())
-        wins = int((read["verdict"] == "win").sum())
-        losses = int((read["verdict"] == "loss").sum())
-        n = read.height
+        unread = group.height - read.height
+        points = _row_points(read)
+        wins = int((points > 0.5).sum())
+        losses = int((points < 0.5).sum())
+        n = points.len()
         ties = n - wins - losses
-        unread = group.height - n
         # Identical outputs are ties that need no judge; when the judge read none of the pairs
         # it was asked about, those ties alone would make a win rate of 0.5: nothing to measure.
         measurable = n > 0 and not (unread > 0 and read.filter(pl.col("judged")).is_empty())
-        rate = (wins + ties / 2) / n if measurable else None
-        low, high = wilson_interval(round(wins + ties / 2), n) if measurable else (None, None)
+        total = float(points.sum()) if n else 0.0
+        rate = total / n if measurable else None
+        low, high = wilson_interval(round(total), n) if measurable else (None, None)
         both_read = group.filter(pl.col("judged") & pl.col("consistent").is_not_null())
         rows.append(
             {
@@ -53,6 +64,12 @@ def pairwise_metrics(pairwise: pl.DataFrame) -> pl.DataFrame:
             }
         )
     return pl.DataFrame(rows, schema=PAIRWISE_METRICS)
+
+
+def _row_points(read: pl.DataFrame) -> pl.Series:
+    """Each row's points: the mean over its read verdicts (its repeats)."""
+    points = pl.col("verdict").replace_strict(_POINTS, return_dtype=pl.Float64)
+    return read.group_by("row_id", maintain_order=True).agg(points.mean())["verdict"]
 
 
 #: Below this position consistency, the judge mostly picks a position, not an answer.

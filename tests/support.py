@@ -11,7 +11,7 @@ import polars as pl
 from click.testing import CliRunner, Result
 
 from runner.cli import main
-from runner.simulator import SimulatorServer
+from runner.simulator import SimulatorServer, reference_answer
 
 #: The conftest factories' types, for annotating a test's parameters.
 MakeSim = Callable[..., SimulatorServer]
@@ -65,3 +65,43 @@ def write_tickets(path: Path, n: int) -> Path:
         }
     )
     return write_frame(path, frame)
+
+
+#: Topics the simulator's judges and reference answers know (``reference_answer``).
+GRADED_TOPICS = (
+    "refund of invoice",
+    "password locked",
+    "app crash",
+    "parcel tracking",
+    "office hours",
+)
+
+
+def graded_tickets(n: int) -> list[str]:
+    """``n`` tickets "TOPIC case i", cycling through :data:`GRADED_TOPICS`."""
+    return [f"{GRADED_TOPICS[i % 5]} case {i}" for i in range(n)]
+
+
+def write_graded_tickets(path: Path, tickets: Sequence[str], *, expected: bool = True) -> Path:
+    """``tickets`` as rows ``t0``, ``t1``, … (``id``, ``ticket``) with the simulator's reference
+    answer of each as ``expected``, unless ``expected`` is false."""
+    columns: dict[str, Sequence[object]] = {
+        "id": [f"t{i}" for i in range(len(tickets))],
+        "ticket": tickets,
+    }
+    if expected:
+        columns["expected"] = [reference_answer({"ticket": t}) for t in tickets]
+    return write_frame(path, pl.DataFrame(columns))
+
+
+def write_topic_tickets(path: Path, n: int, **extra: Sequence[object]) -> Path:
+    """``n`` tickets ``t0``, ``t1``, … ("refund #0", "password #1", …) with the ``expected``
+    label of each topic (LABELS), plus ``extra`` columns after ``ticket``."""
+    topics = ("refund", "password", "crash", "parcel")
+    columns: dict[str, Sequence[object]] = {
+        "id": [f"t{i}" for i in range(n)],
+        "ticket": [f"{topics[i % 4]} #{i}" for i in range(n)],
+        **extra,
+        "expected": [LABELS[i % 4] for i in range(n)],
+    }
+    return write_frame(path, pl.DataFrame(columns))

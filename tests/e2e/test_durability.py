@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from runner.simulator import SimulatorConfig, SimulatorServer
@@ -51,25 +52,39 @@ def finish(proc: subprocess.Popen[bytes]) -> int:
     return proc.wait(timeout=120)
 
 
+def interrupt(
+    start: StartRunner, sim: SimulatorServer, dataset: Path, out: Path, sig: int, after: int
+) -> int:
+    """Start a run into ``out``, send it ``sig`` once its journal holds ``after`` lines, and
+    return its exit code (its stderr is in the test's ``tmp_path/first.err``)."""
+    proc = start(run_args(sim, dataset, out), name="first", key=CANARY)
+    wait_for_lines(out / JOURNAL, after, proc)
+    proc.send_signal(sig)
+    return finish(proc)
+
+
+def resumed_whole(out: Path) -> pl.DataFrame:
+    """The results of a run resumed to the end: every call once, the manifest complete."""
+    results = read_results(out)
+    assert results.height == ROWS * 2
+    assert results.select("row_id", "variant", "repeat").is_unique().all()
+    assert read_manifest(out)["status"] == "complete"
+    return results
+
+
 def test_sigkill_then_resume_loses_nothing_and_repeats_only_in_flight(
     runner_process: StartRunner, sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    proc = runner_process(run_args(sim, dataset, out), name="first", key=CANARY)
-    wait_for_lines(out / JOURNAL, 150, proc)
-    proc.send_signal(signal.SIGKILL)
-    assert finish(proc) == -signal.SIGKILL
+    assert interrupt(runner_process, sim, dataset, out, signal.SIGKILL, 150) == -signal.SIGKILL
     committed = (out / JOURNAL).read_bytes().count(b"\n")
     assert read_manifest(out)["status"] == "running"  # it never got to say anything else
 
     resumed = runner_process(run_args(sim, dataset, out, "--resume"), name="resume", key=CANARY)
     assert finish(resumed) == 0, (tmp_path / "resume.err").read_text()
 
-    results = read_results(out)
-    assert results.height == ROWS * 2
-    assert results.select("row_id", "variant", "repeat").is_unique().all()
+    results = resumed_whole(out)
     assert (results["status"] == "ok").all()
-    assert read_manifest(out)["status"] == "complete"
     per_key = sim.stats.requests_per_key
     sent_twice = sum(1 for n in per_key.values() if n > 1)
     assert sent_twice <= CONCURRENCY  # only what was in flight at the kill
@@ -81,10 +96,7 @@ def test_sigint_commits_marks_interrupted_and_resume_completes(
     runner_process: StartRunner, sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    proc = runner_process(run_args(sim, dataset, out), name="first", key=CANARY)
-    wait_for_lines(out / JOURNAL, 100, proc)
-    proc.send_signal(signal.SIGINT)
-    assert finish(proc) == 130
+    assert interrupt(runner_process, sim, dataset, out, signal.SIGINT, 100) == 130
     err = (tmp_path / "first.err").read_text()
     manifest = read_manifest(out)
     assert manifest["status"] == "interrupted"
@@ -97,10 +109,7 @@ def test_sigint_commits_marks_interrupted_and_resume_completes(
 
     resumed = runner_process(command[1:], name="resume", key=CANARY)
     assert finish(resumed) == 0, (tmp_path / "resume.err").read_text()
-    results = read_results(out)
-    assert results.height == ROWS * 2
-    assert results.select("row_id", "variant", "repeat").is_unique().all()
-    assert read_manifest(out)["status"] == "complete"
+    resumed_whole(out)
     assert sum(1 for n in sim.stats.requests_per_key.values() if n > 1) == 0  # drained cleanly
 
 
@@ -108,10 +117,7 @@ def test_sigterm_is_handled_like_ctrl_c(
     runner_process: StartRunner, sim: SimulatorServer, dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    proc = runner_process(run_args(sim, dataset, out), name="first", key=CANARY)
-    wait_for_lines(out / JOURNAL, 50, proc)
-    proc.send_signal(signal.SIGTERM)
-    assert finish(proc) == 130
+    assert interrupt(runner_process, sim, dataset, out, signal.SIGTERM, 50) == 130
     assert read_manifest(out)["status"] == "interrupted"
 
 

@@ -25,24 +25,12 @@ from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 from runner.store._results import read_results
 from runner.store._rundir import RunDir
 from tests.reports_helpers import answers, frame, write_run
-from tests.support import cli
+from tests.support import cli, write_topic_tickets
 
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "tickets.csv"
-    labels = ["billing", "account", "technical", "shipping"]
-    pl.DataFrame(
-        {
-            "id": [f"t{i}" for i in range(40)],
-            "ticket": [
-                f"{['refund', 'password', 'crash', 'parcel'][i % 4]} #{i}" for i in range(40)
-            ],
-            "plan": ["free", "pro"] * 20,
-            "expected": [labels[i % 4] for i in range(40)],
-        }
-    ).write_csv(path)
-    return path
+    return write_topic_tickets(tmp_path / "tickets.csv", 40, plan=["free", "pro"] * 20)
 
 
 @pytest.fixture

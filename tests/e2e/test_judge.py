@@ -23,14 +23,12 @@ from runner.simulator import (
     SimulatorServer,
     VariantProfile,
     is_wrong,
-    reference_answer,
 )
 from runner.store._results import read_manifest, read_results
 from runner.store._rundir import RunDir
-from tests.support import cli
+from tests.support import cli, graded_tickets, write_graded_tickets
 
 ROWS = 120
-TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]
 SEED = 11
 CANDIDATE_WRONG = 0.2
 BASELINE_WRONG = 0.1
@@ -38,13 +36,7 @@ BASELINE_WRONG = 0.1
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "tickets.csv"
-    tickets = [f"{TOPICS[i % 5]} case {i}" for i in range(ROWS)]
-    expected = [reference_answer({"ticket": t}) for t in tickets]
-    pl.DataFrame(
-        {"id": [f"t{i}" for i in range(ROWS)], "ticket": tickets, "expected": expected}
-    ).write_csv(path)
-    return path
+    return write_graded_tickets(tmp_path / "tickets.csv", graded_tickets(ROWS))
 
 
 def sim_config(**judge_latency: float) -> SimulatorConfig:

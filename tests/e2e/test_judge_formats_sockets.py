@@ -24,10 +24,9 @@ from runner.simulator import (
 )
 from runner.store._results import read_results
 from tests.simulator_helpers import judge_styles
-from tests.support import cli
+from tests.support import cli, graded_tickets, write_graded_tickets
 
 ROWS = 60
-TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]
 SEED = 5
 WRONG = {"baseline": 0.1, "candidate": 0.3}
 
@@ -52,9 +51,7 @@ def sim() -> Iterator[SimulatorServer]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "tickets.csv"
-    tickets = [f"{TOPICS[i % 5]} case {i}" for i in range(ROWS)]
-    pl.DataFrame({"id": [f"t{i}" for i in range(ROWS)], "ticket": tickets}).write_csv(path)
-    return path
+    return write_graded_tickets(path, graded_tickets(ROWS), expected=False)
 
 
 def run(sim: SimulatorServer, dataset: Path, out: Path, *judge: str) -> Result:

@@ -22,7 +22,7 @@ from runner.report._report import build_reports
 from runner.run._job import run_job
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 from runner.store._rundir import RunDir
-from tests.support import cli
+from tests.support import cli, write_topic_tickets
 
 GATE = ("--score", "exact", "--max-score-drop", "5")
 DEPLOYMENT = "support-reply"
@@ -30,18 +30,7 @@ DEPLOYMENT = "support-reply"
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "tickets.csv"
-    labels = ["billing", "account", "technical", "shipping"]
-    pl.DataFrame(
-        {
-            "id": [f"t{i}" for i in range(40)],
-            "ticket": [
-                f"{['refund', 'password', 'crash', 'parcel'][i % 4]} #{i}" for i in range(40)
-            ],
-            "expected": [labels[i % 4] for i in range(40)],
-        }
-    ).write_csv(path)
-    return path
+    return write_topic_tickets(tmp_path / "tickets.csv", 40)
 
 
 @pytest.fixture
@@ -85,6 +74,13 @@ def night(
 def gate_step(folder: Path, tonight: Path, *extra: str) -> Result:
     """The nightly gate step: tonight against the folder of runs, its verdict recorded."""
     return cli("compare", folder, tonight, *GATE, *extra)
+
+
+def first_good_night(dataset: Path, folder: Path, sim: SimulatorServer) -> Path:
+    """Night ``1-good``, gated with no baseline yet (it passes): the next nights' baseline."""
+    good = night(dataset, folder / "1-good", sim)
+    assert gate_step(folder, good, "--allow-no-baseline").exit_code == 0
+    return good
 
 
 def verdict_of(run: Path) -> dict[str, object] | None:
@@ -182,8 +178,7 @@ def test_a_failed_night_is_never_the_next_nights_baseline(
 ) -> None:
     """good → degraded (red) → the same degraded prompt again: red again, against the good
     night, which every pick names; the failed night is skipped, and said so."""
-    good = night(dataset, folder / "1-good", sims["good"])
-    assert gate_step(folder, good, "--allow-no-baseline").exit_code == 0
+    good = first_good_night(dataset, folder, sims["good"])
     bad = night(dataset, folder / "2-bad", sims["degraded"])
     first = gate_step(folder, bad)
     assert first.exit_code == 1, first.output
@@ -205,8 +200,7 @@ def test_runner_baseline_accept_makes_a_degraded_night_the_baseline(
     dataset: Path, folder: Path, sims: dict[str, SimulatorServer]
 ) -> None:
     """A deliberate change: the degraded night is accepted, and the next one like it passes."""
-    good = night(dataset, folder / "1-good", sims["good"])
-    assert gate_step(folder, good, "--allow-no-baseline").exit_code == 0
+    good = first_good_night(dataset, folder, sims["good"])
     changed = night(dataset, folder / "2-changed", sims["degraded"])
     assert gate_step(folder, changed).exit_code == 1
     accepted = cli("baseline", "accept", changed)

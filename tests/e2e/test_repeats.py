@@ -12,7 +12,7 @@ from click.testing import Result
 
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile, is_wrong
 from runner.stats import _stats as stats
-from tests.support import cli
+from tests.support import cli, write_graded_tickets
 
 ROWS = 40
 WRONG_RATE = 0.1
@@ -33,18 +33,7 @@ def _seed_with_four_wrong() -> int:
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    from runner.simulator import reference_answer
-
-    path = tmp_path / "tickets.csv"
-    tickets = _tickets()
-    pl.DataFrame(
-        {
-            "id": [f"t{i}" for i in range(ROWS)],
-            "ticket": tickets,
-            "expected": [reference_answer({"ticket": t}) for t in tickets],
-        }
-    ).write_csv(path)
-    return path
+    return write_graded_tickets(tmp_path / "tickets.csv", _tickets())
 
 
 def _simulator(seed: int, candidate_wrong: float) -> SimulatorServer:

@@ -13,27 +13,16 @@ from runner.simulator import (
     SimulatorServer,
     VariantProfile,
     is_wrong,
-    reference_answer,
 )
 from runner.store._results import read_results
-from tests.support import cli
+from tests.support import cli, graded_tickets, write_graded_tickets
 
 ROWS = 200
-TOPICS = ["refund of invoice", "password locked", "app crash", "parcel tracking", "office hours"]
 
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    path = tmp_path / "tickets.csv"
-    tickets = [f"{TOPICS[i % 5]} case {i}" for i in range(ROWS)]
-    pl.DataFrame(
-        {
-            "id": [f"t{i}" for i in range(ROWS)],
-            "ticket": tickets,
-            "expected": [reference_answer({"ticket": t}) for t in tickets],
-        }
-    ).write_csv(path)
-    return path
+    return write_graded_tickets(tmp_path / "tickets.csv", graded_tickets(ROWS))
 
 
 def sim_config(seed: int, baseline_wrong: float, candidate_wrong: float) -> SimulatorConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,13 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
     return path
 
 
+#: Each format's writer, by the file's suffix.
+WRITERS: dict[str, Callable[[Path, list[dict[str, str]]], Path]] = {
+    "csv": write_csv,
+    "jsonl": write_jsonl,
+}
+
+
 def records_with(big: str, at: int, total: int = 6) -> list[dict[str, str]]:
     """``total`` small records, the one at index ``at`` holding ``big`` as its question."""
     return [{"id": str(i), "q": big if i == at else f"question {i}"} for i in range(total)]
@@ -55,19 +63,11 @@ def expected_rows(records: list[dict[str, str]]) -> list[Row]:
 
 
 @pytest.mark.parametrize("at", [0, 3], ids=["first row", "middle row"])
-def test_csv_cell_of_3_mb_is_read_intact(tmp_path: Path, at: int) -> None:
-    """A 3 MB quoted CSV cell (commas, quotes, newlines) comes through equal, rows around it too."""
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_value_of_3_mb_is_read_intact(tmp_path: Path, fmt: str, at: int) -> None:
+    """A 3 MB CSV cell or JSONL string value comes through equal, and the rows around it too."""
     records = records_with(BIG, at)
-    dataset = open_(write_csv(tmp_path / "d.csv", records))
-    assert dataset.num_rows == 6
-    assert rows(dataset) == expected_rows(records)
-
-
-@pytest.mark.parametrize("at", [0, 3], ids=["first row", "middle row"])
-def test_jsonl_value_of_3_mb_is_read_intact(tmp_path: Path, at: int) -> None:
-    """A 3 MB JSONL string value comes through equal, and the rows around it too."""
-    records = records_with(BIG, at)
-    dataset = open_(write_jsonl(tmp_path / "d.jsonl", records))
+    dataset = open_(WRITERS[fmt](tmp_path / f"d.{fmt}", records))
     assert dataset.num_rows == 6
     assert rows(dataset) == expected_rows(records)
 
@@ -90,24 +90,19 @@ def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
     return LIMIT
 
 
-def test_csv_row_over_the_limit_names_file_line_and_limit(tmp_path: Path, small_limit: int) -> None:
-    """A CSV row over the limit is an InputError naming the file, its line and row, the limit."""
-    path = write_csv(tmp_path / "d.csv", records_with("x" * (4 * small_limit), at=4))
-    with pytest.raises(InputError) as info:
-        open_(path)
-    message = str(info.value)
-    assert "d.csv" in message and "line 6 (row 5)" in message and "256 KiB" in message
-
-
-def test_jsonl_row_over_the_limit_names_file_line_and_limit(
-    tmp_path: Path, small_limit: int
+@pytest.mark.parametrize(
+    ("fmt", "where"), [("csv", "line 6 (row 5)"), ("jsonl", "line 5:")], ids=["csv", "jsonl"]
+)
+def test_a_row_over_the_limit_names_file_line_and_limit(
+    tmp_path: Path, small_limit: int, fmt: str, where: str
 ) -> None:
-    """A JSONL row over the limit is an InputError naming the file, its line and the limit."""
-    path = write_jsonl(tmp_path / "d.jsonl", records_with("x" * (4 * small_limit), at=4))
+    """A row over the limit is an InputError naming the file, its line (a CSV row's number
+    too) and the limit."""
+    path = WRITERS[fmt](tmp_path / f"d.{fmt}", records_with("x" * (4 * small_limit), at=4))
     with pytest.raises(InputError) as info:
         open_(path)
     message = str(info.value)
-    assert "d.jsonl" in message and "line 5:" in message and "256 KiB" in message
+    assert f"d.{fmt}" in message and where in message and "256 KiB" in message
 
 
 def test_csv_row_of_many_short_lines_over_the_limit_names_its_first_line(

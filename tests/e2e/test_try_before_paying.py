@@ -164,13 +164,21 @@ def test_no_report_still_applies_the_gates(dataset: Path, tmp_path: Path) -> Non
     assert (out / "gate.md").exists() and not (out / "report.html").exists()
 
 
-def test_an_unknown_segment_column_is_refused_before_anything_is_sent(
-    dataset: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (("--segment-column", "nope"), ("--segment-column 'nope'", "metadata: region")),
+        (("--min-agreement", "1.5"), ("--min-agreement",)),
+    ],
+    ids=["an unknown segment column", "a bad gate option"],
+)
+def test_a_bad_option_is_refused_before_anything_is_sent(
+    dataset: Path, tmp_path: Path, flags: tuple[str, ...], named: tuple[str, ...]
 ) -> None:
     with SimulatorServer(SimulatorConfig()) as sim:
-        result = run(sim.base_url, dataset, tmp_path / "out", "--segment-column", "nope")
+        result = run(sim.base_url, dataset, tmp_path / "out", *flags)
         assert result.exit_code == 2, result.output
-        assert "--segment-column 'nope'" in result.output and "metadata: region" in result.output
+        assert all(words in result.output for words in named), result.output
         assert sim.stats.requests == 0
     assert not (tmp_path / "out").exists()
 
@@ -208,13 +216,3 @@ def test_a_large_runs_end_runs_in_a_fresh_process_with_the_same_outcome(
     assert (manifest["status"], manifest["counts"]) == ("complete", {"ok": 40, "error": 0})
     assert read_results(out).height == 40  # compacted by the fresh process
     assert proc.stderr.count("finishing: compacting the journal") == 1
-
-
-def test_a_bad_gate_option_is_refused_before_anything_is_sent(
-    dataset: Path, tmp_path: Path
-) -> None:
-    with SimulatorServer(SimulatorConfig()) as sim:
-        result = run(sim.base_url, dataset, tmp_path / "out", "--min-agreement", "1.5")
-        assert result.exit_code == 2, result.output
-        assert "--min-agreement" in result.output
-        assert sim.stats.requests == 0

@@ -239,13 +239,19 @@ def test_the_daily_cap_is_not_retried() -> None:
     assert decide(DAILY_CAP) is Decision.ABORT
 
 
-def test_a_429_with_retry_after_zero_still_waits_a_jittered_moment() -> None:
-    """Retry-After: 0 gives waits spread over [0, initial], not a stampede at 0."""
-    rng = random.Random(3)
-    waits = [
-        throttled_backoff_seconds(1, initial=0.5, cap=30, retry_after=0.0, rng=rng)
+def throttled_waits(attempt: int, *, retry_after: float | None, seed: int) -> list[float]:
+    """200 seeded draws of the wait before retrying the ``attempt``-th 429 (initial 0.5 s,
+    cap 30 s)."""
+    rng = random.Random(seed)
+    return [
+        throttled_backoff_seconds(attempt, initial=0.5, cap=30, retry_after=retry_after, rng=rng)
         for _ in range(200)
     ]
+
+
+def test_a_429_with_retry_after_zero_still_waits_a_jittered_moment() -> None:
+    """Retry-After: 0 gives waits spread over [0, initial], not a stampede at 0."""
+    waits = throttled_waits(1, retry_after=0.0, seed=3)
     assert all(0.0 <= w <= 0.5 for w in waits)
     assert max(waits) > 0.4
     assert min(waits) < 0.1
@@ -253,19 +259,14 @@ def test_a_429_with_retry_after_zero_still_waits_a_jittered_moment() -> None:
 
 
 def test_a_429_waits_its_retry_after_plus_jitter_under_the_cap() -> None:
-    rng = random.Random(4)
-    waits = [
-        throttled_backoff_seconds(7, initial=0.5, cap=30, retry_after=2.0, rng=rng)
-        for _ in range(200)
-    ]
+    waits = throttled_waits(7, retry_after=2.0, seed=4)
     assert all(2.0 <= w <= 2.5 for w in waits)
     assert max(waits) > 2.4
     assert throttled_backoff_seconds(1, initial=0.5, cap=3, retry_after=60.0) == 3
 
 
 def test_a_429_without_retry_after_backs_off_exponentially() -> None:
-    rng = random.Random(5)
-    waits = [throttled_backoff_seconds(4, initial=0.5, cap=30, rng=rng) for _ in range(200)]
+    waits = throttled_waits(4, retry_after=None, seed=5)
     assert all(0 <= w <= 4.0 for w in waits)
     assert max(waits) > 3.2
 

@@ -87,17 +87,13 @@ def export(
       runner export reports/backfill --to tickets_with_summary.parquet
     """
     from runner.errors import ConfigError
-    from runner.export import EXTENSIONS, FORMATS, ExportFormat, export_run, format_of
+    from runner.export import FORMATS, ExportFormat, export_run, format_of
     from runner.store import RunDir
 
-    if fmt is not None:
-        chosen: ExportFormat = FORMATS[FORMATS.index(fmt)]
-    elif (
-        to is not None and to.suffix and to.suffix.lower().lstrip(".") not in (*EXTENSIONS, "json")
-    ):
-        raise ConfigError(f"--to {to}: name a .parquet, .csv or .jsonl file, or pass --format")
-    else:
-        chosen = format_of(to) if to is not None else "parquet"
+    try:
+        chosen: ExportFormat = FORMATS[FORMATS.index(fmt)] if fmt else format_of(to)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}, or pass --format") from None
     with RunDir(out).locked():  # not while a run writes its results
         path = export_run(
             out,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from runner.dataset._checks import id_strings
     from runner.dataset._dataset import Dataset, open_dataset
-    from runner.dataset._files import show
+    from runner.dataset._files import EXTENSIONS, Format, show
     from runner.dataset._fingerprints import dataset_changes
     from runner.dataset._readers import read_batches
     from runner.dataset._values import json_values
@@ -22,6 +22,8 @@ _EXPORTS = {
     "open_dataset": "runner.dataset._dataset",
     "read_batches": "runner.dataset._readers",
     "show": "runner.dataset._files",
+    "EXTENSIONS": "runner.dataset._files",
+    "Format": "runner.dataset._files",
 }
 
 
@@ -32,7 +34,9 @@ if not TYPE_CHECKING:  # type checkers see the names imported above, nothing els
 
 
 __all__ = [
+    "EXTENSIONS",
     "Dataset",
+    "Format",
     "dataset_changes",
     "id_strings",
     "json_values",

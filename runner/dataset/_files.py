@@ -27,6 +27,8 @@ __all__ = [
 
 Format = Literal["csv", "parquet", "jsonl"]
 
+#: The one table from a file's extension to its format: what a dataset is read as, and what
+#: an export (``runner export --to``, ``--export``) is written as.
 EXTENSIONS: Final[dict[str, Format]] = {
     ".csv": "csv",
     ".parquet": "parquet",

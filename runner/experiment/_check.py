@@ -47,12 +47,11 @@ def _will_exist(experiment: Experiment) -> bool:
 
 def _check_export(experiment: Experiment) -> None:
     from runner.dataset import open_dataset
-    from runner.export import EXTENSIONS, SCORE_FIELDS, check_export_columns, check_export_target
+    from runner.export import SCORE_FIELDS, check_export_columns, check_export_target, format_of
 
     to, config = experiment.export.to, experiment.config
     assert to is not None
-    if to.suffix.lower().lstrip(".") not in EXTENSIONS:
-        raise ConfigError(f"--export {to}: name a .parquet, .csv or .jsonl file")
+    format_of(to, "--export")  # a ConfigError for an extension that names no format
     rundir = RunDir.of(config)
     resumed = config.resume and rundir.has_manifest()
     if resumed and rundir.read_manifest().stages.get(Stage.EXPORT.value) == "done":

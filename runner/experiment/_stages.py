@@ -212,13 +212,13 @@ class _Run:
         plan = self.experiment.export
         if plan.to is None:
             return "skipped"
-        from runner.export import EXTENSIONS, export_run, remove_export_scratch
+        from runner.export import export_run, format_of, remove_export_scratch
 
         remove_export_scratch(self.rundir.root, plan.to)  # a killed export's leftovers
         if self.before.get(Stage.EXPORT.value) == "done" and plan.to.exists():
             self.result.paths["export"] = plan.to  # exported by an earlier session of this run
             return "done"
-        fmt = EXTENSIONS[plan.to.suffix.lower().lstrip(".")]
+        fmt = format_of(plan.to, "--export")
         written = export_run(
             self.rundir.root,
             plan.to,

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from runner.export._export import SCORE_FIELDS, check_export_columns, export_run
     from runner.export._target import check_export_target, remove_export_scratch
-    from runner.export._writers import EXTENSIONS, FORMATS, ExportFormat, format_of
+    from runner.export._writers import FORMATS, ExportFormat, format_of
 
 # Names load on first use: the door costs nothing until a name is taken through it.
 _EXPORTS = {
-    "EXTENSIONS": "runner.export._writers",
     "ExportFormat": "runner.export._writers",
     "FORMATS": "runner.export._writers",
     "SCORE_FIELDS": "runner.export._export",
@@ -31,7 +30,6 @@ if not TYPE_CHECKING:  # type checkers see the names imported above, nothing els
 
 
 __all__ = [
-    "EXTENSIONS",
     "FORMATS",
     "SCORE_FIELDS",
     "ExportFormat",

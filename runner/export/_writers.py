@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Final, Literal
+from typing import IO, Final
 
 import polars as pl
 import pyarrow as pa
@@ -28,25 +28,27 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from runner.dataset import json_values
+from runner.dataset import EXTENSIONS, Format, json_values
 from runner.errors import ConfigError, StorageError
 from runner.store import current_umask, describe_os_error, fsync_dir
 
-ExportFormat = Literal["parquet", "csv", "jsonl"]
+ExportFormat = Format
 FORMATS: Final[tuple[ExportFormat, ...]] = ("parquet", "csv", "jsonl")
 
 
-#: The export format each file extension names.
-EXTENSIONS: Final[dict[str, ExportFormat]] = {
-    "parquet": "parquet", "csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl",
-}  # fmt: skip
-
-
-def format_of(path: Path) -> ExportFormat:
-    """The format a path's extension names (``.parquet``, ``.csv``, ``.jsonl``/``.ndjson``;
-    ``.json`` is read as JSON lines); anything else is Parquet."""
-    suffix = path.suffix.lower().lstrip(".")
-    return EXTENSIONS.get(suffix, "jsonl" if suffix == "json" else "parquet")
+def format_of(path: Path | None, option: str = "--to") -> ExportFormat:
+    """The format an export target's extension names, by the table datasets are read with
+    (``.parquet``/``.pq``, ``.csv``, ``.jsonl``/``.ndjson``/``.json``); no target or no
+    extension: Parquet. Another extension is a :class:`ConfigError` naming ``option``."""
+    if path is None or not path.suffix:
+        return "parquet"
+    fmt = EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(
+            f"{option} {path}: cannot tell the format from the extension {path.suffix!r}; "
+            "name a .parquet, .csv or .jsonl file"
+        )
+    return fmt
 
 
 class _File:

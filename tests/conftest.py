@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,19 @@ def make_config(tmp_path: Path, tickets_csv: Path) -> Callable[..., RunConfig]:
         return RunConfig(**values)
 
     return make
+
+
+@pytest.fixture
+def importable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], str]:
+    """``importable(NAME, SOURCE)`` writes module NAME into ``tmp_path`` and puts that folder
+    on ``sys.path`` for this test only; it returns NAME (e.g. for ``MODULE:function`` specs)."""
+
+    def write(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        return name
+
+    return write
 
 
 @pytest.fixture

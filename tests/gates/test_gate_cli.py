@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -109,18 +110,19 @@ def test_gate_refuses_an_interrupted_run_unless_allowed(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def scorers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    (tmp_path / "cli_scorers_h4.py").write_text(
-        "def rubric(output, expected, row):\n"
-        "    return 1.0 if expected is None and output else 0.0\n"
-        "\n"
-        "def flaky(output, expected, row):\n"
-        "    if row['row_id'] == 'r1':\n"
-        "        raise RuntimeError('grader offline')\n"
-        "    return 1.0\n"
+def scorers(importable: Callable[[str, str], str]) -> str:
+    return importable(
+        "cli_scorers_h4",
+        """
+        def rubric(output, expected, row):
+            return 1.0 if expected is None and output else 0.0
+
+        def flaky(output, expected, row):
+            if row['row_id'] == 'r1':
+                raise RuntimeError('grader offline')
+            return 1.0
+        """,
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return "cli_scorers_h4"
 
 
 def test_report_with_a_reference_free_scorer_scores_every_row(tmp_path: Path, scorers: str) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -378,18 +379,19 @@ def test_rows_without_expected_value_are_named_once(errored_run: Path) -> None:
 
 
 @pytest.fixture
-def scorer_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    (tmp_path / "report_scorers_h4.py").write_text(
-        "def picky(output, expected, row):\n"
-        "    if row['row_id'] == 'r2':\n"
-        "        raise ValueError('cannot grade r2')\n"
-        "    return 1.0\n"
-        "\n"
-        "def rubric(output, expected, row):\n"
-        "    return 0.5 if expected is None else 1.0\n"
+def scorer_module(importable: Callable[[str, str], str]) -> str:
+    return importable(
+        "report_scorers_h4",
+        """
+        def picky(output, expected, row):
+            if row['row_id'] == 'r2':
+                raise ValueError('cannot grade r2')
+            return 1.0
+
+        def rubric(output, expected, row):
+            return 0.5 if expected is None else 1.0
+        """,
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return "report_scorers_h4"
 
 
 def test_a_scorer_failing_on_one_row_still_writes_every_report(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,39 +102,36 @@ def test_bad_specs_are_config_errors_that_say_why(spec: str, message: str) -> No
 
 
 @pytest.fixture
-def scorer_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def scorer_module(importable: Callable[[str, str], str]) -> str:
     """A module ``my_scorers`` on sys.path with a few custom scorers."""
-    (tmp_path / "my_scorers.py").write_text(
-        textwrap.dedent(
-            """
-            def length_ratio(output, expected, row):
-                return min(len(output), len(expected)) / max(len(output), len(expected), 1)
+    return importable(
+        "my_scorers",
+        """
+        def length_ratio(output, expected, row):
+            return min(len(output), len(expected)) / max(len(output), len(expected), 1)
 
-            def uses_row(output, expected, row):
-                return 1.0 if row["inputs"]["q"] == output else 0.0
+        def uses_row(output, expected, row):
+            return 1.0 if row["inputs"]["q"] == output else 0.0
 
-            def too_big(output, expected, row):
-                return 2.0
+        def too_big(output, expected, row):
+            return 2.0
 
-            def broken(output, expected, row):
-                raise KeyError("nope")
+        def broken(output, expected, row):
+            raise KeyError("nope")
 
-            def says_yes(output, expected, row):
-                return "yes"
+        def says_yes(output, expected, row):
+            return "yes"
 
-            def picky(output, expected, row):
-                if output == "boom":
-                    raise KeyError("boom")
-                return 1.0
+        def picky(output, expected, row):
+            if output == "boom":
+                raise KeyError("boom")
+            return 1.0
 
-            def rubric(output, expected, row):
-                assert expected is None
-                return 1.0 if len(output) < 10 else 0.0
-            """
-        )
+        def rubric(output, expected, row):
+            assert expected is None
+            return 1.0 if len(output) < 10 else 0.0
+        """,
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return "my_scorers"
 
 
 def test_custom_scorer_gives_graded_scores(scorer_module: str) -> None:

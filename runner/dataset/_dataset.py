@@ -29,7 +29,6 @@ from runner.dataset._checks import check_ids, id_strings, scan
 from runner.dataset._columns import Roles, dataset_schema, used_columns
 from runner.dataset._files import Format, detect_format, resolve_files, show, where
 from runner.dataset._fingerprints import dataset_changes, fingerprints
-from runner.dataset._fingerprints import fingerprint as _fingerprint  # noqa: F401  (tests import it)
 from runner.dataset._readers import BlockSizes, read_batches
 from runner.dataset._values import NotJsonSafe, json_values
 from runner.errors import InputError

@@ -122,8 +122,8 @@ def write_regression(
         provenance["variant_map"] = dict(variant_map)
     rundir = RunDir(out_dir)
     rows = changed_pairs(base.results, cand.results, report.metrics)
-    _write_frame(regression_rows_path(out_dir), rows.shown, {**provenance, **rows.counts()})
-    _write_metrics(rundir.regression_parquet, report, provenance)
+    _write_frame(rundir.regression_rows, rows.shown, {**provenance, **rows.counts()})
+    _write_frame(rundir.regression_parquet, report.metrics, provenance)
     markdown = regression_markdown(
         report,
         base_prov,
@@ -140,20 +140,11 @@ def write_regression(
     return report
 
 
-#: The changed rows of the last comparison (``write_regression``), for report.html.
-REGRESSION_ROWS: Final = "regression_rows.parquet"
-
-
-def regression_rows_path(out_dir: Path) -> Path:
-    """Where :func:`write_regression` keeps the changed rows it compared."""
-    return RunDir(out_dir).root / REGRESSION_ROWS
-
-
 def forget_regression(out_dir: Path) -> None:
     """Remove an earlier comparison's files from ``out_dir`` (and its section from
     report.html): a night with no baseline must not show another night's comparison."""
     rundir = RunDir(out_dir)
-    for path in (rundir.regression_parquet, regression_rows_path(out_dir)):
+    for path in (rundir.regression_parquet, rundir.regression_rows):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     refresh_report_comparison(out_dir)
@@ -179,7 +170,7 @@ def refresh_report_comparison(out_dir: Path) -> bool:
     if not rundir.report_html.exists():
         return False
     section = None
-    metrics_path, rows_path = rundir.regression_parquet, regression_rows_path(out_dir)
+    metrics_path, rows_path = rundir.regression_parquet, rundir.regression_rows
     if metrics_path.exists() and rows_path.exists():
         facts = read_provenance(metrics_path)
         if facts.get("gate_results") is not None:  # written by this version
@@ -237,9 +228,9 @@ def gate_run(
         pairwise=_pairwise(out_dir),
     )  # fmt: skip
     prov = facts.scored_by(scored.scorer).as_dict()
-    _write_metrics(
+    _write_frame(
         RunDir(out_dir).gate_parquet,
-        report,
+        report.metrics,
         {"run": prov, "baseline_variant": base, "gates": gates.as_dict()},
     )
     markdown = regression_markdown(
@@ -283,10 +274,6 @@ def _scored_alike(base_dir: Path, cand_dir: Path, score: str | None) -> tuple[Sc
 
 def _rescored(scored: Scored, spec: str) -> Scored:
     return Scored(score_results(scored.results, parse_scorer(spec)), spec, scored.notes)
-
-
-def _write_metrics(path: Path, report: RegressionReport, provenance: Mapping[str, Any]) -> None:
-    atomic_write_parquet(path, with_provenance(report.metrics.to_arrow(), provenance))
 
 
 # ------------------------------------------------------------------------------ markdown

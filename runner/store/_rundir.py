@@ -16,6 +16,7 @@ manifest through :class:`Manifest`; nothing else spells a file name under ``OUT`
     OUT/summary_by_segment.parquet, comparison_by_segment.parquet   ``--segment-column``
     OUT/gate.md, gate.parquet                 ``runner gate`` (variants of one run)
     OUT/regression.md, regression.parquet     ``runner compare`` (one run against another)
+    OUT/regression_rows.parquet               the rows that comparison found changed
     OUT/pairwise.parquet                      the pairwise judge's verdicts
     OUT/judges/pointwise/, judges/pairwise/   judging passes: run directories of their own
     OUT/export.parquet (.csv, .jsonl)         ``runner export``: the dataset plus its outputs
@@ -161,6 +162,11 @@ class RunDir:
     @property
     def regression_parquet(self) -> Path:
         return self.root / "regression.parquet"
+
+    @property
+    def regression_rows(self) -> Path:
+        """The changed rows of the last ``runner compare``, for report.html's baseline section."""
+        return self.root / "regression_rows.parquet"
 
     @property
     def lock_path(self) -> Path:

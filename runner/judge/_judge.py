@@ -34,7 +34,7 @@ from runner.config import RunConfig
 from runner.errors import ConfigError
 from runner.judge._pairwise import pairwise_calls, pairwise_pairs, write_pairwise
 from runner.judge._parse import JudgeSpec
-from runner.judge._passes import SendPass, pass_outcomes, pointwise_calls, run_passes
+from runner.judge._passes import Kind, SendPass, pass_outcomes, pointwise_calls, run_passes
 from runner.judge._verdicts import count_errors, write_pointwise
 from runner.records import STATUS_OK
 from runner.store import RunDir
@@ -157,7 +157,10 @@ def judge_run(out_dir: Path, options: JudgeOptions, *, send: SendPass) -> JudgeR
 def pending_calls(rundir: RunDir, results: pl.LazyFrame, options: JudgeOptions) -> tuple[int, int]:
     """How many pointwise and pairwise judge calls judging would send now (a dry run)."""
     counts = []
-    for kind, spec in (("pointwise", options.pointwise), ("pairwise", options.pairwise)):
+    kinds: tuple[tuple[Kind, JudgeSpec | None], ...] = (
+        ("pointwise", options.pointwise), ("pairwise", options.pairwise),
+    )  # fmt: skip
+    for kind, spec in kinds:
         if spec is None:
             counts.append(0)
             continue
@@ -166,7 +169,7 @@ def pending_calls(rundir: RunDir, results: pl.LazyFrame, options: JudgeOptions) 
         else:
             baseline = options.baseline or RunDir(rundir.root).read_manifest().variants[0]
             calls = pairwise_calls(pairwise_pairs(results, baseline), options.variables)
-        outcomes = pass_outcomes(rundir.judges(kind), spec)
+        outcomes = pass_outcomes(rundir, kind, spec)
         if options.retry_errors:
             outcomes = outcomes.filter(status=STATUS_OK)
         pending = calls.join(outcomes.lazy().select("id"), on="id", how="anti")

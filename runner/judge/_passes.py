@@ -18,7 +18,7 @@ import polars as pl
 from runner.config import RunConfig
 from runner.judge._pairwise import call_id, input_column, with_variables
 from runner.records import STATUS_OK
-from runner.store import Manifest, RunDir, RunStatus, atomic_write_parquet
+from runner.store import Manifest, RunDir, RunStatus, atomic_write_parquet, judge_pass_calls
 
 if TYPE_CHECKING:
     from runner.judge._judge import JudgeOptions, KindReport
@@ -137,8 +137,7 @@ def run_passes(
 ) -> pl.DataFrame:
     """Make every judge call that has no outcome from this judge yet; return all outcomes
     (id, status, output, error_message) of this kind and judge."""
-    home = rundir.judges(kind)
-    home.mkdir(parents=True, exist_ok=True)
+    rundir.judges(kind).mkdir(parents=True, exist_ok=True)
 
     def config_of(source: Path, out: Path, columns: Sequence[str], resume: bool) -> RunConfig:
         metadata = [c for c in columns if c in METADATA_COLUMNS]
@@ -148,44 +147,35 @@ def run_passes(
             inputs=inputs, metadata=metadata, base_url=options.base_url, resume=resume,
         )  # fmt: skip
 
-    for done in _passes(home):
+    for done in rundir.judge_passes(kind):
         pass_manifest = RunDir(done).read_manifest()
         if pass_manifest.status is RunStatus.COMPLETE or not _same_judge(pass_manifest, spec):
             continue  # finished, or another judge's (its calls go to this judge's next pass)
-        source = _source_of(done)
+        source = judge_pass_calls(done)
         columns = pl.read_parquet_schema(source)
         report.sent += send(config_of(source, done, list(columns), True), kind).counters.done
-    outcomes = pass_outcomes(home, spec)
+    outcomes = pass_outcomes(rundir, kind, spec)
     finished = outcomes if not options.retry_errors else outcomes.filter(status=STATUS_OK)
     pending = calls.join(finished.lazy().select("id"), on="id", how="anti").collect()
     if pending.height:
-        index = len(_passes(home))
-        source = home / f"pass-{index:03d}.calls.parquet"
+        pass_dir, source = rundir.judge_pass(kind, len(rundir.judge_passes(kind)))
         atomic_write_parquet(source, pending)
-        config = config_of(source, home / f"pass-{index:03d}", pending.columns, False)
+        config = config_of(source, pass_dir, pending.columns, False)
         report.sent += send(config, kind).counters.done
-        outcomes = pass_outcomes(home, spec)
+        outcomes = pass_outcomes(rundir, kind, spec)
     report.calls = calls.select(pl.len()).collect().item()
     return outcomes.join(calls.select("id").collect(), on="id", how="semi")
-
-
-def _source_of(pass_dir: Path) -> Path:
-    return pass_dir.with_name(pass_dir.name + ".calls.parquet")
 
 
 def _same_judge(manifest: Manifest, spec: JudgeSpec) -> bool:
     return (manifest.deployment, tuple(manifest.variants)) == (spec.deployment, (spec.variant,))
 
 
-def _passes(home: Path) -> list[Path]:
-    return sorted(p for p in home.glob("pass-*") if p.is_dir())
-
-
-def pass_outcomes(home: Path, spec: JudgeSpec) -> pl.DataFrame:
+def pass_outcomes(rundir: RunDir, kind: Kind, spec: JudgeSpec) -> pl.DataFrame:
     """The outcomes of every pass of this judge, the latest per call (a pass of another
     judge, say before --judge was corrected, is not reused)."""
     frames = []
-    for path in _passes(home):
+    for path in rundir.judge_passes(kind):
         manifest = RunDir(path).read_manifest()
         if _same_judge(manifest, spec) and RunDir(path).results.exists():
             frames.append(

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
         SCORER_KEY,
         SHARDS_DIR,
         RunDir,
+        judge_pass_calls,
         shard_dir_name,
         under_lock,
     )
@@ -105,6 +106,7 @@ _EXPORTS = {
     "fsync_dir": "runner.store._fsutil",
     "iter_scored_batches": "runner.store._results",
     "join_outcomes": "runner.store._buckets",
+    "judge_pass_calls": "runner.store._rundir",
     "journal_fragment": "runner.store._journal",
     "key_frame": "runner.store._journal",
     "now_iso": "runner.store._manifest",
@@ -170,6 +172,7 @@ __all__ = [
     "iter_scored_batches",
     "join_outcomes",
     "journal_fragment",
+    "judge_pass_calls",
     "key_frame",
     "now_iso",
     "package_versions",

@@ -55,6 +55,11 @@ SCORER_KEY: Final = b"runner.score"
 JUDGE_KEY: Final = b"runner.judge"
 
 
+def judge_pass_calls(pass_dir: Path) -> Path:
+    """The judge calls a judging pass sends: ``pass-NNN.calls.parquet`` beside its directory."""
+    return pass_dir.with_name(pass_dir.name + ".calls.parquet")
+
+
 def shard_dir_name(index: int, count: int) -> str:
     """``shard-001-of-004``: zero-padded so a listing sorts in shard order."""
     width = max(3, len(str(count)))
@@ -137,6 +142,15 @@ class RunDir:
     def judges(self, kind: str) -> Path:
         """Where the passes of the ``pointwise`` or ``pairwise`` judge live."""
         return self.root / "judges" / kind
+
+    def judge_passes(self, kind: str) -> list[Path]:
+        """The judging passes of ``kind`` so far, in order (``OUT/judges/<kind>/pass-NNN``)."""
+        return sorted(p for p in self.judges(kind).glob("pass-*") if p.is_dir())
+
+    def judge_pass(self, kind: str, index: int) -> tuple[Path, Path]:
+        """Pass ``index`` of ``kind``: its run directory and the judge calls it sends."""
+        pass_dir = self.judges(kind) / f"pass-{index:03d}"
+        return pass_dir, judge_pass_calls(pass_dir)
 
     @property
     def experiment(self) -> Path:

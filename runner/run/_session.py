@@ -74,38 +74,31 @@ def first_runner_error(group: BaseExceptionGroup[BaseException]) -> BaseExceptio
     return group
 
 
+@dataclass(eq=False)
 class SendingSession:
     """One process's turn at sending a run: the pipeline under a task group, the progress
     line, signals, and the commit (compaction and the manifest) at the end."""
 
-    def __init__(
-        self,
-        config: RunConfig,
-        dataset: Dataset,
-        rundir: RunDir,
-        manifest: Manifest,
-        api_key: str,
-        display: Display,
-        policy: RetryPolicy,
-    ) -> None:
-        self.config = config
-        self.dataset = dataset
-        self.rundir = rundir
-        self.manifest = manifest
-        self.api_key = api_key
-        self.display = display
-        self.policy = policy
-        self.transport: httpx.AsyncBaseTransport | None = None
-        self.resume_command: str | None = None
-        self.quit_now: Callable[[], None] | None = None
-        self.lock: RunLock | None = None
-        self.sample: frozenset[str] | None = None
-        self.defer_from: int | None = None
-        self.phase = "run"
-        self.interrupted = False
-        self.session = SessionRecord(
+    config: RunConfig
+    dataset: Dataset
+    rundir: RunDir
+    manifest: Manifest
+    api_key: str = field(repr=False)
+    display: Display
+    policy: RetryPolicy
+    transport: httpx.AsyncBaseTransport | None = None
+    resume_command: str | None = None
+    quit_now: Callable[[], None] | None = None
+    lock: RunLock | None = None
+    sample: frozenset[str] | None = None
+    defer_from: int | None = None
+    phase: str = "run"
+    interrupted: bool = False
+    session: SessionRecord = field(
+        default_factory=lambda: SessionRecord(
             started_at=now_iso(), host=socket.gethostname(), pid=os.getpid()
         )
+    )
 
     async def run(self, handle_signals: bool) -> RunResult:
         config, manifest, rundir = self.config, self.manifest, self.rundir

@@ -98,7 +98,7 @@ def error_line(error: Mapping[str, Any], max_chars: int | None = None) -> str:
 def pairwise_sentence(row: Mapping[str, Any], alpha: float = 0.05) -> str:
     """The pairwise judge's verdict on one compared variant, in words then numbers, e.g.
 
-    ``pairwise judge prefers candidate: 34 wins, 10 losses, 6 ties in 50 pairs; win rate
+    ``pairwise judge prefers candidate: 34 wins, 10 losses, 6 ties in 50 rows; win rate
     74.0 % (95 % CI 60.4–84.1), sign test p < 0.001; consistent in both orders in 92.0 %``
 
     Empty when no pairwise judge ran. The preference is named only when the sign test rejects
@@ -112,7 +112,8 @@ def pairwise_sentence(row: Mapping[str, Any], alpha: float = 0.05) -> str:
         word = f"prefers {row['variant'] if wins > losses else row.get('baseline', 'the baseline')}"
     else:
         word = "finds no clear preference"
-    text = f"pairwise judge {word}: {wins} wins, {losses} losses, {ties} ties in {pairs} pairs"
+    # rows: with --repeat a row's verdicts count once (runner.stats.pairwise_metrics)
+    text = f"pairwise judge {word}: {wins} wins, {losses} losses, {ties} ties in {pairs} rows"
     if row.get("pairwise_win_rate") is not None:
         text += f"; win rate {row['pairwise_win_rate'] * 100:.1f} %"
         low, high = row.get("pairwise_win_rate_ci_low"), row.get("pairwise_win_rate_ci_high")

@@ -99,11 +99,9 @@ def write_and_print_reports(
     out_dir: Path, score: str | None, baseline: str | None, segments: tuple[str, ...] = ()
 ) -> None:
     """Build every report of ``out_dir`` and print the compact table, notes and verdicts."""
-    from runner.gates import refresh_report_comparison
     from runner.report import build_reports
 
     paths = build_reports(out_dir, score=score, baseline=baseline, segments=segments)
-    refresh_report_comparison(out_dir)  # a comparison made before stays in report.html
     print_reports(paths)
 
 
@@ -211,6 +209,7 @@ def compare(
         resolve_baseline,
         write_regression,
     )
+    from runner.report import refresh_baseline_section
     from runner.store import RunDir
 
     gates = gates_from_params(params)
@@ -230,6 +229,7 @@ def compare(
                 say=say,
             )
             record_gate_verdict(rundir, verdict.verdict, verdict.baseline)
+            refresh_baseline_section(candidate_out)
         click.echo(verdict.markdown.read_text(encoding="utf-8"), nl=False)
         verdict.raise_if_failed()
         return

@@ -46,6 +46,7 @@ def gate(run: _Run) -> str:
 
 def _against_baseline(run: _Run) -> tuple[GateVerdict, Path | None]:
     from runner.gates import compare_with_baseline
+    from runner.report import refresh_baseline_section
 
     experiment = run.experiment
     assert experiment.compare_with is not None
@@ -58,6 +59,7 @@ def _against_baseline(run: _Run) -> tuple[GateVerdict, Path | None]:
         score=experiment.scorer,
         say=run.hooks.say,
     )
+    refresh_baseline_section(run.rundir.root)  # the comparison, or none, in report.html
     run.result.paths["regression"] = outcome.markdown
     if run.hooks.show_gate is not None:
         run.hooks.show_gate(outcome.markdown)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from runner.gates._budget import check_error_budget
     from runner.gates._gates import Gates, RegressionReport
     from runner.gates._nightly import compare_with_baseline
-    from runner.gates._regression import gate_run, refresh_report_comparison, write_regression
+    from runner.gates._regression import gate_run, write_regression
     from runner.gates._verdict import GateVerdict, accept_baseline, record_gate_verdict
 
 # Names load on first use: the door costs nothing until a name is taken through it.
@@ -26,7 +26,6 @@ _EXPORTS = {
     "gate_run": "runner.gates._regression",
     "pick_baseline": "runner.gates._baseline",
     "record_gate_verdict": "runner.gates._verdict",
-    "refresh_report_comparison": "runner.gates._regression",
     "resolve_baseline": "runner.gates._baseline",
     "write_regression": "runner.gates._regression",
 }
@@ -49,7 +48,6 @@ __all__ = [
     "gate_run",
     "pick_baseline",
     "record_gate_verdict",
-    "refresh_report_comparison",
     "resolve_baseline",
     "write_regression",
 ]

@@ -2,7 +2,7 @@
 
 :func:`compare_with_baseline` picks the baseline
 (:func:`runner.gates._baseline.resolve_baseline`), compares and gates (``regression.md``,
-``regression.parquet``, the comparison in ``report.html``), and returns a
+``regression.parquet``, the changed rows for ``report.html``), and returns a
 :class:`BaselineVerdict` the caller records with
 :func:`runner.gates._verdict.record_gate_verdict`.
 """
@@ -70,8 +70,9 @@ def compare_with_baseline(
     """Compare run ``out`` with the baseline ``compare_with`` names and gate on the result.
 
     Writes ``regression.md`` into ``out`` always (a first night too), and when a baseline was
-    found ``regression.parquet``, the regressed rows and the comparison section of ``out``'s
-    ``report.html`` (:func:`runner.gates._regression.write_regression`). Every pick is said, one
+    found ``regression.parquet`` and the changed rows
+    (:func:`runner.gates._regression.write_regression`; the caller refreshes ``report.html``
+    with :func:`runner.report.refresh_baseline_section`). Every pick is said, one
     line per call of ``say``, and written into ``regression.md``.
 
     Returns the verdict, failed or not; the caller records it (``record_gate_verdict``)

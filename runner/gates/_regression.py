@@ -41,7 +41,6 @@ from runner.store import (
     RunDir,
     atomic_write_parquet,
     atomic_write_text,
-    read_provenance,
     under_lock,
     with_provenance,
 )
@@ -93,8 +92,9 @@ def write_regression(
     scorer (a run with no stored scores is scored with the other run's scorer). ``picked``
     (how the baseline was chosen, one line each) goes at the top of ``regression.md``.
 
-    When ``out_dir`` is the candidate run and holds a ``report.html``, its "Compared with
-    the baseline" section is (re)written (:func:`refresh_report_comparison`).
+    The candidate's ``report.html`` shows the comparison once it is rebuilt (``runner
+    report``) or refreshed (:func:`runner.report.refresh_baseline_section`, which the
+    experiment's gate stage and ``runner compare`` call): gates write no report.
     """
     base_facts, cand_facts = RunDir(base_dir).provenance(), RunDir(cand_dir).provenance()
     require_complete(base_facts, "baseline", allow_incomplete=allow_incomplete)
@@ -135,19 +135,16 @@ def write_regression(
         picked=picked,
     )
     atomic_write_text(rundir.regression_md, markdown)
-    if out_dir.resolve() == cand_dir.resolve():
-        refresh_report_comparison(out_dir)
     return report
 
 
 def forget_regression(out_dir: Path) -> None:
-    """Remove an earlier comparison's files from ``out_dir`` (and its section from
-    report.html): a night with no baseline must not show another night's comparison."""
+    """Remove an earlier comparison's files from ``out_dir``: a night with no baseline must not
+    show another night's comparison (its report.html section goes with the next refresh)."""
     rundir = RunDir(out_dir)
     for path in (rundir.regression_parquet, rundir.regression_rows):
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    refresh_report_comparison(out_dir)
 
 
 def write_no_baseline(out_dir: Path, pick: BaselinePick, *, allowed: bool) -> Path:
@@ -156,33 +153,6 @@ def write_no_baseline(out_dir: Path, pick: BaselinePick, *, allowed: bool) -> Pa
     markdown = no_baseline_markdown(pick.lines(), facts, allowed=allowed)
     atomic_write_text(RunDir(out_dir).regression_md, markdown)
     return RunDir(out_dir).regression_md
-
-
-def refresh_report_comparison(out_dir: Path) -> bool:
-    """Write the "Compared with the baseline" section of ``OUT/report.html`` from the last
-    comparison (``regression.parquet`` and ``regression_rows.parquet``), replacing an older
-    one; remove the section when there is no comparison. True when the section is there.
-
-    Call it after report.html is (re)built: :func:`write_regression` calls it itself."""
-    from runner.report import baseline_section, with_baseline_section
-
-    rundir = RunDir(out_dir)
-    if not rundir.report_html.exists():
-        return False
-    section = None
-    metrics_path, rows_path = rundir.regression_parquet, rundir.regression_rows
-    if metrics_path.exists() and rows_path.exists():
-        facts = read_provenance(metrics_path)
-        if facts.get("gate_results") is not None:  # written by this version
-            section = baseline_section(
-                facts, pl.read_parquet(metrics_path), pl.read_parquet(rows_path),
-                read_provenance(rows_path),
-            )  # fmt: skip
-    html = rundir.report_html.read_text(encoding="utf-8")
-    updated = with_baseline_section(html, section)
-    if updated != html:
-        atomic_write_text(rundir.report_html, updated)
-    return section is not None
 
 
 def _gate_result(g: GateResult) -> dict[str, Any]:

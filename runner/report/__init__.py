@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runner.report._baseline_section import baseline_section, with_baseline_section
+    from runner.report._baseline_section import refresh_baseline_section
     from runner.report._console import pairwise_sentence, summary_table
     from runner.report._inputs import (
         Scored,
@@ -28,7 +28,7 @@ _EXPORTS = {
     "ReportPaths": "runner.report._report",
     "Scored": "runner.report._inputs",
     "baseline_of": "runner.report._inputs",
-    "baseline_section": "runner.report._baseline_section",
+    "refresh_baseline_section": "runner.report._baseline_section",
     "build_reports": "runner.report._report",
     "format_p": "runner.report._wording",
     "pairwise_sentence": "runner.report._console",
@@ -39,7 +39,6 @@ _EXPORTS = {
     "summary_table": "runner.report._console",
     "test_name": "runner.report._wording",
     "verdict_lines": "runner.report._wording",
-    "with_baseline_section": "runner.report._baseline_section",
 }
 
 
@@ -53,10 +52,10 @@ __all__ = [
     "ReportPaths",
     "Scored",
     "baseline_of",
-    "baseline_section",
     "build_reports",
     "format_p",
     "pairwise_sentence",
+    "refresh_baseline_section",
     "score_label",
     "score_sentence",
     "scored_results",
@@ -64,5 +63,4 @@ __all__ = [
     "summary_table",
     "test_name",
     "verdict_lines",
-    "with_baseline_section",
 ]

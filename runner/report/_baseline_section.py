@@ -1,6 +1,11 @@
 """The "Compared with the baseline" section of ``report.html``: a run compared with another
 run (``runner compare``, a nightly's baseline), put into the report after its header
 (:func:`with_baseline_section`) or taken out again.
+
+The section is drawn from the files the comparison left in ``OUT`` (``regression.parquet``
+and ``regression_rows.parquet``, :func:`comparison_section`): :func:`build_reports` puts it
+into every report.html it writes, and :func:`refresh_baseline_section` puts a new comparison
+into the report.html already there (or takes a forgotten one out).
 """
 
 from __future__ import annotations
@@ -8,16 +13,47 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
+from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
 
 from runner.report._diff import word_diff
 from runner.report._tables import clip, code, pct, plain
+from runner.store import RunDir, atomic_write_text, read_provenance
 
 #: Around the section :func:`with_baseline_section` puts into (or takes out of) a report.
 _BASELINE_START: Final = "<!-- runner:baseline -->"
 _BASELINE_END: Final = "<!-- /runner:baseline -->"
+
+
+def comparison_section(out_dir: Path) -> str | None:
+    """The section of the last comparison written into ``out_dir``; None when there is none
+    (or it was written by a version that kept no gate results)."""
+    rundir = RunDir(out_dir)
+    metrics_path, rows_path = rundir.regression_parquet, rundir.regression_rows
+    if not (metrics_path.exists() and rows_path.exists()):
+        return None
+    comparison = read_provenance(metrics_path)
+    if comparison.get("gate_results") is None:
+        return None
+    metrics, rows = pl.read_parquet(metrics_path), pl.read_parquet(rows_path)
+    return baseline_section(comparison, metrics, rows, read_provenance(rows_path))
+
+
+def refresh_baseline_section(out_dir: Path) -> bool:
+    """Put the last comparison of ``out_dir`` into its ``report.html`` (replacing an older
+    one), or take the section out when there is no comparison; True when it is there. Call it
+    after a comparison is written (``runner.gates.write_regression``) or forgotten."""
+    rundir = RunDir(out_dir)
+    if not rundir.report_html.exists():
+        return False
+    section = comparison_section(out_dir)
+    html = rundir.report_html.read_text(encoding="utf-8")
+    updated = with_baseline_section(html, section)
+    if updated != html:
+        atomic_write_text(rundir.report_html, updated)
+    return section is not None
 
 
 def baseline_section(
@@ -30,7 +66,7 @@ def baseline_section(
     baseline's path and date, the verdict in words, each gate's measured value and limit,
     each pairing's score, and the changed rows side by side, regressions first.
 
-    ``comparison`` is the provenance ``runner.gates._regression.write_regression`` keeps in
+    ``comparison`` is the provenance ``runner.gates.write_regression`` keeps in
     ``regression.parquet`` (``baseline``, ``candidate``, ``gate_results``, ``passed``,
     ``gates_set``, ``picked``); ``metrics`` that file's rows; ``rows`` and ``counts`` the
     changed rows it keeps and how many of each kind there are."""

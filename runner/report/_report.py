@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from runner import stats as compare
 from runner import stats as segments
 from runner.errors import StorageError
+from runner.report._baseline_section import comparison_section, with_baseline_section
 from runner.report._html import MAX_CHANGED_ROWS, render_report
 from runner.report._inputs import baseline_of, plain_field, score_file
 from runner.report._wording import score_label, verdict_lines
@@ -141,6 +142,7 @@ def build_reports(
         summary_by_segment=by_segment[0] if by_segment else None,
         comparison_by_segment=by_segment[1] if by_segment and several else None,
     )
+    html = with_baseline_section(html, comparison_section(out_dir))  # a comparison made before
     atomic_write_text(rundir.report_html, html)
     return ReportPaths(
         results=rundir.results,

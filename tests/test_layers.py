@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 LINT = Path(sys.executable).parent / "lint-imports"
 
@@ -28,15 +30,28 @@ def test_the_layers_hold() -> None:
     assert "3 kept, 0 broken" in result.stdout
 
 
-def test_a_report_that_imports_the_send_stack_breaks_the_layers(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("module", "imported", "name"),
+    [
+        ("report/_tables.py", "run", "run_job"),  # a report pulling in the send stack
+        ("gates/_markdown.py", "report", "build_reports"),  # one stage importing another
+        ("judge/_parse.py", "export", "export_run"),
+    ],
+)
+def test_an_import_against_the_layers_breaks_them(
+    tmp_path: Path, module: str, imported: str, name: str
+) -> None:
+    """A report that pulls in the send stack, or one stage after sending importing another
+    (only the experiment composes them), fails ./dev check."""
     shutil.copytree(
         ROOT / "runner", tmp_path / "runner", ignore=shutil.ignore_patterns("__pycache__")
     )
-    tables = tmp_path / "runner" / "report" / "_tables.py"
-    tables.write_text(tables.read_text() + "\nfrom runner.run import run_job  # noqa\n")
+    path = tmp_path / "runner" / module
+    path.write_text(path.read_text() + f"\nfrom runner.{imported} import {name}  # noqa\n")
     result = lint(tmp_path)
     assert result.returncode != 0
-    assert "runner.report is not allowed to import runner.run" in result.stdout
+    package = module.split("/")[0]
+    assert f"runner.{package} is not allowed to import runner.{imported}" in result.stdout
 
 
 def test_packages_import_each_other_through_their_doors() -> None:

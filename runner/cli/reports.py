@@ -110,13 +110,9 @@ def print_reports(paths: ReportPaths) -> None:
     import polars as pl
     from rich.console import Console
 
-    from runner.report import (
-        pairwise_sentence,
-        score_label,
-        stored_scorer,
-        summary_table,
-        verdict_lines,
-    )
+    from runner.report import pairwise_sentence, summary_table
+    from runner.score import stored_scorer
+    from runner.stats import score_label, verdict_lines
 
     out_dir = paths.results.parent
     console = Console(highlight=False)

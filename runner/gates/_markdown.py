@@ -12,7 +12,7 @@ from typing import Any, Final
 import polars as pl
 
 from runner.gates._gates import RegressionReport
-from runner.report import format_p, score_sentence, test_name
+from runner.stats import format_p, score_sentence, test_name
 
 #: Regressed rows regression.md shows as examples, and how much of each output.
 EXAMPLE_ROWS: Final = 5

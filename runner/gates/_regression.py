@@ -33,9 +33,8 @@ from runner.gates._markdown import (
     regression_markdown,
 )
 from runner.gates._pairing import compare_runs, gate_variants
-from runner.report import Scored, baseline_of, score_label, scored_results
-from runner.score import parse_scorer, score_results
-from runner.stats import DEFAULT_OPTIONS, StatOptions, variant_order
+from runner.score import Scored, parse_scorer, score_results, scored_results
+from runner.stats import DEFAULT_OPTIONS, StatOptions, baseline_of, score_label, variant_order
 from runner.store import (
     Provenance,
     RunDir,

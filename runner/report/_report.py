@@ -33,9 +33,15 @@ from runner import stats as segments
 from runner.errors import StorageError
 from runner.report._baseline_section import comparison_section, with_baseline_section
 from runner.report._html import MAX_CHANGED_ROWS, render_report
-from runner.report._inputs import baseline_of, plain_field, score_file
-from runner.report._wording import score_label, verdict_lines
-from runner.stats import DEFAULT_OPTIONS, StatOptions, bucketed_side_by_side
+from runner.score import plain_field, score_file
+from runner.stats import (
+    DEFAULT_OPTIONS,
+    StatOptions,
+    baseline_of,
+    bucketed_side_by_side,
+    score_label,
+    verdict_lines,
+)
 from runner.store import (
     DEFAULT_MEMORY,
     MemoryPlan,

@@ -17,6 +17,7 @@ from typing import Final, Literal
 
 import polars as pl
 
+from runner.errors import ConfigError
 from runner.records import STATUS_OK
 from runner.stats import _stats as stats
 
@@ -75,6 +76,20 @@ def variant_order(results: Results, variants: Sequence[str] | None) -> list[str]
         return present
     given = list(dict.fromkeys(variants))
     return [v for v in given if v in present] + [v for v in present if v not in given]
+
+
+def baseline_of(baseline: str | None, variants: Sequence[str]) -> str:
+    """``baseline`` checked against ``variants``, or the first variant when it is None."""
+    if not variants:
+        raise ConfigError("the results hold no rows: nothing to report")
+    if baseline is None:
+        return variants[0]
+    if baseline not in variants:
+        raise ConfigError(
+            f"--baseline-variant {baseline!r} is not in the results; "
+            f"variants: {', '.join(variants)}"
+        )
+    return baseline
 
 
 def scores_are_binary(results: Results) -> bool:

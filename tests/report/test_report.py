@@ -19,8 +19,8 @@ from rich.console import Console
 from runner.errors import ConfigError
 from runner.report._console import summary_table
 from runner.report._report import ReportPaths, build_reports
-from runner.report._wording import verdict_lines
 from runner.stats._compare import COMPARISON_SCHEMA
+from runner.stats._words import verdict_lines
 from runner.store._memory import MemoryPlan
 from runner.store._results import read_results
 from tests.reports_helpers import answers, frame, row, write_run

@@ -1,5 +1,5 @@
-"""What the reports read from a run directory: its results, scored (:func:`scored_results`,
-:func:`score_file`). The run's manifest they read as its provenance (``RunDir.provenance``).
+"""A run's results, scored: in memory (:func:`scored_results`, what the gates compare) or into
+``OUT/scores.parquet`` (:func:`score_file`, what the reports read).
 
 Scoring a run writes ``scores.parquet`` a batch at a time, row for row with
 ``results.parquet`` (never rewritten), with the scorer's spec in its Parquet metadata
@@ -8,7 +8,6 @@ Scoring a run writes ``scores.parquet`` a batch at a time, row for row with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runner import stats as compare
-from runner.errors import ConfigError, ResultsDirError, StorageError
+from runner.errors import ResultsDirError, StorageError
 from runner.records import RESULT_SCHEMA
-from runner.score import (
+from runner.score._scoring import (
     SCORE_COLUMN,
     SCORE_ERROR_COLUMN,
     Scorer,
@@ -185,20 +184,6 @@ def _stored_scorer(path: Path) -> str | None:
     metadata = pq.read_schema(path).metadata or {}
     raw = metadata.get(SCORER_KEY)
     return raw.decode("utf-8") if raw else None
-
-
-def baseline_of(baseline: str | None, variants: Sequence[str]) -> str:
-    """``baseline`` checked against ``variants``, or the first variant when it is None."""
-    if not variants:
-        raise ConfigError("the results hold no rows: nothing to report")
-    if baseline is None:
-        return variants[0]
-    if baseline not in variants:
-        raise ConfigError(
-            f"--baseline-variant {baseline!r} is not in the results; "
-            f"variants: {', '.join(variants)}"
-        )
-    return baseline
 
 
 def scan_results(path: Path) -> pl.LazyFrame:

@@ -1,4 +1,5 @@
-"""How reports say things: score labels, p-values, test names, verdict sentences. Pure."""
+"""How the statistics are said: score labels, p-values, test names, verdict sentences. Pure
+(the reports, the console and the gates' markdown say them the same way)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from runner import stats as compare
+from runner.stats import _compare as compare
 
 _LABELS: Final = {
     "exact": "exact match",

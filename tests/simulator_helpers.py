@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
+from runner.simulator import SimulatorConfig, SimulatorServer
 
 Serve = Callable[..., SimulatorServer]
 
@@ -27,14 +27,6 @@ def body(**fields: Any) -> dict[str, Any]:
         "metadata": {"experiment": "nightly", "row_id": "17", "repeat": 0},
     }
     return base | fields
-
-
-def judge_styles(styles: Mapping[str, str]) -> Mapping[str, VariantProfile]:
-    """``SimulatorConfig(judges=...)`` given as style strings (``{"grader": "mtbench"}``), as
-    its docstring allows: ``__post_init__`` turns each into a profile. The field is annotated
-    with the profiles it ends up holding only, so the cast tells mypy what the runtime accepts;
-    the strings reach the config unchanged."""
-    return cast(Mapping[str, VariantProfile], styles)
 
 
 @contextmanager

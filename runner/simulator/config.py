@@ -141,7 +141,7 @@ class SimulatorConfig:
     """
     variants: Mapping[str, VariantProfile] = field(default_factory=_default_variants)
     """Behaviour per variant name; a variant not listed behaves like ``VariantProfile()``."""
-    judges: Mapping[str, VariantProfile] = field(default_factory=dict)
+    judges: Mapping[str, VariantProfile | str] = field(default_factory=dict)
     """Judge deployments: deployment name → the judge every variant of it answers as, given
     as a profile or a style string (:func:`judge_profile`: ``mtbench``, ``biased:arena_hard``,
     ``garbage`` …). So ``--judge grader:v1`` is graded in MT-Bench's format by
@@ -237,7 +237,9 @@ class SimulatorConfig:
         """The profile a variant answers with: its judge deployment's, when ``deployment`` is
         one of :attr:`judges`, else its own."""
         if deployment is not None and deployment in self.judges:
-            return self.judges[deployment]
+            judge = self.judges[deployment]
+            assert isinstance(judge, VariantProfile)  # __post_init__ made every style a profile
+            return judge
         return self.variants.get(variant or "", DEFAULT_PROFILE)
 
 

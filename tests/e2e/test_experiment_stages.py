@@ -21,7 +21,6 @@ import pytest
 from runner.simulator import SimulatorConfig, SimulatorServer, VariantProfile
 from runner.store._results import scan_scored
 from runner.store._rundir import RunDir
-from tests.simulator_helpers import judge_styles
 from tests.support import cli
 
 ROWS = 20
@@ -566,7 +565,7 @@ def test_a_position_biased_judge_is_named_in_the_console_and_fails_its_gate(
 ) -> None:
     biased = SimulatorConfig(
         variants={"candidate": VariantProfile(wrong_rate=0.5)},
-        judges=judge_styles({"grader": "biased:mtbench"}),
+        judges={"grader": "biased:mtbench"},
     )
     with SimulatorServer(biased) as server:
         result = cli(*run_args(server.base_url, dataset, tmp_path / "out", "--expected-column",

@@ -23,7 +23,6 @@ from runner.simulator import (
     reference_answer,
 )
 from runner.store._results import read_results
-from tests.simulator_helpers import judge_styles
 from tests.support import cli, graded_tickets, write_graded_tickets
 
 ROWS = 60
@@ -36,13 +35,11 @@ def sim() -> Iterator[SimulatorServer]:
     config = SimulatorConfig(
         seed=SEED,
         variants={name: VariantProfile(wrong_rate=rate) for name, rate in WRONG.items()},
-        judges=judge_styles(
-            {
-                **{f"grader-{fmt}": fmt for fmt in FORMAT_SCALES},
-                "biased-grader": "biased:mtbench",
-                "garbage-grader": "garbage",
-            }
-        ),
+        judges={
+            **{f"grader-{fmt}": fmt for fmt in FORMAT_SCALES},
+            "biased-grader": "biased:mtbench",
+            "garbage-grader": "garbage",
+        },
     )
     with SimulatorServer(config) as server:
         yield server

@@ -17,7 +17,6 @@ from click.testing import CliRunner
 from runner.cli import main
 from runner.judge._parse import parse_score, parse_winner
 from runner.simulator import SimulatorConfig, SimulatorServer
-from tests.simulator_helpers import judge_styles
 
 AUTH = {"Authorization": "Bearer fhk_test"}
 TICKET = "Please refund my last invoice"  # the reference label is billing
@@ -37,7 +36,7 @@ def invoke(client: httpx.Client, base_url: str, deployment: str, **inputs: str) 
 def test_a_judge_deployment_grades_in_its_format_and_is_never_404(client: httpx.Client) -> None:
     config = SimulatorConfig(
         deployments={"support-reply": ()},
-        judges=judge_styles({"grader": "mtbench", "arena": "arena_hard"}),
+        judges={"grader": "mtbench", "arena": "arena_hard"},
     )
     with SimulatorServer(config) as sim:
         right = invoke(client, sim.base_url, "grader", input=TICKET, output="billing")

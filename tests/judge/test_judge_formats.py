@@ -22,7 +22,6 @@ from runner.judge._parse import (
 from runner.simulator import JUDGE_FORMATS, SimulatorConfig, judge_profile, reference_answer
 from runner.simulator.judges import pairwise_answer, pointwise_answer
 from runner.simulator.model import judge_response
-from tests.simulator_helpers import judge_styles
 
 FENCED = """I checked the answer against the reference.
 
@@ -277,7 +276,7 @@ def test_a_judge_style_names_a_kind_and_a_format(style: str, kind: str, fmt: str
 @pytest.mark.parametrize("style", ["gpt4", "biased:yaml", "", ":mtbench"])
 def test_an_unknown_judge_style_is_refused(style: str) -> None:
     with pytest.raises(ConfigError, match="judge style"):
-        SimulatorConfig(judges=judge_styles({"grader": style}))
+        SimulatorConfig(judges={"grader": style})
 
 
 def test_a_judge_deployment_answers_for_every_variant_and_others_do_not() -> None:

@@ -58,8 +58,9 @@ def _check_export(experiment: Experiment) -> None:
         return  # exported by an earlier session: the target is ours
     dataset = open_dataset(config)
     check_export_target(
-        rundir.root, to, dataset_files=list(dataset.files), overwrite=experiment.export.overwrite
-    )
+        rundir.root, to, dataset_files=list(dataset.files),
+        overwrite=experiment.export.overwrite, option="--export",
+    )  # fmt: skip
     check_export_columns(
         dataset.columns,
         config.variants,

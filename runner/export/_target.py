@@ -62,13 +62,21 @@ def is_own_export(out_dir: Path, to: Path) -> bool:
 
 
 def check_export_target(
-    out_dir: Path, to: Path, *, dataset_files: Sequence[Path], overwrite: bool
+    out_dir: Path,
+    to: Path,
+    *,
+    dataset_files: Sequence[Path],
+    overwrite: bool,
+    option: str = "--to",
 ) -> None:
-    """Refuse an export target that could destroy data, with :class:`ConfigError` (exit 2).
+    """Refuse an export target that could destroy data, with :class:`ConfigError` (exit 2)
+    naming ``option`` (``--to``, or ``--export`` on ``runner run``).
 
     Refused: a file of the dataset (by real path, or the same file under another name), a path
     inside ``OUT`` other than ``OUT/export.<format>``, a folder holding ``OUT`` or a dataset
-    file, and an existing file or folder unless ``overwrite``. Reads nothing, writes nothing.
+    file, an existing file or folder unless ``overwrite``, and, even with ``overwrite``, a
+    folder that is not an earlier export's parts (``part-NNNNN.<ext>`` files and nothing
+    else): a run directory, or any folder of the user's. Reads nothing, writes nothing.
     """
     target = _real(to)
     out = _real(out_dir)
@@ -76,21 +84,39 @@ def check_export_target(
         real = _real(source)
         if target == real or _same_file(to, source):
             raise ConfigError(
-                f"--to {to} is a file of the run's dataset; the export would replace its own "
+                f"{option} {to} is a file of the run's dataset; the export would replace its own "
                 "input. Name another file"
             )
         if _within(real, target):
-            raise ConfigError(f"--to {to} holds the dataset file {source}; name another path")
+            raise ConfigError(f"{option} {to} holds the dataset file {source}; name another path")
     if _within(out, target):
-        raise ConfigError(f"--to {to} holds the run directory {out_dir}; name another path")
+        raise ConfigError(f"{option} {to} holds the run directory {out_dir}; name another path")
     if _within(target, out) and not is_own_export(out_dir, to):
         raise ConfigError(
-            f"--to {to} is inside the run directory {out_dir}, whose files belong to the runner; "
-            "name a path outside it (or leave --to out for OUT/export.<format>)"
+            f"{option} {to} is inside the run directory {out_dir}, whose files belong to the "
+            "runner; name a path outside it (or OUT/export.<format> itself)"
         )
     if not overwrite and (to.exists() or to.is_symlink()):
         kind = "folder" if to.is_dir() else "file"
-        raise ConfigError(f"--to {to}: the {kind} exists; pass --overwrite to replace it")
+        raise ConfigError(f"{option} {to}: the {kind} exists; pass --overwrite to replace it")
+    if to.is_dir() and not to.is_symlink():
+        foreign = next((p for p in sorted(to.iterdir()) if not _is_part(p)), None)
+        if foreign is not None:
+            raise ConfigError(
+                f"{option} {to}: the folder holds {foreign.name}, which no export wrote "
+                "(only part-NNNNN files of an earlier export may be replaced); name another "
+                "path, or empty the folder yourself"
+            )
+
+
+def _is_part(path: Path) -> bool:
+    """Whether ``path`` is a part file an export writes (``part-00001.csv``)."""
+    stem, _, ext = path.name.partition(".")
+    number = stem.removeprefix("part-")
+    return (
+        path.is_file() and not path.is_symlink() and stem.startswith("part-")
+        and number.isdigit() and len(number) == 5 and ext in ("parquet", "csv", "jsonl")
+    )  # fmt: skip
 
 
 def _same_file(a: Path, b: Path) -> bool:

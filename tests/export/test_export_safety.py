@@ -120,26 +120,34 @@ def test_an_existing_folder_of_part_files_is_replaced_only_with_overwrite(
     tmp_path: Path, run_dir: Path
 ) -> None:
     target = tmp_path / "parts"
-    target.mkdir()
-    (target / "old.txt").write_text("old", encoding="utf-8")
+    parts = ("--to", str(target), "--format", "csv", "--max-file-rows", "4")
+    assert export_cli(run_dir, *parts).exit_code == 0
     before = tree(target)
-    refused = export_cli(run_dir, "--to", str(target), "--format", "csv", "--max-file-rows", "4")
+    refused = export_cli(run_dir, *parts)
     assert refused.exit_code == 2 and tree(target) == before
-    done = export_cli(
-        run_dir, "--to", str(target), "--format", "csv", "--max-file-rows", "4", "--overwrite"
-    )
+    done = export_cli(run_dir, *parts, "--overwrite")
     assert done.exit_code == 0, done.output
     assert sorted(p.name for p in target.iterdir()) == [f"part-0000{i}.csv" for i in range(3)]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_a_file_target_replaces_a_folder_with_overwrite(tmp_path: Path, run_dir: Path) -> None:
-    target = tmp_path / "was_a_folder.parquet"
-    target.mkdir()
-    (target / "x").write_text("x", encoding="utf-8")
-    done = export_cli(run_dir, "--to", str(target), "--overwrite")
-    assert done.exit_code == 0, done.output
-    assert pl.read_parquet(target).height == ROWS
+@pytest.mark.parametrize("fmt", [("--max-file-rows", "4"), ()])
+def test_a_folder_that_is_not_an_export_is_never_replaced_even_with_overwrite(
+    tmp_path: Path, run_dir: Path, fmt: tuple[str, ...]
+) -> None:
+    """A folder of the user's, or another run's directory: --overwrite replaces an earlier
+    export, never them (it would delete everything inside)."""
+    mine = tmp_path / "important"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "notes.txt").write_text("precious", encoding="utf-8")
+    (mine / "part-00000.csv").write_text("a,b\n", encoding="utf-8")
+    other_run = make_run(tmp_path / "data.csv", tmp_path / "other", "a", id_column="id")
+    for target in (mine, other_run):
+        before = tree(target)
+        refused = export_cli(run_dir, "--to", str(target), *fmt, "--overwrite")
+        assert refused.exit_code == 2, refused.output
+        assert "which no export wrote" in refused.output
+        assert tree(target) == before
 
 
 KILL_MID_EXPORT = """

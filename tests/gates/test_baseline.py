@@ -43,10 +43,16 @@ def test_the_pick_skips_each_kind_of_ineligible_run_and_says_why(tmp_path: Path)
     stopped = _run(tmp_path, "d-stopped", "2024-05-30T02:00:00+00:00", status="interrupted")
     other = _run(tmp_path, "e-other", "2024-05-31T02:00:00+00:00", config={"deployment": "other"})
     late = _run(tmp_path, "f-late", "2024-06-01T03:00:00+00:00")
+    # killed (kill -9) while judging: the status stays complete, the stage says it stopped
+    killed = _run(
+        tmp_path, "g-killed", "2024-05-31T12:00:00+00:00",
+        stage="judge", stages={"send": "done", "judge": "running"},
+    )  # fmt: skip
     pick = pick_baseline(tmp_path, _tonight())
     assert pick.chosen is not None and pick.chosen.out_dir == good
     assert [(s.out_dir, s.reason.split(" (")[0].split(";")[0]) for s in pick.skipped] == [
         (late, "finished 2024-06-01 03:00:00 UTC after this run started"),
+        (killed, "its judge stage did not finish"),
         (other, "calls deployment other, not dep"),
         (stopped, "not complete"),
         (over, "its own gate verdict was over-budget"),
@@ -58,7 +64,10 @@ def test_a_run_without_a_gate_record_or_accepted_as_a_first_night_is_eligible(
     tmp_path: Path,
 ) -> None:
     _run(tmp_path, "a-old", "2024-05-27T02:00:00+00:00")
-    first = _run(tmp_path, "b-first", "2024-05-28T02:00:00+00:00", **_gate("no-baseline"))
+    first = _run(
+        tmp_path, "b-first", "2024-05-28T02:00:00+00:00", **_gate("no-baseline"),
+        stage="done", stages={"send": "done", "judge": "skipped", "gate": "done"},
+    )  # fmt: skip
     assert (pick := pick_baseline(tmp_path, _tonight())).chosen is not None
     assert pick.chosen.out_dir == first and pick.skipped == ()
 

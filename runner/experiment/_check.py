@@ -20,6 +20,7 @@ def check_experiment(experiment: Experiment) -> None:
     from runner.experiment._judging import check_judges
 
     check_judges(experiment)
+    _check_variant_options(experiment)
     if experiment.score is not None:
         from runner.score import parse_scorer
 
@@ -32,6 +33,26 @@ def check_experiment(experiment: Experiment) -> None:
         )
     if experiment.export.to is not None:
         _check_export(experiment)
+
+
+def _check_variant_options(experiment: Experiment) -> None:
+    """Options that cannot apply to this run's variants or judges: refused before any call is
+    paid for, not after sending."""
+    variants, judges = experiment.config.variants, experiment.judges
+    base = experiment.baseline_variant
+    if base is not None and base not in variants:
+        raise ConfigError(
+            f"--baseline-variant {base!r} is not one of the run's variants ({', '.join(variants)})"
+        )
+    if judges.pairwise_judge is not None and len(variants) < 2:
+        raise ConfigError(
+            "--pairwise-judge needs a run with two or more variants (it compares each "
+            "variant's answer with the baseline's)"
+        )
+    if judges.pattern is not None and judges.judge is None:
+        raise ConfigError("--judge-pattern reads a pointwise judge's answers: pass --judge too")
+    if judges.pairwise_pattern is not None and judges.pairwise_judge is None:
+        raise ConfigError("--pairwise-pattern reads the pairwise judge's answers: pass it too")
 
 
 def _will_exist(experiment: Experiment) -> bool:

@@ -216,3 +216,36 @@ def test_a_large_runs_end_runs_in_a_fresh_process_with_the_same_outcome(
     assert (manifest["status"], manifest["counts"]) == ("complete", {"ok": 40, "error": 0})
     assert read_results(out).height == 40  # compacted by the fresh process
     assert proc.stderr.count("finishing: compacting the journal") == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (("--baseline-variant", "c"), "--baseline-variant 'c'"),
+        (("--judge-pattern", r"\[\[(\d+)\]\]"), "--judge-pattern"),
+        (("--pairwise-pattern", r"\[\[([AB])\]\]"), "--pairwise-pattern"),
+    ],
+)
+def test_an_option_that_cannot_apply_is_refused_before_any_call(
+    dataset: Path, tmp_path: Path, options: tuple[str, ...], named: str
+) -> None:
+    out = tmp_path / "out"
+    with SimulatorServer(SimulatorConfig()) as sim:
+        refused = run(sim.base_url, dataset, out, *options)
+        assert sim.stats.requests == 0
+    assert refused.exit_code == 2, refused.output
+    assert named in refused.output and not out.exists()
+
+
+def test_a_pairwise_judge_on_one_variant_is_refused_before_any_call(
+    dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with SimulatorServer(SimulatorConfig()) as sim:
+        refused = cli(
+            "run", str(dataset), "-d", "support-reply", "-v", "a", "--base-url", sim.base_url,
+            "--out", str(out), "--pairwise-judge", "grader:v2",
+        )  # fmt: skip
+        assert sim.stats.requests == 0
+    assert refused.exit_code == 2, refused.output
+    assert "two or more variants" in refused.output and not out.exists()

@@ -106,34 +106,23 @@ def backoff_seconds(
     initial: float,
     cap: float,
     retry_after: float | None = None,
+    throttled: bool = False,
     rng: random.Random | None = None,
 ) -> float:
-    """Full-jitter exponential backoff after failed attempt number ``attempt`` (1-based).
+    """The wait after failed attempt number ``attempt`` (1-based); the cap is a ceiling.
 
-    A ``Retry-After`` from the server is a floor (the server knows best), the cap a ceiling.
+    Full-jitter exponential backoff, with a server's ``Retry-After`` as a floor (the server
+    knows best). After a ``throttled`` 429 that names a ``Retry-After`` the wait is that plus
+    up to ``initial`` of jitter: the exponent says nothing about when a quota comes back.
     """
+    jitter = rng or random
+    if throttled and retry_after is not None:
+        return min(cap, retry_after + jitter.uniform(0.0, initial))
     ceiling = min(cap, initial * (2 ** min(attempt - 1, 64)))
-    wait = (rng or random).uniform(0.0, ceiling)
+    wait = jitter.uniform(0.0, ceiling)
     if retry_after is not None:
         wait = max(wait, retry_after)
     return min(wait, cap)
-
-
-def throttled_backoff_seconds(
-    attempt: int,
-    *,
-    initial: float,
-    cap: float,
-    retry_after: float | None = None,
-    rng: random.Random | None = None,
-) -> float:
-    """The wait after a transient 429: ``Retry-After`` plus up to ``initial`` of jitter.
-
-    Without a ``Retry-After`` it is the usual full-jitter exponential backoff. The cap holds.
-    """
-    if retry_after is None:
-        return backoff_seconds(attempt, initial=initial, cap=cap, rng=rng)
-    return min(cap, retry_after + (rng or random).uniform(0.0, initial))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +168,13 @@ class RetryPolicy:
         throttled = is_throttled(error)
         if not throttled and counted >= self.max_attempts:
             return None
-        backoff = throttled_backoff_seconds if throttled else backoff_seconds
-        wait = backoff(attempt, initial=self.initial, cap=self.cap, retry_after=error.retry_after)
+        wait = backoff_seconds(
+            attempt,
+            initial=self.initial,
+            cap=self.cap,
+            retry_after=error.retry_after,
+            throttled=throttled,
+        )
         return None if elapsed + wait >= self.max_elapsed else wait
 
     async def run(

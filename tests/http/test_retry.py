@@ -19,7 +19,6 @@ from runner.http._retry import (
     decide_status,
     is_throttled,
     parse_retry_after,
-    throttled_backoff_seconds,
 )
 
 
@@ -244,7 +243,9 @@ def throttled_waits(attempt: int, *, retry_after: float | None, seed: int) -> li
     cap 30 s)."""
     rng = random.Random(seed)
     return [
-        throttled_backoff_seconds(attempt, initial=0.5, cap=30, retry_after=retry_after, rng=rng)
+        backoff_seconds(
+            attempt, initial=0.5, cap=30, retry_after=retry_after, throttled=True, rng=rng
+        )
         for _ in range(200)
     ]
 
@@ -262,7 +263,7 @@ def test_a_429_waits_its_retry_after_plus_jitter_under_the_cap() -> None:
     waits = throttled_waits(7, retry_after=2.0, seed=4)
     assert all(2.0 <= w <= 2.5 for w in waits)
     assert max(waits) > 2.4
-    assert throttled_backoff_seconds(1, initial=0.5, cap=3, retry_after=60.0) == 3
+    assert backoff_seconds(1, initial=0.5, cap=3, retry_after=60.0, throttled=True) == 3
 
 
 def test_a_429_without_retry_after_backs_off_exponentially() -> None:

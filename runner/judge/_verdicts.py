@@ -9,6 +9,7 @@ The pairwise verdicts are written by :func:`runner.judge._pairwise.write_pairwis
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -65,10 +66,13 @@ def count_errors(report: KindReport, outcomes: pl.DataFrame, judged: pl.DataFram
 
 
 def _reason_of(error: str) -> str:
-    """The kind of a judge error, without the details that make each one unique."""
+    """The kind of a judge error, without the details that make each one unique, cut at a
+    word (never mid-phrase) to fit a console line."""
     if error.startswith("judge call failed"):
-        return error.split(";")[0][:80]
-    return re.sub(r"[-+]?\d+(\.\d+)?", "N", error)[:80]
+        kind = error.split(";")[0]
+    else:
+        kind = re.sub(r"[-+]?\d+(\.\d+)?", "N", error)
+    return textwrap.shorten(kind, width=80, placeholder=" …")
 
 
 __all__ = ["count_errors", "write_pointwise"]

@@ -171,8 +171,18 @@ def _check_regex(pattern: str) -> str:
     try:
         pl.Series([""], dtype=pl.String).str.contains(pattern)
     except pl.exceptions.PolarsError as exc:
-        raise ConfigError(f"--score regex:{pattern!r} is not a valid regex: {exc}") from exc
+        raise ConfigError(
+            f"--score regex:{pattern!r} is not a valid regex: {_regex_problem(str(exc))}"
+        ) from exc
     return pattern
+
+
+def _regex_problem(message: str) -> str:
+    """The one line of a polars regex error that names the problem (``unclosed group``): its
+    message spans lines, with the pattern drawn and the expression that failed."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    named = [line.removeprefix("error:").strip() for line in lines if line.startswith("error:")]
+    return (named or lines or ["cannot be parsed"])[0]
 
 
 def _tolerance(text: str) -> float:

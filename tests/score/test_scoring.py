@@ -97,8 +97,15 @@ def test_a_lazy_frame_is_scored_lazily() -> None:
     ],
 )
 def test_bad_specs_are_config_errors_that_say_why(spec: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as refused:
         parse_scorer(spec)
+    assert "\n" not in str(refused.value)  # one line on the console
+
+
+def test_a_bad_regex_is_refused_naming_the_problem_in_one_line() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_scorer("regex:a(b")
+    assert str(refused.value) == "--score regex:'a(b' is not a valid regex: unclosed group"
 
 
 @pytest.fixture

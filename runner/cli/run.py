@@ -11,6 +11,7 @@ import click
 from runner.cli.app import main
 from runner.cli.console import cli_hooks, finish, resume_command
 from runner.cli.run_options import RUN_PARAMS, options_of
+from runner.errors import ConfigError
 
 
 class _KeepArgs(click.Command):
@@ -37,7 +38,14 @@ def run(**params: Any) -> None:
           --concurrency 32 --experiment nightly --tag team=support --out reports/nightly
     """
     ctx = click.get_current_context()
-    run_with(with_experiment_file(ctx, params), ctx.meta["run_args"])
+    params = with_experiment_file(ctx, params)
+    try:
+        run_with(params, ctx.meta["run_args"])
+    except ConfigError as error:
+        file, taken = ctx.meta.get("experiment_file", (None, ()))
+        if file is None:
+            raise
+        raise ConfigError(file.said_of_the_file(str(error), taken)) from None
 
 
 def with_experiment_file(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -52,9 +60,10 @@ def with_experiment_file(ctx: click.Context, params: dict[str, Any]) -> dict[str
         return params
     merged = dict(params)
     typed = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    for name, value in load_experiment(path).params.items():
-        if ctx.get_parameter_source(name) not in typed:
-            merged[name] = value
+    file = load_experiment(path)
+    taken = {name for name in file.params if ctx.get_parameter_source(name) not in typed}
+    merged.update({name: file.params[name] for name in taken})
+    ctx.meta["experiment_file"] = (file, taken)  # a refused value is then said of the file
     return merged
 
 

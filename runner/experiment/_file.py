@@ -27,7 +27,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +64,11 @@ KEYS: Final = _keys()
 #: The file key of each ``run`` parameter.
 KEY_OF_PARAM: Final = {key.param: name for name, key in KEYS.items()}
 
+#: The ``run`` parameter of each long option (``--rps``: ``rps``).
+_PARAM_OF_FLAG: Final = {
+    flag: field.param for field in FIELDS for flag in field.flags if flag.startswith("--")
+}
+
 #: ``run`` parameters that belong to one invocation, never to the experiment: no file key.
 CLI_ONLY: Final = frozenset(field.param for field in FIELDS if field.file_key is None)
 
@@ -77,6 +82,19 @@ class ExperimentFile:
 
     path: Path
     params: Mapping[str, Any]
+    text: str = ""
+    """The file as read, for finding a key's line again."""
+
+    def said_of_the_file(self, message: str, taken: Collection[str]) -> str:
+        """``message`` refusing an option, said of this file's key when the value was
+        ``taken`` from the file: ``--rps must be ...`` becomes ``e.toml, line 4: rps must be
+        ...``. Any other message is returned as it is."""
+        flag = re.match(r"--[a-z][a-z0-9-]*(?![a-z0-9-])", message)
+        param = None if flag is None else _PARAM_OF_FLAG.get(flag.group(0))
+        if flag is None or param is None or param not in taken:
+            return message
+        key = KEY_OF_PARAM[param]
+        return f"{_where(self.path, self.text, (key,))}: {key}{message[flag.end() :]}"
 
 
 def load_experiment(path: Path, *, now: datetime | None = None) -> ExperimentFile:
@@ -108,7 +126,7 @@ def parse_experiment(text: str, path: Path, *, now: datetime | None = None) -> E
             also = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ConfigError(f"{_where(path, text, (name,))}: unknown key {name!r}{also}")
         params[key.param] = _checked(name, key, value, path, text, now or datetime.now())
-    return ExperimentFile(path=path, params=params)
+    return ExperimentFile(path=path, params=params, text=text)
 
 
 def _where(path: Path, text: str, keys: tuple[str, ...]) -> str:

@@ -137,6 +137,32 @@ def test_a_value_of_the_wrong_type_exits_2_naming_the_key_and_the_line(tmp_path:
     )
 
 
+@pytest.mark.parametrize(
+    ("line", "said", "given"),
+    [
+        ("rps = nan", "rps must be a finite number, got nan", ("--rps", "nan")),
+        ("concurrency = 0", "concurrency must be at least 1, got 0", ("--concurrency", "0")),
+        (
+            'baseline_variant = "c"',
+            "baseline_variant 'c' is not one of the run's variants (a)",
+            ("--baseline-variant", "c"),
+        ),
+    ],
+)
+def test_a_value_refused_by_the_run_is_said_of_the_file_key_and_line(
+    tmp_path: Path, dataset: Path, line: str, said: str, given: tuple[str, str]
+) -> None:
+    config = write_toml(
+        tmp_path / "eval.toml", f'dataset = "{dataset}"\ndeployment = "d"\n{line}\n'
+    )
+    result = cli("run", "--config", str(config), "-v", "a", "--dry-run")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {config}, line 3: {said}"
+    typed = cli("run", "--config", str(config), "-v", "a", "--dry-run", *given)
+    assert typed.exit_code == 2  # the command line's value, said of its option
+    assert typed.stderr.startswith(f"error: {given[0]} ") and str(config) not in typed.stderr
+
+
 def test_a_table_value_of_the_wrong_type_names_its_dotted_key_and_line() -> None:
     text = 'deployment = "d"\n\n[tags]\nteam = "support"\ncost = 3\n'
     with pytest.raises(ConfigError, match=r"^eval.toml, line 5: tags.cost must be a string"):

@@ -45,21 +45,26 @@ def accept(run: Path) -> None:
 )
 def show(folder: Path, candidate: Path | None, deployment: str | None) -> None:
     """Print which run of FOLDER a nightly comparison would pick as its baseline, and why
-    each newer run was skipped. Exit 1 when there is none.
+    each newer run was skipped. Exit 1 when there is none. FOLDER may also be one run
+    directory: --compare-with then pins it as the baseline, as it is.
 
     \b
     Example:
       runner baseline show reports/nightly
     """
     from runner.errors import GateFailed
-    from runner.gates import Candidate, pick_baseline
+    from runner.gates import Candidate, pick_baseline, pinned_baseline
+    from runner.store import RunDir
 
     tonight = Candidate(None, datetime.now(UTC), None)
     if candidate is not None:
         tonight = Candidate.of_run(candidate)
     if deployment is not None:
         tonight = Candidate(tonight.out_dir, tonight.started_at, deployment)
-    pick = pick_baseline(folder, tonight)
+    if RunDir(folder).has_manifest():
+        pick = pinned_baseline(folder, tonight)
+    else:
+        pick = pick_baseline(folder, tonight)
     for line in pick.lines():
         click.echo(line)
     if pick.chosen is None:

@@ -7,7 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runner.gates._baseline import Candidate, pick_baseline, resolve_baseline
+    from runner.gates._baseline import (
+        Candidate,
+        pick_baseline,
+        pinned_baseline,
+        resolve_baseline,
+    )
     from runner.gates._budget import check_error_budget
     from runner.gates._gates import Gates, RegressionReport
     from runner.gates._nightly import compare_with_baseline
@@ -25,6 +30,7 @@ _EXPORTS = {
     "compare_with_baseline": "runner.gates._nightly",
     "gate_run": "runner.gates._regression",
     "pick_baseline": "runner.gates._baseline",
+    "pinned_baseline": "runner.gates._baseline",
     "record_gate_verdict": "runner.gates._verdict",
     "resolve_baseline": "runner.gates._baseline",
     "write_regression": "runner.gates._regression",
@@ -47,6 +53,7 @@ __all__ = [
     "compare_with_baseline",
     "gate_run",
     "pick_baseline",
+    "pinned_baseline",
     "record_gate_verdict",
     "resolve_baseline",
     "write_regression",

@@ -234,14 +234,19 @@ def resolve_baseline(
             f"{candidate} calls {tonight.deployment}; pass --allow-different-deployment to "
             "compare them anyway"
         )
+    return pinned_baseline(compare_with, tonight)
+
+
+def pinned_baseline(run: Path, candidate: Candidate) -> BaselinePick:
+    """Run directory ``run`` as the baseline of ``candidate``, as it is (nothing picked): with
+    a note when its own gate failed, and the notes on what differs from the candidate."""
+    manifest = RunDir(run).read_manifest()
     finished = parse_time(manifest.finished_at) or started_at(manifest)
-    notes = list(_notes(compare_with, tonight))
+    notes = list(_notes(run, candidate))
     gate = manifest.gate or {}
     if gate.get("verdict") in INELIGIBLE and not gate.get("accepted"):
         notes.append(f"note: the pinned baseline's own gate verdict was {gate['verdict']}")
-    return BaselinePick(
-        compare_with, PastRun(compare_with, finished), pinned=True, notes=tuple(notes)
-    )
+    return BaselinePick(run, PastRun(run, finished), pinned=True, notes=tuple(notes))
 
 
 def _notes(baseline: Path, candidate: Candidate) -> tuple[str, ...]:

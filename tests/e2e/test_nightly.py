@@ -284,6 +284,11 @@ def test_runner_baseline_show_names_the_pick_and_why_newer_runs_were_skipped(
     empty = folder.parent / "empty"
     empty.mkdir()
     assert cli("baseline", "show", empty).exit_code == 1
+    pinned = cli("baseline", "show", bad)  # one run: --compare-with pins it, nothing picked
+    assert pinned.exit_code == 0, pinned.output
+    assert pinned.stdout.splitlines()[0].startswith(f"baseline: {bad} (finished ")
+    assert pinned.stdout.splitlines()[0].endswith(", pinned")
+    assert "note: the pinned baseline's own gate verdict was fail" in pinned.stdout
 
 
 # ------------------------------------------------------------- 4. the report a red night needs

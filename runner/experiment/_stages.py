@@ -234,6 +234,13 @@ class _Run:
 
     def _report(self) -> str:
         if not self.experiment.report:
+            root = self.rundir.root
+            counts = self.rundir.read_manifest().counts
+            self.hooks.say(
+                f"results in {self.rundir.results}: {counts.get('ok', 0)} ok, "
+                f"{counts.get('error', 0)} errors; no report (--no-report): runner report {root} "
+                "writes it"
+            )
             return "skipped"
         from runner.report import build_reports
 

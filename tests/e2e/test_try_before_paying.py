@@ -144,8 +144,13 @@ def test_no_report_writes_no_report_and_report_writes_them_later(
 ) -> None:
     out = tmp_path / "out"
     with SimulatorServer(SimulatorConfig()) as sim:
-        assert run(sim.base_url, dataset, out, "--limit", "5", "--no-report").exit_code == 0
+        quiet = run(sim.base_url, dataset, out, "--limit", "5", "--no-report")
+        assert quiet.exit_code == 0, quiet.output
         assert not (out / "report.html").exists() and not (out / "summary.parquet").exists()
+        assert (  # where the results are, and how to get the report later
+            f"results in {out / 'results.parquet'}: 10 ok, 0 errors; no report (--no-report): "
+            f"runner report {out} writes it"
+        ) in quiet.stderr
         assert cli("report", str(out)).exit_code == 0
         assert sim.stats.requests == 10
     assert (out / "report.html").exists()

@@ -9,7 +9,7 @@ manifest through :class:`Manifest`; nothing else spells a file name under ``OUT`
     OUT/journal.jsonl         one JSON line per finished call, appended as each call finishes
     OUT/journal.rejected.jsonl  damaged journal lines set aside by recovery (their calls re-sent)
     OUT/results.parquet       the journal compacted: one row per (row_id, variant, repeat);
-                              written once (compaction, or merge), never rewritten after
+                              written whole (compaction at a session's end, or merge)
     OUT/scores.parquet        the scorer's score and score_error, row for row with results
     OUT/judgements.parquet    the pointwise judge's scores, reasons and errors, by key
     OUT/summary.parquet, comparison.parquet, side_by_side.parquet, report.html   the reports

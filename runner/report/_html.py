@@ -306,7 +306,8 @@ def _changed_row(row: Mapping[str, Any], variants: Sequence[str]) -> str:
 def _footer(prov: Mapping[str, Any]) -> str:
     labels = (
         ("run_id", "Run"), ("status", "Status"), ("deployment", "Deployment"),
-        ("variants", "Variants"), ("baseline", "Baseline"), ("repeat", "Calls per row"),
+        ("variants", "Variants"), ("baseline", "Baseline"),
+        ("repeat", "Calls per row and variant (--repeat)"),
         ("dataset_fingerprint", "Dataset fingerprint"), ("started_at", "Started"),
         ("finished_at", "Finished"), ("scorer", "Scorer"), ("out_dir", "Run directory"),
         ("generated_at", "Report generated"),

@@ -83,6 +83,16 @@ def first_good_night(dataset: Path, folder: Path, sim: SimulatorServer) -> Path:
     return good
 
 
+def good_then_failed_night(
+    dataset: Path, folder: Path, sims: dict[str, SimulatorServer]
+) -> tuple[Path, Path]:
+    """Night ``1-good``, then night ``2-bad`` (degraded), gated against it: its gate fails."""
+    good = night(dataset, folder / "1-good", sims["good"])
+    bad = night(dataset, folder / "2-bad", sims["degraded"])
+    assert gate_step(folder, bad).exit_code == 1
+    return good, bad
+
+
 def verdict_of(run: Path) -> dict[str, object] | None:
     return RunDir(run).read_manifest().gate
 
@@ -271,9 +281,7 @@ def test_a_baseline_that_read_another_dataset_is_named(
 def test_runner_baseline_show_names_the_pick_and_why_newer_runs_were_skipped(
     dataset: Path, folder: Path, sims: dict[str, SimulatorServer]
 ) -> None:
-    good = night(dataset, folder / "1-good", sims["good"])
-    bad = night(dataset, folder / "2-bad", sims["degraded"])
-    assert gate_step(folder, bad).exit_code == 1
+    good, bad = good_then_failed_night(dataset, folder, sims)
     shown = cli("baseline", "show", folder)
     assert shown.exit_code == 0, shown.output
     lines = shown.stdout.splitlines()
@@ -297,9 +305,7 @@ def test_runner_baseline_show_names_the_pick_and_why_newer_runs_were_skipped(
 def test_the_report_of_a_red_night_shows_the_baseline_and_the_regressed_rows(
     dataset: Path, folder: Path, sims: dict[str, SimulatorServer]
 ) -> None:
-    good = night(dataset, folder / "1-good", sims["good"])
-    bad = night(dataset, folder / "2-bad", sims["degraded"])
-    assert gate_step(folder, bad).exit_code == 1
+    good, bad = good_then_failed_night(dataset, folder, sims)
     html = (bad / "report.html").read_text(encoding="utf-8")
     assert "<h2>Compared with the baseline: FAIL</h2>" in html
     assert f"Baseline run <code>{good}</code>" in html

@@ -27,6 +27,7 @@ from runner.store import RunDir, describe_os_error
 
 __all__ = [
     "MARK",
+    "PARTS_MARK",
     "check_export_target",
     "is_own_export",
     "mark_scratch",
@@ -36,6 +37,9 @@ __all__ = [
 
 #: The file inside an export's temporary folder that names the run directory it belongs to.
 MARK: Final = ".runner-export"
+#: The file inside a folder of part files that says an export wrote it: only such a folder may
+#: be replaced (``--overwrite``). Hidden, so readers of ``*.parquet`` or a dataset folder skip it.
+PARTS_MARK: Final = ".runner-export-parts"
 #: The outcome join's scratch folders inside ``OUT``.
 JOIN_SCRATCH_PREFIX: Final = ".export-"
 #: The formats whose default target ``OUT/export.<format>`` is the runner's own file.
@@ -75,8 +79,9 @@ def check_export_target(
     Refused: a file of the dataset (by real path, or the same file under another name), a path
     inside ``OUT`` other than ``OUT/export.<format>``, a folder holding ``OUT`` or a dataset
     file, an existing file or folder unless ``overwrite``, and, even with ``overwrite``, a
-    folder that is not an earlier export's parts (``part-NNNNN.<ext>`` files and nothing
-    else): a run directory, or any folder of the user's. Reads nothing, writes nothing.
+    folder that is not an earlier export's parts (``part-NNNNN.<ext>`` files and the
+    :data:`PARTS_MARK` an export leaves, nothing else): a run directory, or any folder of the
+    user's, even one of part files. Reads nothing, writes nothing.
     """
     target = _real(to)
     out = _real(out_dir)
@@ -100,12 +105,15 @@ def check_export_target(
         kind = "folder" if to.is_dir() else "file"
         raise ConfigError(f"{option} {to}: the {kind} exists; pass --overwrite to replace it")
     if to.is_dir() and not to.is_symlink():
-        foreign = next((p for p in sorted(to.iterdir()) if not _is_part(p)), None)
+        entries = sorted(to.iterdir())
+        foreign = next((p for p in entries if not _is_part(p) and p.name != PARTS_MARK), None)
+        if foreign is None and entries and not (to / PARTS_MARK).is_file():
+            foreign = entries[0]  # part files with no mark: a folder of the user's (Spark, Dask)
         if foreign is not None:
             raise ConfigError(
                 f"{option} {to}: the folder holds {foreign.name}, which no export wrote "
-                "(only part-NNNNN files of an earlier export may be replaced); name another "
-                "path, or empty the folder yourself"
+                f"(only a folder an export wrote, marked by its {PARTS_MARK} file, may be "
+                "replaced); name another path, or empty the folder yourself"
             )
 
 

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from runner.dataset import EXTENSIONS, Format, json_values
 from runner.errors import ConfigError, StorageError
+from runner.export._target import PARTS_MARK
 from runner.store import current_umask, describe_os_error, fsync_dir
 
 ExportFormat = Format
@@ -175,9 +176,10 @@ class ExportSink:
             self.scratch = Path(
                 tempfile.mkdtemp(prefix=prefix or f".{target.name}.", dir=target.parent)
             )
-        self._new = self.scratch / ("parts" if as_directory else target.name)
-        if as_directory:
-            self._new.mkdir()
+            self._new = self.scratch / ("parts" if as_directory else target.name)
+            if as_directory:
+                self._new.mkdir()
+                (self._new / PARTS_MARK).write_text(_PARTS_NOTE, encoding="utf-8")
         self._file: _File | None = None
         self._parts = 0
 
@@ -237,6 +239,11 @@ class ExportSink:
             with contextlib.suppress(OSError):
                 self._file.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+_PARTS_NOTE: Final = (
+    "runner export wrote the part files of this folder; runner export --overwrite may replace it\n"
+)
 
 
 @contextlib.contextmanager

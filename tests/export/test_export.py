@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 
 from runner.errors import ConfigError, InputError
 from runner.export._export import export_run
+from runner.export._target import PARTS_MARK
 from runner.store import _buckets as outcome_join
 from runner.store._memory import MemoryPlan
 from tests import export_helpers
@@ -127,8 +128,9 @@ def test_export_streams_parquet_row_groups_and_splits_into_part_files(
     single = export_run(parquet_run, tmp_path / "single.parquet", memory=threes)
     assert pq.ParquetFile(single).metadata.num_row_groups == 3  # 8 rows in batches of 3
     parts = export_run(parquet_run, tmp_path / "parts", max_file_rows=5, memory=threes)
-    names = sorted(p.name for p in parts.iterdir())
+    names = sorted(p.name for p in parts.glob("*.parquet"))
     assert names == ["part-00000.parquet", "part-00001.parquet"]
+    assert (parts / PARTS_MARK).is_file()  # the mark that lets --overwrite replace the folder
     assert [pq.read_metadata(parts / n).num_rows for n in names] == [5, 3]
     assert_frame_equal(pl.read_parquet(parts / "*.parquet"), pl.read_parquet(single))
 

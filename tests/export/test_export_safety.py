@@ -26,7 +26,7 @@ from runner.export._export import (
     export_run,
     remove_export_scratch,
 )
-from runner.export._target import MARK, scratch_prefix
+from runner.export._target import MARK, PARTS_MARK, scratch_prefix
 from runner.store._rundir import RunDir
 from tests.export_helpers import digest, export_cli, make_run, tree
 from tests.fakes import ok_response
@@ -127,7 +127,10 @@ def test_an_existing_folder_of_part_files_is_replaced_only_with_overwrite(
     assert refused.exit_code == 2 and tree(target) == before
     done = export_cli(run_dir, *parts, "--overwrite")
     assert done.exit_code == 0, done.output
-    assert sorted(p.name for p in target.iterdir()) == [f"part-0000{i}.csv" for i in range(3)]
+    assert sorted(p.name for p in target.iterdir()) == [
+        PARTS_MARK,
+        *(f"part-0000{i}.csv" for i in range(3)),
+    ]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
@@ -141,8 +144,12 @@ def test_a_folder_that_is_not_an_export_is_never_replaced_even_with_overwrite(
     (mine / "sub").mkdir(parents=True)
     (mine / "notes.txt").write_text("precious", encoding="utf-8")
     (mine / "part-00000.csv").write_text("a,b\n", encoding="utf-8")
+    parts_of_mine = tmp_path / "spark-output"  # part files no export wrote: no mark
+    parts_of_mine.mkdir()
+    for n in range(2):
+        (parts_of_mine / f"part-0000{n}.parquet").write_bytes(b"PAR1 not ours")
     other_run = make_run(tmp_path / "data.csv", tmp_path / "other", "a", id_column="id")
-    for target in (mine, other_run):
+    for target in (mine, parts_of_mine, other_run):
         before = tree(target)
         refused = export_cli(run_dir, "--to", str(target), *fmt, "--overwrite")
         assert refused.exit_code == 2, refused.output

@@ -83,8 +83,9 @@ def scan_scored(out_dir: Path) -> pl.LazyFrame:
     """``results.parquet`` with the run's score and judge columns beside it (``score``,
     ``score_error``, ``score_reason``, ``judge_score``, ``judge_reason``, ``judge_error``
     where present), one row per (row_id, variant, repeat). The one way to read a run's scored
-    outcomes: only compaction and merge write ``results.parquet``; the scores live in ``scores.parquet`` (row
-    for row with it) and the judge's verdicts in ``judgements.parquet`` (by key).
+    outcomes: only compaction and merge write ``results.parquet``; the scores live in
+    ``scores.parquet`` (row for row with it) and the judge's verdicts in ``judgements.parquet``
+    (by key).
 
     Without a deterministic scorer's file, a pointwise judge's score is the run's score
     (``score``, ``score_reason``); with one, the judge's is ``judge_score``/``judge_reason``.

@@ -449,7 +449,8 @@ def test_a_toml_inf_is_refused_too(dataset: Path, tmp_path: Path, sim: Simulator
         f'variants = ["baseline"]\nbase_url = "{sim.base_url}"\ntimeout = inf\n'
     )
     result = cli("run", "--config", str(config), "--out", str(tmp_path / "out"))
-    assert result.exit_code == 2 and "--timeout must be a finite number" in result.output
+    assert result.exit_code == 2, result.output
+    assert f"{config}, line 5: timeout must be a finite number, got inf" in result.output
     assert sim.stats.requests == 0
 
 

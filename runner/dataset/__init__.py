@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from runner.dataset._checks import id_strings
     from runner.dataset._dataset import Dataset, open_dataset
-    from runner.dataset._files import EXTENSIONS, Format, show
+    from runner.dataset._files import EXTENSIONS, Format, show, spec_reading
     from runner.dataset._fingerprints import dataset_changes
     from runner.dataset._readers import read_batches
     from runner.dataset._values import json_values
@@ -23,6 +23,7 @@ _EXPORTS = {
     "read_batches": "runner.dataset._readers",
     "show": "runner.dataset._files",
     "EXTENSIONS": "runner.dataset._files",
+    "spec_reading": "runner.dataset._files",
     "Format": "runner.dataset._files",
 }
 
@@ -43,4 +44,5 @@ __all__ = [
     "open_dataset",
     "read_batches",
     "show",
+    "spec_reading",
 ]

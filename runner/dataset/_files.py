@@ -6,7 +6,9 @@ names a file the way the user most likely typed it (:func:`show`).
 
 from __future__ import annotations
 
+import fnmatch
 import glob
+import itertools
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -107,6 +109,28 @@ def _directory_files(directory: Path, input_format: str) -> list[Path]:
             f"(looked for {', '.join(EXTENSIONS)})"
         )
     return files
+
+
+def spec_reading(specs: Sequence[str], path: Path) -> str | None:
+    """The first of ``specs`` under which a file written at ``path`` (or a folder of part files
+    there) would be read as data by :func:`resolve_files`: a directory holding it (not through
+    a hidden or ``_`` entry) or a glob matching it. None when no spec would read it."""
+    target = Path(os.path.realpath(os.path.expanduser(path)))
+    for spec in specs:
+        given = Path(os.path.expanduser(spec))
+        if any(char in spec for char in "*?["):
+            fixed = list(itertools.takewhile(lambda p: not any(c in p for c in "*?["), given.parts))
+            root = os.path.realpath(Path(*fixed)) if fixed else os.path.realpath(".")
+            pattern = os.path.join(root, *given.parts[len(fixed) :])
+            parts = [target / f"part-00000{ext}" for ext in EXTENSIONS]
+            if any(fnmatch.fnmatch(str(t), pattern) for t in (target, *parts)):
+                return spec  # fnmatch's * also crosses folders: a cautious match
+        elif given.is_dir():
+            folder = Path(os.path.realpath(given))
+            inside = target.relative_to(folder).parts if folder in target.parents else None
+            if inside and not any(part.startswith((".", "_")) for part in inside):
+                return spec
+    return None
 
 
 def show(path: Path) -> str:

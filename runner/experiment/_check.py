@@ -80,7 +80,7 @@ def _check_export(experiment: Experiment) -> None:
     dataset = open_dataset(config)
     check_export_target(
         rundir.root, to, dataset_files=list(dataset.files),
-        overwrite=experiment.export.overwrite, option="--export",
+        overwrite=experiment.export.overwrite, option="--export", dataset_specs=config.dataset,
     )  # fmt: skip
     check_export_columns(
         dataset.columns,

@@ -119,13 +119,17 @@ def export_run(
     rundir = RunDir(out_dir)
     manifest = rundir.read_manifest()
     target = to if to is not None else default_target(out_dir, format)
+    specs = [str(spec) for spec in manifest.config.get("dataset") or ()]
     check_export_target(
-        out_dir, target, dataset_files=run_dataset_files(manifest), overwrite=overwrite
-    )
+        out_dir, target, dataset_files=run_dataset_files(manifest), overwrite=overwrite,
+        dataset_specs=specs,
+    )  # fmt: skip
     outcomes = scan_scored(out_dir)
     chosen = _variants(manifest, variants)
     dataset = _run_dataset(manifest)
-    check_export_target(out_dir, target, dataset_files=dataset.files, overwrite=overwrite)
+    check_export_target(
+        out_dir, target, dataset_files=dataset.files, overwrite=overwrite, dataset_specs=specs
+    )
     present = set(outcomes.collect_schema().names())
     streamed = ("reasoning",) if manifest.config.get("stream") else ()
     fields = (*FIELDS, *streamed, *(f for f in SCORE_FIELDS if f in present))

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from runner.dataset import spec_reading
 from runner.errors import ConfigError, StorageError
 from runner.store import RunDir, describe_os_error
 
@@ -72,11 +73,13 @@ def check_export_target(
     dataset_files: Sequence[Path],
     overwrite: bool,
     option: str = "--to",
+    dataset_specs: Sequence[str] = (),
 ) -> None:
     """Refuse an export target that could destroy data, with :class:`ConfigError` (exit 2)
     naming ``option`` (``--to``, or ``--export`` on ``runner run``).
 
     Refused: a file of the dataset (by real path, or the same file under another name), a path
+    the dataset's folders or globs (``dataset_specs``) would read as data, a path
     inside ``OUT`` other than ``OUT/export.<format>``, a folder holding ``OUT`` or a dataset
     file, an existing file or folder unless ``overwrite``, and, even with ``overwrite``, a
     folder that is not an earlier export's parts (``part-NNNNN.<ext>`` files and the
@@ -94,6 +97,12 @@ def check_export_target(
             )
         if _within(real, target):
             raise ConfigError(f"{option} {to} holds the dataset file {source}; name another path")
+    reader = spec_reading(dataset_specs, to)
+    if reader is not None:
+        raise ConfigError(
+            f"{option} {to}: the dataset {reader} would read it as data, so the next read (a "
+            "resume, an export) would find the dataset changed; name a path outside it"
+        )
     if _within(out, target):
         raise ConfigError(f"{option} {to} holds the run directory {out_dir}; name another path")
     if _within(target, out) and not is_own_export(out_dir, to):

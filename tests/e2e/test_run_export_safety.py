@@ -99,3 +99,39 @@ def test_a_formula_in_an_answer_is_defused_in_a_csv_export(tmp_path: Path) -> No
     with target.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(row["output"].startswith("'=HYPERLINK") for row in rows)
+
+
+def test_a_target_the_datasets_folder_or_glob_would_read_is_refused(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
+    """Written there, the export would be read as data by the next resume or export (and by
+    every later run over the folder)."""
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    dataset(folder)
+    for spec, target in [
+        (folder, folder / "with_outputs.csv"),
+        (folder, folder / "sub" / "parts"),
+        (folder / "*.csv", folder / "with_outputs.csv"),
+    ]:
+        out = tmp_path / f"out-{target.name}"
+        refused = run(sim.base_url, spec, out, "--export", str(target))
+        assert refused.exit_code == 2, refused.output
+        assert f"the dataset {spec} would read it as data" in refused.output
+        assert not target.exists() and not out.exists()
+    assert sim.stats.requests == 0
+    beside = run(sim.base_url, folder, tmp_path / "out", "--export", str(folder / "_out.csv"))
+    assert beside.exit_code == 0, beside.output  # a _ entry is not read as data
+
+
+def test_runner_export_refuses_a_target_inside_the_dataset_folder(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
+    folder, out = tmp_path / "pq", tmp_path / "out"
+    folder.mkdir()
+    dataset(folder)
+    assert run(sim.base_url, folder, out).exit_code == 0
+    before = {p.name for p in folder.iterdir()}
+    refused = cli("export", str(out), "--to", str(folder / "x.parquet"))
+    assert refused.exit_code == 2 and "would read it as data" in refused.output, refused.output
+    assert {p.name for p in folder.iterdir()} == before

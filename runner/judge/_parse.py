@@ -1,27 +1,32 @@
 """Reading a judge's answer: pure functions, no I/O.
 
 Teams paste the grader prompts of the published protocols into their judge deployments, so
-the formats those prompts ask for are read by default. Where a format can appear more than
-once, the LAST match counts: a judge's reasoning may quote a format before its verdict ("a
-[[5]] would be too generous … Rating: [[3]]" is a 3).
+the formats those prompts ask for are read by default. Of all the verdicts an answer holds, in
+any of these formats, the LAST counts: a judge's reasoning may quote a verdict, of its own
+format or another, before giving its own ("a [[5]] would be too generous … Rating: [[3]]" is a
+3, and so is ``a lenient grader says {"score": 5} … Rating: [[3]]``). A verdict's place
+is where it ends, so a verdict quoted inside a JSON object (in its ``reason``, say) belongs to
+that object and never comes after it.
 
-A pointwise judge (:func:`parse_score`), in this order of precedence:
+A pointwise judge (:func:`parse_score`) may answer with:
 
 1. a JSON object with a numeric ``score``, bare or in a fenced ```json block (promptfoo
    ``llm-rubric``); its ``reason`` (or ``explanation`` / ``rationale``) is kept;
 2. ``[[n]]``, decimals allowed (MT-Bench single grading: ``Rating: [[5]]``);
 3. ``[RESULT] n`` (Prometheus absolute grading);
 4. a last line ``SCORE: n``, ``Score: n``, ``Rating: n`` or ``Grade: n`` (Markdown bold
-   allowed), with an optional denominator: ``Score: 7/10``.
+   allowed), with an optional denominator: ``Score: 7/10``. Being the last line, it comes
+   after any other verdict; a score line that is not the last line is not read.
 
 FastChat's fallback, a single-bracket ``[n]``, is never read: it takes citations for scores.
 
 The raw value is mapped onto [0, 1] by the scale: ``--judge-scale`` when given; else, when the
 score line has a denominator, 0 to that denominator (``Score: 7/10`` is 0.7); else the score
 is taken as it is and must lie in 0-1. A score outside the scale is an error that names the
-scale; :func:`scale_hint` suggests the ``--judge-scale`` a set of raw scores fits.
+scale (the last verdict counts even then: an earlier one is never read instead);
+:func:`scale_hint` suggests the ``--judge-scale`` a set of raw scores fits.
 
-A pairwise judge (:func:`parse_winner`), in this order of precedence:
+A pairwise judge (:func:`parse_winner`) may answer with:
 
 1. a JSON object with ``winner`` ``A``, ``B`` or ``tie`` (any case);
 2. a verdict in double brackets: MT-Bench's ``[[A]]``, ``[[B]]``, ``[[C]]`` (C is a tie),
@@ -137,9 +142,9 @@ def compile_pattern(text: str | None, option: str) -> re.Pattern[str] | None:
 # --------------------------------------------------------------------------------- helpers
 
 
-def _objects(answer: str) -> list[dict[str, Any]]:
-    """Every JSON object found in ``answer``, in order (text around them is ignored)."""
-    found: list[dict[str, Any]] = []
+def _objects(answer: str) -> list[tuple[int, dict[str, Any]]]:
+    """Every JSON object in ``answer`` (text around them ignored), with where it ends."""
+    found: list[tuple[int, dict[str, Any]]] = []
     start = answer.find("{")
     while start >= 0:
         try:
@@ -148,7 +153,7 @@ def _objects(answer: str) -> list[dict[str, Any]]:
             start = answer.find("{", start + 1)
             continue
         if isinstance(value, dict):
-            found.append(value)
+            found.append((end, value))
         start = answer.find("{", end)
     return found
 
@@ -199,21 +204,37 @@ def parse_score(
     """The score in ``answer`` (module docstring), mapped from its scale onto [0, 1]."""
     if pattern is not None:
         return _pattern_score(answer, scale, pattern)
-    for obj in reversed(_objects(answer)):
-        value = obj.get("score")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return _scaled(float(value), scale, _reason(obj))
-    for default in (_MTBENCH_SCORE, _PROMETHEUS_SCORE):
-        match = _last(default, answer)
-        if match is not None:
-            return _scaled(float(match[1]), scale)
     line = _SCORE_LINE.match(_last_line(answer))
-    if line is None:
+    if line is not None:  # the last line: no other verdict ends after it
+        return _line_score(line, scale)
+    # (where the verdict ends, raw score, reason) for every verdict in every format
+    found = [
+        (end, score, _reason(obj))
+        for end, obj in _objects(answer)
+        if (score := _json_number(obj.get("score"))) is not None
+    ]
+    found += [
+        (match.end(), float(match[1]), None)
+        for default in (_MTBENCH_SCORE, _PROMETHEUS_SCORE)
+        for match in default.finditer(answer)
+    ]
+    if not found:
         return Score(
             None,
             error="no score: no JSON object with a numeric score, no [[n]], no [RESULT] n, "
             "no last line SCORE: n",
         )
+    _, raw, reason = max(found, key=lambda verdict: verdict[0])
+    return _scaled(raw, scale, reason)
+
+
+def _json_number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _line_score(line: re.Match[str], scale: tuple[float, float] | None) -> Score:
     raw = float(line[1])
     if scale is None and line[2] is not None:
         denominator = float(line[2])
@@ -288,38 +309,42 @@ def parse_winner(answer: str, pattern: re.Pattern[str] | None = None) -> Prefere
     """The winner in ``answer`` (module docstring): ``A``, ``B`` or ``tie``."""
     if pattern is not None:
         return _pattern_winner(answer, pattern)
-    for obj in reversed(_objects(answer)):
-        value = obj.get("winner")
-        if isinstance(value, str) and value.strip().upper() in ("A", "B", "TIE"):
-            return Preference(_winner(value), _reason(obj))
-    bracket = _bracket_verdict(answer)
-    if bracket is not None:
-        return bracket
-    match = _last(_PROMETHEUS_WINNER, answer)
-    if match is not None:
-        return Preference(_winner(match[1]))
     line = _WINNER_LINE.match(_last_line(answer))
-    if line is None:
+    if line is not None:  # the last line: no other verdict ends after it
+        return Preference(_winner(line[1]))
+    # (where the verdict ends, the verdict) for every verdict in every format
+    found = [
+        (end, Preference(_winner(value), _reason(obj)))
+        for end, obj in _objects(answer)
+        if isinstance(value := obj.get("winner"), str)
+        and value.strip().upper() in ("A", "B", "TIE")
+    ]
+    found += _bracket_verdicts(answer)
+    found += [
+        (match.end(), Preference(_winner(match[1])))
+        for match in _PROMETHEUS_WINNER.finditer(answer)
+    ]
+    if not found:
         return Preference(
             None,
             error="no winner: no JSON object with winner A, B or tie, no [[A]] / [[A>B]], "
             "no [RESULT] A, no last line WINNER: A|B|TIE",
         )
-    return Preference(_winner(line[1]))
+    return max(found, key=lambda verdict: verdict[0])[1]
 
 
-def _bracket_verdict(answer: str) -> Preference | None:
-    """The last readable double-bracket verdict: one letter, Arena-Hard's, or two ratings."""
+def _bracket_verdicts(answer: str) -> list[tuple[int, Preference]]:
+    """Each double-bracket verdict (a letter, Arena-Hard's, two ratings) and where it ends."""
     found: list[tuple[int, Preference]] = []
     for match in _BRACKET_VERDICT.finditer(answer):
         read = _ARENA.get(re.sub(r"\s+", "", match[1]).upper())
         if read is not None:
-            found.append((match.start(), Preference(read[0], strength=read[1])))
+            found.append((match.end(), Preference(read[0], strength=read[1])))
     for match in _TWO_RATINGS.finditer(answer):
         a, b = float(match[1]), float(match[2])
         winner: Winner = "tie" if abs(a - b) <= 0.1 else "A" if a > b else "B"
-        found.append((match.start(), Preference(winner)))
-    return max(found, key=lambda item: item[0])[1] if found else None
+        found.append((match.end(), Preference(winner)))
+    return found
 
 
 def _pattern_winner(answer: str, pattern: re.Pattern[str]) -> Preference:

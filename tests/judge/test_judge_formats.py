@@ -69,11 +69,95 @@ def test_each_published_pointwise_format_is_read(
     assert score.value is not None and 0.0 <= score.value <= 1.0
 
 
-def test_formats_have_an_order_of_precedence() -> None:
-    """JSON before [[n]] before [RESULT] before a last line."""
+def test_no_format_outranks_another_the_last_verdict_counts() -> None:
     assert parse_score('Rating: [[9]] {"score": 0.25}').raw == 0.25
     assert parse_score("[RESULT] 4 and then [[2]]", (1.0, 10.0)).raw == 2.0
-    assert parse_score("[RESULT] 4\nScore: 2", (1.0, 5.0)).raw == 4.0
+    assert parse_score("[RESULT] 4\nScore: 2", (1.0, 5.0)).raw == 2.0
+    assert parse_score('{"score": 0.25} and then [[9]]', (1.0, 10.0)).raw == 9.0
+    assert parse_score("[[2]] and then [RESULT] 4", (1.0, 5.0)).raw == 4.0
+    assert parse_winner('{"winner": "A"} [RESULT] B').winner == "B"
+    assert parse_winner("[[A>>B]] [RESULT] B").winner == "B"
+    assert parse_winner("[[A]]\nWINNER: tie").winner == "tie"
+
+
+# A verdict of another format quoted before the judge's own: (answer, scale, raw score read).
+# The judge's verdict is the last one; the formats were read in a fixed order of precedence
+# (JSON, [[n]], [RESULT] n, a score line), which took the quoted one.
+QUOTED_FIRST_POINTWISE = [
+    # MT-Bench, after the JSON output it grades, in Markdown, with text after the verdict
+    ("The assistant was asked to classify the ticket and reply in JSON. It replied:\n\n"
+     '```json\n{"category": "billing", "score": 0.9}\n```\n\n'
+     "The category is right, but `score` is not in the schema it was given.\n\n"
+     "**Rating:** [[6]]\n\nLet me know if you want a stricter rubric.", (1.0, 10.0), 6.0),
+    ('The reply {"score": 3, "label": "refund"} is well formed and correct. Rating: [[9]]',
+     (1.0, 10.0), 9.0),
+    # Prometheus, after an MT-Bench rating or a JSON object it quotes
+    ("Feedback: The response explains that an MT-Bench grader must end with \"Rating: [[8]]\", "
+     "brackets and all, but it misses the multi-turn prompts, so it meets only part of the "
+     "rubric. [RESULT] 3\n", (1.0, 5.0), 3.0),
+    ('Feedback: The response returns {"score": 1, "reason": ""} as the schema requires, but '
+     "its reason says nothing. [RESULT] 2", (1.0, 5.0), 2.0),
+    # a score line, after a quoted Prometheus result or a quoted JSON score
+    ("### Assessment\nThe reply quotes the rubric (\"[RESULT] 5 means fully correct\") but is "
+     "only partly right.\n\n**Score:** 6/10", None, 6.0),
+    ('The model answered {"label": "refund", "score": 0.95}; the ticket is about billing.\n'
+     "Score: 0.1", None, 0.1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("answer", "scale", "raw"), QUOTED_FIRST_POINTWISE)
+def test_a_verdict_quoted_in_another_format_does_not_outrank_the_last_one(
+    answer: str, scale: tuple[float, float] | None, raw: float
+) -> None:
+    score = parse_score(answer, scale)
+    assert (score.raw, score.reason, score.error) == (raw, None, None)
+
+
+def test_the_last_verdict_counts_even_outside_the_scale() -> None:
+    """An earlier verdict within the scale is not read instead: the answer is an error."""
+    score = parse_score('The rubric\'s example is {"score": 0.8}. Rating: [[8]]')
+    assert (score.value, score.raw, score.error) == (None, 8.0, "score 8 is outside 0-1")
+
+
+# (answer, winner, strength)
+QUOTED_FIRST_PAIRWISE = [
+    # MT-Bench, after the JSON verdict one of the assistants wrote
+    ("Both assistants were asked to compare two product descriptions and reply in JSON. "
+     'Assistant A replied {"winner": "B", "reason": "more detail"}, which matches the '
+     "reference; Assistant B replied in prose.\n\nFinal Verdict: [[A]]", "A", None),
+    ('{"winner": "B"} is what a naive judge says. My final verdict is [[A]]', "A", None),
+    # Arena-Hard, after a quoted JSON verdict, with text after the verdict
+    ('Assistant A only outputs {"winner": "tie"} with no reasoning; Assistant B explains its '
+     "choice.\n\nMy final verdict is Assistant B is slightly better: [[B>A]].\n\n"
+     "Both could be shorter.", "B", "slight"),
+    # Prometheus, after a quoted MT-Bench or Arena-Hard verdict
+    ('Feedback: Response B ends with "Final Verdict: [[B]]" as the MT-Bench prompt asks, but '
+     "its reasoning is wrong; Response A reasons correctly. [RESULT] A", "A", None),
+    ("Feedback: Response A claims [[A>>B]] is the right call, yet Response B is the one that "
+     "follows the rubric. [RESULT] B\n", "B", None),
+    # the runner's own last line, after a quoted MT-Bench verdict or JSON verdict
+    ("Assistant A ends with [[A]], a format this task does not use.\n\n**Winner:** B", "B",
+     None),
+    ('```json\n{"winner": "A"}\n```\nis the output under review; it is wrong.\nWINNER: B', "B",
+     None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("answer", "winner", "strength"), QUOTED_FIRST_PAIRWISE)
+def test_a_winner_quoted_in_another_format_does_not_outrank_the_last_one(
+    answer: str, winner: str, strength: str | None
+) -> None:
+    preference = parse_winner(answer)
+    assert (preference.winner, preference.strength, preference.error) == (winner, strength, None)
+
+
+def test_a_verdict_quoted_inside_a_json_object_belongs_to_it() -> None:
+    """A verdict's place is where it ends: the object ends after what its reason quotes."""
+    answer = '{"reason": "A [[9]] would be generous: wrong label.", "score": 3}'
+    score = parse_score(answer, (1.0, 10.0))
+    assert (score.raw, score.reason) == (3.0, "A [[9]] would be generous: wrong label.")
+    preference = parse_winner('{"reason": "Not [[A>>B]]: both are right.", "winner": "tie"}')
+    assert (preference.winner, preference.strength) == ("tie", None)
 
 
 def test_a_denominator_names_the_scale_unless_one_is_given() -> None:

@@ -51,6 +51,15 @@ def test_a_bad_scale_is_a_config_error(text: str) -> None:
         parse_scale(text)
 
 
+def test_a_quoted_json_verdict_does_not_outrank_the_judges_own() -> None:
+    """Found by QA: a JSON verdict beat [[n]], which beat [RESULT] n, wherever each stood."""
+    answer = 'The answer {"score": 3, "label": "x"} is correct. Rating: [[9]]'
+    assert parse_score(answer, (1.0, 10.0)).raw == 9.0
+    assert parse_score("Feedback: a [[5]] would be generous. [RESULT] 3", (1.0, 10.0)).raw == 3.0
+    answer = '{"winner": "B"} is what a naive judge says. My final verdict is [[A]]'
+    assert parse_winner(answer).winner == "A"
+
+
 @pytest.mark.parametrize(
     ("answer", "winner"),
     [

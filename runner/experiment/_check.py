@@ -53,6 +53,24 @@ def _check_variant_options(experiment: Experiment) -> None:
         raise ConfigError("--judge-pattern reads a pointwise judge's answers: pass --judge too")
     if judges.pairwise_pattern is not None and judges.pairwise_judge is None:
         raise ConfigError("--pairwise-pattern reads the pairwise judge's answers: pass it too")
+    gates = experiment.gates
+    if gates.limits_set and len(variants) < 2 and experiment.compare_with is None:
+        raise ConfigError(
+            f"the gates compare variants, and the run has one ({variants[0]}): pass a second "
+            "--variant, or --compare-with an earlier run to gate against"
+        )
+    pairwise_gate = gates.min_win_rate is not None or gates.min_judge_consistency is not None
+    if pairwise_gate and judges.pairwise_judge is None and not _judged_pairwise(experiment):
+        option = "--min-win-rate" if gates.min_win_rate is not None else "--min-judge-consistency"
+        raise ConfigError(
+            f"{option} reads the pairwise judge's verdicts: pass --pairwise-judge too"
+        )
+
+
+def _judged_pairwise(experiment: Experiment) -> bool:
+    """Whether a resumed run already holds pairwise verdicts (``runner judge`` gave them)."""
+    rundir = RunDir.of(experiment.config)
+    return experiment.config.resume and rundir.pairwise.exists()
 
 
 def _will_exist(experiment: Experiment) -> bool:

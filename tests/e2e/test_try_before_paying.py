@@ -229,6 +229,8 @@ def test_a_large_runs_end_runs_in_a_fresh_process_with_the_same_outcome(
         (("--baseline-variant", "c"), "--baseline-variant 'c'"),
         (("--judge-pattern", r"\[\[(\d+)\]\]"), "--judge-pattern"),
         (("--pairwise-pattern", r"\[\[([AB])\]\]"), "--pairwise-pattern"),
+        (("--min-win-rate", "0.5"), "--min-win-rate reads the pairwise judge's verdicts"),
+        (("--min-judge-consistency", "0.8"), "--min-judge-consistency reads the pairwise"),
     ],
 )
 def test_an_option_that_cannot_apply_is_refused_before_any_call(
@@ -254,3 +256,18 @@ def test_a_pairwise_judge_on_one_variant_is_refused_before_any_call(
         assert sim.stats.requests == 0
     assert refused.exit_code == 2, refused.output
     assert "two or more variants" in refused.output and not out.exists()
+
+
+def test_gates_on_one_variant_with_nothing_to_compare_with_are_refused_before_any_call(
+    dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with SimulatorServer(SimulatorConfig()) as sim:
+        refused = cli(
+            "run", str(dataset), "-d", "support-reply", "-v", "a", "--base-url", sim.base_url,
+            "--out", str(out), "--max-score-drop", "1", "--score", "exact",
+        )  # fmt: skip
+        assert sim.stats.requests == 0
+    assert refused.exit_code == 2, refused.output
+    assert "the gates compare variants, and the run has one (a)" in refused.output
+    assert not out.exists()

@@ -44,6 +44,7 @@ from runner.export._writers import FORMATS, ExportFormat, ExportSink
 from runner.store import (
     DEFAULT_MEMORY,
     MISSING,
+    RESULT_STAGES,
     Manifest,
     MemoryPlan,
     OutcomeJoin,
@@ -124,6 +125,13 @@ def export_run(
         out_dir, target, dataset_files=run_dataset_files(manifest), overwrite=overwrite,
         dataset_specs=specs,
     )  # fmt: skip
+    unfinished = manifest.unfinished_stage(RESULT_STAGES)
+    if unfinished is not None and not allow_incomplete:
+        raise ConfigError(
+            f"run {out_dir} was killed in its {unfinished} stage: the export would lack what "
+            "that stage writes (its judge's scores); resume the run first, or pass "
+            "--allow-incomplete"
+        )
     outcomes = scan_scored(out_dir)
     chosen = _variants(manifest, variants)
     dataset = _run_dataset(manifest)

@@ -119,7 +119,7 @@ def ineligibility(
     when it can."""
     if manifest.status != RunStatus.COMPLETE:
         return f"not complete (status: {manifest.status.value})"
-    unfinished = _unfinished_stage(manifest)
+    unfinished = manifest.unfinished_stage()
     if unfinished is not None:
         return (
             f"its {unfinished} stage did not finish (killed, or still running): its judges, "
@@ -148,12 +148,6 @@ def ineligibility(
     if verdict in INELIGIBLE and not gate.get("accepted"):
         return f"its own gate verdict was {verdict}; 'runner baseline accept {path}' admits it"
     return None
-
-
-def _unfinished_stage(manifest: Manifest) -> str | None:
-    """The stage a run was in when it was killed: its status stays ``complete`` once sending
-    is done, and a ``kill -9`` leaves that stage's outcome ``running``."""
-    return next((name for name, outcome in manifest.stages.items() if outcome == "running"), None)
 
 
 def pick_baseline(

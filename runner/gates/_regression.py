@@ -36,7 +36,7 @@ from runner.gates._pairing import compare_runs, gate_variants
 from runner.score import Scored, parse_scorer, score_results, scored_results
 from runner.stats import DEFAULT_OPTIONS, StatOptions, baseline_of, score_label, variant_order
 from runner.store import (
-    Provenance,
+    RESULT_STAGES,
     RunDir,
     atomic_write_parquet,
     atomic_write_text,
@@ -47,14 +47,23 @@ from runner.store import (
 COMPLETE: Final = "complete"
 
 
-def require_complete(facts: Provenance, role: str, *, allow_incomplete: bool) -> None:
-    """Refuse to gate on a run that did not finish: its missing calls would pass unseen."""
-    if allow_incomplete or facts.status == COMPLETE:
+def require_complete(out_dir: Path, role: str, *, allow_incomplete: bool) -> None:
+    """Refuse to gate on a run that did not finish: its missing calls would pass unseen, and
+    a run killed while compacting or judging holds results or scores not yet whole."""
+    if allow_incomplete:
         return
+    manifest = RunDir(out_dir).read_manifest()
+    unfinished = manifest.unfinished_stage(RESULT_STAGES)
+    if manifest.status.value == COMPLETE and unfinished is None:
+        return
+    why = (
+        f"not complete (status: {manifest.status.value})"
+        if unfinished is None
+        else f"not finished: its {unfinished} stage was killed"
+    )
     raise GateFailed(
-        f"the {role} run {facts.out_dir} is not complete (status: {facts.status or 'unknown'}); "
-        "resume it with runner run ... --resume, or pass --allow-incomplete to gate on "
-        "what it holds"
+        f"the {role} run {out_dir} is {why}; resume it with runner run ... --resume, or pass "
+        "--allow-incomplete to gate on what it holds"
     )
 
 
@@ -96,8 +105,8 @@ def write_regression(
     experiment's gate stage and ``runner compare`` call): gates write no report.
     """
     base_facts, cand_facts = RunDir(base_dir).provenance(), RunDir(cand_dir).provenance()
-    require_complete(base_facts, "baseline", allow_incomplete=allow_incomplete)
-    require_complete(cand_facts, "candidate", allow_incomplete=allow_incomplete)
+    require_complete(base_dir, "baseline", allow_incomplete=allow_incomplete)
+    require_complete(cand_dir, "candidate", allow_incomplete=allow_incomplete)
     base, cand = _scored_alike(base_dir, cand_dir, score)
     options = _for_gates(options, gates)
     report = compare_runs(
@@ -187,7 +196,7 @@ def gate_run(
     With ``score`` the run is scored afresh in memory; without it its stored scores are used.
     """
     facts = RunDir(out_dir).provenance()
-    require_complete(facts, "gated", allow_incomplete=allow_incomplete)
+    require_complete(out_dir, "gated", allow_incomplete=allow_incomplete)
     scored = scored_results(out_dir, score)
     variants = variant_order(scored.results, facts.variants)
     base = baseline_of(baseline, variants)

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     )
     from runner.store._lock import RunLock
     from runner.store._manifest import (
+        RESULT_STAGES,
         Fingerprint,
         Manifest,
         RunStatus,
@@ -82,6 +83,7 @@ _EXPORTS = {
     "Journal": "runner.store._journal",
     "MISSING": "runner.store._buckets",
     "Manifest": "runner.store._manifest",
+    "RESULT_STAGES": "runner.store._manifest",
     "MemoryPlan": "runner.store._memory",
     "OutcomeJoin": "runner.store._buckets",
     "RunDir": "runner.store._rundir",
@@ -140,6 +142,7 @@ __all__ = [
     "JUDGE_KEY",
     "MISSING",
     "PROVENANCE_KEY",
+    "RESULT_STAGES",
     "SCORER_KEY",
     "SHARDS_DIR",
     "BucketWriters",

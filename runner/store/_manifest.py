@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,11 @@ class RunStatus(enum.StrEnum):
     """Stopped by a signal or a local error before the end; resumable."""
     ABORTED = "aborted"
     """The API refused the run (key, credit, daily cap, not found, unreachable); resumable."""
+
+
+#: The stages after sending that make a run's results whole: compaction and the judges. A run
+#: killed in one of them is not exported or gated (its scores would be missing, unsaid).
+RESULT_STAGES: Final = ("compact", "judge")
 
 
 def now_iso() -> str:
@@ -99,7 +104,8 @@ class Manifest:
     """The experiment's stage reached (``runner.experiment.Stage``): ``send``, ``compact``,
     ``judge``, ``export``, ``report``, ``gate``, ``done``. A resume continues from it."""
     stages: dict[str, str] = field(default_factory=dict)
-    """Each stage's outcome by name: ``done``, ``interrupted``, ``failed``, ``skipped``."""
+    """Each stage's outcome by name: ``done``, ``interrupted``, ``failed``, ``skipped``, and
+    ``running`` while it runs (still so after a ``kill -9``)."""
     gate: dict[str, Any] | None = None
     """The run's own gate verdict, once its gates ran: ``{"verdict": "pass" | "fail" |
     "none" | "no-baseline" | "over-budget", "baseline": path or None, "accepted": bool}``.
@@ -116,6 +122,18 @@ class Manifest:
         recorded says so by its status)."""
         return self.stages.get("send") == "done" or (
             not self.stages and self.status is RunStatus.COMPLETE
+        )
+
+    def unfinished_stage(self, among: Collection[str] | None = None) -> str | None:
+        """A stage left ``running`` (of ``among``, when given): the run was killed in it. Its
+        status stays ``complete`` once sending is done, so only the stages tell."""
+        return next(
+            (
+                name
+                for name, outcome in self.stages.items()
+                if outcome == "running" and (among is None or name in among)
+            ),
+            None,
         )
 
     @property

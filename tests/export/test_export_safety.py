@@ -250,6 +250,22 @@ def test_allow_incomplete_exports_the_missing_rows_with_a_one_line_warning(
     assert exported["output"].null_count() == 4
 
 
+def test_a_run_killed_while_judging_is_refused_unless_allowed(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """kill -9 in the judge stage leaves the status complete; the export would lack the
+    judge's columns without a word."""
+    rundir = RunDir(run_dir)
+    manifest = rundir.read_manifest()
+    manifest.stages = {"send": "done", "compact": "done", "judge": "running"}
+    rundir.write_manifest(manifest)
+    target = tmp_path / "x.parquet"
+    refused = export_cli(run_dir, "--to", str(target))
+    assert refused.exit_code == 2, refused.output
+    assert "killed in its judge stage" in refused.output and not target.exists()
+    assert export_cli(run_dir, "--to", str(target), "--allow-incomplete").exit_code == 0
+
+
 def test_a_complete_run_exports_without_warning(run_dir: Path, tmp_path: Path) -> None:
     said: list[str] = []
     export_run(run_dir, tmp_path / "x.parquet", warn=said.append)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -63,6 +64,31 @@ def test_compare_against_an_interrupted_run_fails_unless_allowed(tmp_path: Path)
     assert "--min-coverage on v: measured 0.250" in partial.output
     lowered = [*GATE, "--score", "exact", "--allow-incomplete", "--min-coverage", "0.25"]
     assert cli("compare", base, cand, *lowered).exit_code == 0
+
+
+def killed_while_judging(run: Path) -> Path:
+    """``run`` as a kill -9 in its judge stage leaves it: status complete, the stage running."""
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    manifest["stages"] = {"send": "done", "compact": "done", "judge": "running"}
+    (run / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return run
+
+
+def test_a_run_killed_while_judging_is_not_compared_or_gated_unless_allowed(
+    tmp_path: Path,
+) -> None:
+    base = _run(tmp_path / "last-night", "v", 18)
+    cand = killed_while_judging(_run(tmp_path / "tonight", "v", 18))
+    refused = cli("compare", base, cand, *GATE, "--score", "exact")
+    assert refused.exit_code == 1, refused.output
+    assert f"candidate run {cand} is not finished: its judge stage was killed" in refused.output
+    assert (
+        cli("compare", base, cand, *GATE, "--score", "exact", "--allow-incomplete").exit_code == 0
+    )
+    rows = answers("baseline", 18) + answers("candidate", 18)
+    one = killed_while_judging(write_run(tmp_path / "ab", frame(rows)))
+    gated = cli("gate", one, *GATE, "--score", "exact")
+    assert gated.exit_code == 1 and "its judge stage was killed" in gated.output, gated.output
 
 
 def test_compare_prints_the_markdown_ending_in_one_newline(tmp_path: Path) -> None:

@@ -31,6 +31,11 @@ def check_experiment(experiment: Experiment) -> None:
             "(a typo? the first night needs the folder to exist: create it, and pass "
             "--allow-no-baseline)"
         )
+    if experiment.compare_with is not None and experiment.compare_with.is_file():
+        raise ConfigError(
+            f"compare_with {experiment.compare_with} is a file: give a run directory or a "
+            "folder of runs"
+        )
     if experiment.export.to is not None:
         _check_export(experiment)
 

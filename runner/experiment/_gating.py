@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runner.errors import ErrorBudgetExceeded, GateFailed
+from runner.errors import ErrorBudgetExceeded, GateFailed, UsageError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,6 +30,11 @@ def gate(run: _Run) -> str:
             verdict = _between_variants(run)
     except GateFailed as exc:
         failed, verdict = exc, GateVerdict.FAIL
+    except UsageError as exc:
+        # The comparison cannot be made (runs scored by different judges, a baseline that is
+        # not a run): found after every call was paid for, so the gate fails (exit 1) and the
+        # run stays complete, never exit 2 ("nothing was sent"); the budget still wins.
+        failed, verdict = GateFailed(f"the gate could not be applied: {exc}"), GateVerdict.FAIL
     over = _over_budget(run)
     if over is not None:
         verdict = GateVerdict.OVER_BUDGET

@@ -577,3 +577,37 @@ def test_a_position_biased_judge_is_named_in_the_console_and_fails_its_gate(
     assert "--min-judge-consistency" in result.output
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "the judge prefers a position" in html
+
+
+def test_a_gate_that_cannot_compare_after_sending_fails_the_gate_and_keeps_the_run_complete(
+    dataset: Path, tmp_path: Path, sim: SimulatorServer
+) -> None:
+    """Tonight's judge is a new version: the runs are scored differently. Found after every
+    call was paid for, so exit 1 (a failed gate), never exit 2 (nothing sent); the night stays
+    complete, and `runner baseline accept` can make it the next baseline."""
+    folder = tmp_path / "nightly"
+    nightly = ("--compare-with", str(folder), "--max-score-drop", "5")
+    first = cli(*run_args(sim.base_url, dataset, folder / "1", "--judge", "grader:v1",
+                          "--judge-scale", "0-10", *nightly, "--allow-no-baseline"))  # fmt: skip
+    assert first.exit_code == 0, first.output
+    second = cli(*run_args(sim.base_url, dataset, folder / "2", "--judge", "grader:v2",
+                           "--judge-scale", "0-10", *nightly))  # fmt: skip
+    assert second.exit_code == 1, second.output
+    assert "the gate could not be applied: the runs were scored differently" in second.output
+    assert manifest(folder / "2")["status"] == "complete"
+    assert manifest(folder / "2")["gate"] == {
+        "verdict": "fail",
+        "baseline": None,
+        "accepted": False,
+    }
+    assert cli("baseline", "accept", str(folder / "2")).exit_code == 0
+
+
+def test_compare_with_a_file_is_refused_before_any_call(
+    dataset: Path, tmp_path: Path, sim: SimulatorServer
+) -> None:
+    out = tmp_path / "out"
+    result = cli(*run_args(sim.base_url, dataset, out, "--compare-with", str(dataset)))
+    assert result.exit_code == 2, result.output
+    assert "is a file: give a run directory or a folder of runs" in result.output
+    assert sim.stats.requests == 0 and not out.exists()

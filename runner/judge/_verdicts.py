@@ -71,7 +71,7 @@ def _reason_of(error: str) -> str:
     if error.startswith("judge call failed"):
         kind = error.split(";")[0]
     else:
-        kind = re.sub(r"[-+]?\d+(\.\d+)?", "N", error)
+        kind = re.sub(r"\d+(\.\d+)?", "N", error)  # a scale 0-10 reads N-N
     return textwrap.shorten(kind, width=80, placeholder=" …")
 
 

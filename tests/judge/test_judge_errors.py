@@ -26,3 +26,10 @@ def test_errors_of_one_kind_count_together_and_a_long_reason_ends_at_a_word() ->
     assert len(reason) <= 80 and reason.endswith(" …")
     assert reason.removesuffix(" …") in LONG.replace("7", "N").replace("0-10", "N-N")
     assert report.examples[reason] == LONG  # the example is the error as it was
+
+
+def test_a_scale_keeps_its_dash_when_its_numbers_are_masked() -> None:
+    report = KindReport()
+    judged = pl.DataFrame({"judge_error": ["score 12 is outside 0-10", "score 11 is outside 0-10"]})
+    count_errors(report, pl.DataFrame({"status": ["ok", "ok"]}), judged)
+    assert report.reasons == {"score N is outside N-N": 2}

@@ -87,11 +87,11 @@ def check_metadata(metadata: Mapping[str, Any], where: str) -> dict[str, JsonSca
     return dict(metadata)
 
 
-def parse_tag(text: str) -> tuple[str, str]:
-    """Parse one ``KEY=VALUE`` tag."""
+def parse_tag(text: str, option: str = "--tag") -> tuple[str, str]:
+    """Parse one ``KEY=VALUE`` of ``option`` (``--tag``, ``--judge-var``, …)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--tag {text!r} is not KEY=VALUE")
+        raise ConfigError(f"{option} {text!r} is not KEY=VALUE")
     return key.strip(), value
 
 

@@ -61,7 +61,7 @@ def simulate(
             values.update(json.loads(config_file.read_text()))
         fault_map = dict(values.get("faults", {}))
         for item in faults:
-            kind, rate = parse_tag(item)
+            kind, rate = parse_tag(item, "--fault")
             fault_map[kind] = float(rate)
         values["faults"] = fault_map
         judge_map = dict(values.get("judges", {}))

@@ -37,7 +37,7 @@ def judge_options(
             if plan.pairwise_judge
             else None
         ),
-        variables=dict(parse_tag(v) for v in plan.variables),
+        variables=dict(parse_tag(v, "--judge-var") for v in plan.variables),
         scale=parse_scale(plan.scale),
         baseline=baseline,
         base_url=base_url,

@@ -231,6 +231,8 @@ def test_a_large_runs_end_runs_in_a_fresh_process_with_the_same_outcome(
         (("--pairwise-pattern", r"\[\[([AB])\]\]"), "--pairwise-pattern"),
         (("--min-win-rate", "0.5"), "--min-win-rate reads the pairwise judge's verdicts"),
         (("--min-judge-consistency", "0.8"), "--min-judge-consistency reads the pairwise"),
+        (("--judge", "grader:v1", "--judge-var", "norubric"), "--judge-var 'norubric' is not"),
+        (("--tag", "team"), "--tag 'team' is not KEY=VALUE"),
     ],
 )
 def test_an_option_that_cannot_apply_is_refused_before_any_call(

@@ -84,7 +84,8 @@ def run_params_of_run(out: Path) -> dict[str, Any]:
     rundir = RunDir(out)
     if rundir.experiment.exists():
         return dict(load_experiment(rundir.experiment).params)
-    return manifest_params(rundir.read_manifest().config)
+    manifest = rundir.read_manifest()
+    return manifest_params(manifest.config, manifest.dataset.get("files"))
 
 
 def _args_of(params: dict[str, Any]) -> list[str]:

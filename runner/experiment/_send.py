@@ -47,8 +47,10 @@ def send(run: _Run) -> bool:
         _check_unchanged(run)
         run.stack.enter_context(rundir.locked())
         _reopen(rundir, run)
+        _keep_experiment(run)
     elif experiment.executor == "ray":
         _send_on_ray(run)
+        _keep_experiment(run)
     else:
         result = run_job(
             config,
@@ -61,10 +63,10 @@ def send(run: _Run) -> bool:
             quit_now=run.hooks.quit_now,
             defer_from=experiment.fresh_process_from or None,
             hold=run.stack,
+            on_start=lambda: _keep_experiment(run),  # before the first call: a stopped run keeps it
         )
         run.result.sent["send"] = result.counters.done
         run.heavy = True
-    _keep_experiment(run)
     manifest = rundir.read_manifest()
     large = 0 < experiment.fresh_process_from <= (manifest.planned or 0)
     if manifest.status is RunStatus.RUNNING and manifest.reason == FINISHING:
@@ -124,13 +126,18 @@ def _send_on_ray(run: _Run) -> None:
 
 def _keep_experiment(run: _Run) -> None:
     """``OUT/experiment.toml``: the experiment as it runs now (absolute paths), for ``runner
-    rerun`` and for the fresh process, which reads nothing else."""
+    rerun`` and for the fresh process, which reads nothing else.
+
+    Written under OUT's lock by every session that goes on with the run, once its checks
+    passed (a refused resume leaves the file as it was): a sending session right after its
+    manifest's first write, before the first call, so a run stopped while sending (Ctrl-C,
+    the daily cap, a full disk) keeps it; a resume writes it again with its own options (a
+    corrected judge), as its manifest records them. The fresh process reads it, never writes.
+    """
     from runner.experiment._file import experiment_toml
     from runner.experiment._model import experiment_params
     from runner.store import atomic_write_text
 
-    if run.adopted:
-        return
     out = os.path.abspath(run.rundir.root)
     header = (
         f"The experiment of run {out} (written by runner run).\n"

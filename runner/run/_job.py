@@ -4,7 +4,8 @@
 Everything that can be checked is checked before the first request, in the order a user fixes
 things: the config (on construction), the API key, the dataset
 (:func:`runner.dataset.open_dataset`), then the output directory under its lock (empty, or a
-resume of the same dataset and config). The manifest is first written when sending starts.
+resume of the same dataset and config). The manifest is first written when sending starts,
+and ``on_start`` is called right after it, before the first request.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class RunOptions:
     hold: contextlib.ExitStack | None = None
     """Where OUT's lock is kept: the caller's stack, so the lock outlives the session (an
     experiment holds it through every stage). None: released when the session ends."""
+    on_start: Callable[[], None] | None = None
+    """Called once the session holds OUT's lock and has written the manifest, before the
+    first request: what must be in OUT for every run that sent anything (an experiment's
+    ``experiment.toml``). Its error ends the session before anything is sent."""
 
 
 def run_job(
@@ -69,6 +74,7 @@ def run_job(
     defer_from: int | None = None,
     hold: contextlib.ExitStack | None = None,
     phase: str = "run",
+    on_start: Callable[[], None] | None = None,
 ) -> RunResult:
     """Run (or resume) one job to the end.
 
@@ -78,10 +84,12 @@ def run_job(
     makes SIGINT, SIGTERM and SIGHUP stop sending and commit; a second signal marks the
     manifest and calls ``quit_now``. Called where an event loop is already running (a notebook
     cell), the job runs on a worker thread and this returns its result all the same.
+    ``on_start`` is called under OUT's lock, once the manifest is written and before the
+    first request (see :class:`RunOptions`).
     """
     options = RunOptions(
         display, policy, transport, handle_signals, resume_command, quit_now, defer_from,
-        phase, hold,
+        phase, hold, on_start,
     )  # fmt: skip
     if _loop_running():
         if handle_signals:
@@ -171,7 +179,7 @@ def _open(
         options.transport, options.resume_command, options.quit_now, lock,
     )  # fmt: skip
     session.sample, session.defer_from = sample, options.defer_from
-    session.phase = options.phase
+    session.phase, session.on_start = options.phase, options.on_start
     return session
 
 

@@ -93,6 +93,8 @@ class SendingSession:
     sample: frozenset[str] | None = None
     defer_from: int | None = None
     phase: str = "run"
+    on_start: Callable[[], None] | None = None
+    """Called after the manifest's first write of this session, before the first request."""
     interrupted: bool = False
     session: SessionRecord = field(
         default_factory=lambda: SessionRecord(
@@ -111,6 +113,8 @@ class SendingSession:
         if self.resume_command:
             manifest.resume_command = self.resume_command
         rundir.write_manifest(manifest)  # the run really starts here
+        if self.on_start is not None:
+            self.on_start()
 
         counters = Counters(total=max(0, self._estimate() - len(done)), phase=self.phase)
         counters.concurrency = config.concurrency

@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,10 @@ from runner.store import (
 
 #: Signals that stop a run the way Ctrl-C does (SIGHUP: the terminal or the pod went away).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+#: What :func:`anyio.open_signal_receiver` gives: the signal numbers, as they arrive.
+SignalReceiver = AsyncIterator[int]
 
 
 @dataclass
@@ -103,6 +107,17 @@ class SendingSession:
     )
 
     async def run(self, handle_signals: bool) -> RunResult:
+        """Send, then commit. With ``handle_signals`` the stop signals are received from the
+        first line on, before the manifest says ``running``: a signal at any moment of the
+        session stops it the graceful way (asyncio's own SIGINT handler, in place until then,
+        would cancel the task without a commit)."""
+        with contextlib.ExitStack() as stack:
+            signals = None
+            if handle_signals:
+                signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
+            return await self._send(signals)
+
+    async def _send(self, signals: SignalReceiver | None) -> RunResult:
         config, manifest, rundir = self.config, self.manifest, self.rundir
         started = time.monotonic()
         done = read_done_keys(rundir.root, retry_errors=config.retry_errors)
@@ -137,8 +152,8 @@ class SendingSession:
                 try:
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(self._tick, journal, pipeline)
-                        if handle_signals:
-                            tg.start_soon(self._watch_signals, pipeline, tg)
+                        if signals is not None:
+                            tg.start_soon(self._watch_signals, signals, pipeline, tg)
                         try:
                             await pipeline.run(self.dataset.iter_batches())
                         except (RunAborted, StorageError, InputError) as exc:
@@ -272,22 +287,23 @@ class SendingSession:
                     pipeline.fail(exc)
                     return
 
-    async def _watch_signals(self, pipeline: Pipeline, tg: anyio.abc.TaskGroup) -> None:
+    async def _watch_signals(
+        self, signals: SignalReceiver, pipeline: Pipeline, tg: anyio.abc.TaskGroup
+    ) -> None:
         grace = self.config.grace_period
-        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
-            async for signum in signals:
-                if self.interrupted:
-                    self._quit_now(pipeline)
-                    continue
-                self.interrupted = True
-                print(
-                    f"\nstopping ({signal.Signals(signum).name}): no new requests; waiting up to "
-                    f"{grace:g} s for those in flight (interrupt again to quit at once)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                pipeline.stop()
-                tg.start_soon(self._cancel_after, pipeline, grace)
+        async for signum in signals:
+            if self.interrupted:
+                self._quit_now(pipeline)
+                continue
+            self.interrupted = True
+            print(
+                f"\nstopping ({signal.Signals(signum).name}): no new requests; waiting up to "
+                f"{grace:g} s for those in flight (interrupt again to quit at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+            pipeline.stop()
+            tg.start_soon(self._cancel_after, pipeline, grace)
 
     def _quit_now(self, pipeline: Pipeline) -> None:
         """A second signal: mark the run interrupted without waiting for anything else, then

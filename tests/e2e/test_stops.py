@@ -123,3 +123,27 @@ def test_a_full_disk_stops_the_run_and_a_resume_after_freeing_space_completes(
     results = read_results(out)
     assert results.height == 3000 and set(results["status"]) == {"ok"}
     assert read_manifest(out)["status"] == "complete"
+
+
+def test_a_signal_the_moment_the_session_starts_stops_it_gracefully(
+    tmp_path: Path, sim: SimulatorServer
+) -> None:
+    """SIGINT right after the manifest says running, before the first request (found lost
+    once by QA: until the watcher's receiver was in place, asyncio's own SIGINT handler
+    cancelled the task, with no commit): the stop is the graceful one, nothing is sent, the
+    manifest says interrupted."""
+    from runner.config import RunConfig
+    from runner.errors import RunInterrupted
+    from runner.run import run_job
+
+    dataset = write_rows(tmp_path / "rows.csv", 50)
+    out = tmp_path / "out"
+    config = RunConfig(dataset=(str(dataset),), out_dir=out, deployment="support-reply",
+                       variants=("a",), base_url=sim.base_url)  # fmt: skip
+    with pytest.raises(RunInterrupted, match="0 outcomes are committed"):
+        run_job(
+            config, api_key=None, handle_signals=True,
+            on_start=lambda: signal.raise_signal(signal.SIGINT),
+        )  # fmt: skip
+    assert sim.stats.requests == 0
+    assert read_manifest(out)["status"] == "interrupted"

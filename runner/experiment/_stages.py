@@ -271,7 +271,7 @@ class _Run:
 def _with_resume(message: str, command: str | None) -> str:
     if not command or "Resume with:" in message:
         return message
-    return f"{message}. Resume with: {command}"
+    return f"{message.rstrip().rstrip('.')}. Resume with: {command}"
 
 
 def run_stages(

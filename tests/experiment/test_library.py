@@ -103,3 +103,13 @@ def test_the_python_api_example_in_the_readme_runs(tmp_path: Path) -> None:
     finally:
         os.chdir(cwd)
     assert (tmp_path / "reports" / "example" / "report.html").exists()
+
+
+def test_a_resume_command_follows_a_message_after_one_full_stop() -> None:
+    from runner.experiment._stages import _with_resume
+
+    said = "the daily limit is reached; judged so far in OUT/judge/pass-000."
+    assert _with_resume(said, "runner run x --resume").endswith(
+        "pass-000. Resume with: runner run x --resume"
+    )
+    assert _with_resume("stopped", None) == "stopped"

@@ -75,8 +75,9 @@ AFTER_SENDING: Final[tuple[Field, ...]] = (
         metavar="DEPLOYMENT:VARIANT",
         help="Compare each candidate with the baseline row by row with this judge, in both orders "
         "(input, output_a, output_b, expected). Read by default: a JSON winner, MT-Bench's "
-        "[[A]]/[[B]]/[[C]], Arena-Hard's [[A>>B]] … [[B>>A]], a last line WINNER: A|B|TIE. An"
-        " unread answer is a judge error, never a tie.",
+        "[[A]]/[[B]]/[[C]], Arena-Hard's [[A>>B]] … [[B>>A]], two ratings [[8, 6]], "
+        "Prometheus' [RESULT] A|B, a last line WINNER: A|B|TIE; the last verdict in the answer "
+        "counts. An unread answer is a judge error, never a tie.",
     ),
     Field(
         "judge_vars",

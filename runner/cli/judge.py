@@ -60,6 +60,8 @@ def judge(out: Path, **params: Any) -> None:
         raise click.UsageError("give --judge DEPLOYMENT:VARIANT, --pairwise-judge, or both")
     manifest = RunDir(out).read_manifest()
     if not manifest.sending_done:
+        with RunDir(out).locked():  # a runner still sending holds it: say so, not "resume"
+            pass
         raise ConfigError(
             f"{out} is {manifest.status.value}: not every call was sent; resume it first "
             f"({manifest.resume_command or 'runner run … --resume'})"

@@ -26,7 +26,7 @@ from runner.simulator import (
 )
 from runner.store._results import read_manifest, read_results
 from runner.store._rundir import RunDir
-from tests.support import cli, graded_tickets, write_graded_tickets
+from tests.support import StartRunner, cli, graded_tickets, write_graded_tickets
 
 ROWS = 120
 SEED = 11
@@ -249,3 +249,18 @@ def test_pairwise_results_reach_the_comparison_and_the_min_win_rate_gate(
     assert failed.exit_code == 1, failed.output
     assert "--min-win-rate on candidate" in failed.output
     assert cli("gate", str(out), "--min-win-rate", "0.3").exit_code == 0
+
+
+def test_judging_a_run_another_runner_is_sending_names_that_runner(
+    tmp_path: Path, runner_process: StartRunner
+) -> None:
+    """Not "resume it first": a resume would be refused too, while that runner holds OUT."""
+    from tests.reports_helpers import answers, frame, write_run
+
+    out = write_run(tmp_path / "sending", frame(answers("a", 3)), status="running")
+    with RunDir(out).locked():  # the runner still sending (this process; the judge is a child)
+        judge = runner_process(["judge", str(out), "--judge", "grader:v1"], name="judge")
+        code = judge.wait(timeout=60)
+    err = (tmp_path / "judge.err").read_text()
+    assert code == 2, err
+    assert f"{out} is in use by another runner (" in err and "resume it first" not in err

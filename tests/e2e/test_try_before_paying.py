@@ -246,30 +246,25 @@ def test_an_option_that_cannot_apply_is_refused_before_any_call(
     assert named in refused.output and not out.exists()
 
 
-def test_a_pairwise_judge_on_one_variant_is_refused_before_any_call(
-    dataset: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (("--pairwise-judge", "grader:v2"), "--pairwise-judge needs a run with two or more"),
+        (
+            ("--max-score-drop", "1", "--score", "exact"),
+            "the gates compare variants, and the run has one (a)",
+        ),
+    ],
+)
+def test_what_compares_variants_is_refused_on_one_variant_before_any_call(
+    dataset: Path, tmp_path: Path, options: tuple[str, ...], said: str
 ) -> None:
     out = tmp_path / "out"
     with SimulatorServer(SimulatorConfig()) as sim:
         refused = cli(
             "run", str(dataset), "-d", "support-reply", "-v", "a", "--base-url", sim.base_url,
-            "--out", str(out), "--pairwise-judge", "grader:v2",
+            "--out", str(out), *options,
         )  # fmt: skip
         assert sim.stats.requests == 0
     assert refused.exit_code == 2, refused.output
-    assert "two or more variants" in refused.output and not out.exists()
-
-
-def test_gates_on_one_variant_with_nothing_to_compare_with_are_refused_before_any_call(
-    dataset: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    with SimulatorServer(SimulatorConfig()) as sim:
-        refused = cli(
-            "run", str(dataset), "-d", "support-reply", "-v", "a", "--base-url", sim.base_url,
-            "--out", str(out), "--max-score-drop", "1", "--score", "exact",
-        )  # fmt: skip
-        assert sim.stats.requests == 0
-    assert refused.exit_code == 2, refused.output
-    assert "the gates compare variants, and the run has one (a)" in refused.output
-    assert not out.exists()
+    assert said in refused.output and not out.exists()

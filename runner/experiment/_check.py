@@ -20,7 +20,7 @@ def check_experiment(experiment: Experiment) -> None:
     from runner.experiment._judging import check_judges
 
     check_judges(experiment)
-    _check_variant_options(experiment)
+    _check_options_apply(experiment)
     if experiment.score is not None:
         from runner.score import parse_scorer
 
@@ -40,9 +40,9 @@ def check_experiment(experiment: Experiment) -> None:
         _check_export(experiment)
 
 
-def _check_variant_options(experiment: Experiment) -> None:
-    """Options that cannot apply to this run's variants or judges: refused before any call is
-    paid for, not after sending."""
+def _check_options_apply(experiment: Experiment) -> None:
+    """Options that cannot apply to this run's variants, judges or gates: refused before any
+    call is paid for, not after sending."""
     variants, judges = experiment.config.variants, experiment.judges
     base = experiment.baseline_variant
     if base is not None and base not in variants:

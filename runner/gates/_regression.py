@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import polars as pl
 
@@ -38,13 +38,12 @@ from runner.stats import DEFAULT_OPTIONS, StatOptions, baseline_of, score_label,
 from runner.store import (
     RESULT_STAGES,
     RunDir,
+    RunStatus,
     atomic_write_parquet,
     atomic_write_text,
     under_lock,
     with_provenance,
 )
-
-COMPLETE: Final = "complete"
 
 
 def require_complete(out_dir: Path, role: str, *, allow_incomplete: bool) -> None:
@@ -54,7 +53,7 @@ def require_complete(out_dir: Path, role: str, *, allow_incomplete: bool) -> Non
         return
     manifest = RunDir(out_dir).read_manifest()
     unfinished = manifest.unfinished_stage(RESULT_STAGES)
-    if manifest.status.value == COMPLETE and unfinished is None:
+    if manifest.status is RunStatus.COMPLETE and unfinished is None:
         return
     why = (
         f"not complete (status: {manifest.status.value})"

@@ -50,10 +50,6 @@ from runner.store import (
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-#: What :func:`anyio.open_signal_receiver` gives: the signal numbers, as they arrive.
-SignalReceiver = AsyncIterator[int]
-
-
 @dataclass
 class RunResult:
     """What a finished (complete) session reports."""
@@ -111,13 +107,12 @@ class SendingSession:
         first line on, before the manifest says ``running``: a signal at any moment of the
         session stops it the graceful way (asyncio's own SIGINT handler, in place until then,
         would cancel the task without a commit)."""
-        with contextlib.ExitStack() as stack:
-            signals = None
-            if handle_signals:
-                signals = stack.enter_context(anyio.open_signal_receiver(*STOP_SIGNALS))
+        if not handle_signals:
+            return await self._send(None)
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
             return await self._send(signals)
 
-    async def _send(self, signals: SignalReceiver | None) -> RunResult:
+    async def _send(self, signals: AsyncIterator[int] | None) -> RunResult:
         config, manifest, rundir = self.config, self.manifest, self.rundir
         started = time.monotonic()
         done = read_done_keys(rundir.root, retry_errors=config.retry_errors)
@@ -288,7 +283,7 @@ class SendingSession:
                     return
 
     async def _watch_signals(
-        self, signals: SignalReceiver, pipeline: Pipeline, tg: anyio.abc.TaskGroup
+        self, signals: AsyncIterator[int], pipeline: Pipeline, tg: anyio.abc.TaskGroup
     ) -> None:
         grace = self.config.grace_period
         async for signum in signals:
